@@ -1,0 +1,32 @@
+use anyhow::Result;
+use std::path::Path;
+
+use crate::engine::query::{self, SnapshotRow};
+use crate::util::{human_bytes, print_table};
+
+pub async fn run(config: &Path, json: bool) -> Result<()> {
+    let (_, vault) = super::open(config).await?;
+    let rows = query::snapshots(&vault).await?;
+    if json { super::print_json(&rows) } else { print(&rows); Ok(()) }
+}
+
+pub fn print(rows: &[SnapshotRow]) {
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|s| {
+            vec![
+                s.org.clone(),
+                s.source.clone(),
+                s.data_type.clone(),
+                s.cycle.to_string(),
+                s.taken_at.clone(),
+                s.live.to_string(),
+                s.added.to_string(),
+                s.changed.to_string(),
+                s.deleted.to_string(),
+                human_bytes(s.stored_bytes as u64),
+            ]
+        })
+        .collect();
+    print_table(&["org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted", "stored"], &table);
+}

@@ -1,0 +1,156 @@
+//! The daybook config file (TOML). Relative paths in it are relative to the file's folder,
+//! so a config and its data can be moved together.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub vault: VaultConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub orgs: Vec<OrgConfig>,
+    /// Folder of the config file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base: PathBuf,
+    #[serde(skip)]
+    text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// `sqlite://path` or `postgres://...`
+    pub catalog: String,
+    /// A folder for the blob store.
+    pub store: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// A full re-read of every incremental source happens at least this often.
+    #[serde(default = "default_full_every_days")]
+    pub full_every_days: u32,
+}
+
+fn default_full_every_days() -> u32 {
+    7
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { full_every_days: default_full_every_days() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    pub sid: Spanned<String>,
+    pub name: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: Spanned<String>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+fn default_timezone() -> Spanned<String> {
+    Spanned::new(0..0, "UTC".to_string())
+}
+
+/// A source's common keys; the rest belongs to its connector, which parses it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceConfig {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read config {} (pass --config PATH or set DAYBOOK_CONFIG; \
+                 config.example.toml shows every option)",
+                path.display()
+            )
+        })?;
+        let base = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Self::parse(&text, base).with_context(|| format!("config {}", path.display()))
+    }
+
+    pub fn parse(text: &str, base: PathBuf) -> Result<Config> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.base = base;
+        cfg.text = text.to_string();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Line number (1-based) of a byte offset in the config text.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for org in &self.orgs {
+            let sid = org.sid.get_ref();
+            if !crate::util::is_safe_sid(sid) {
+                bail!(
+                    "config line {}: org sid {sid:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                    self.line_of(org.sid.span().start)
+                );
+            }
+            if !seen.insert(sid.clone()) {
+                bail!("config line {}: org sid {sid:?} is used twice", self.line_of(org.sid.span().start));
+            }
+            if org.timezone.get_ref().parse::<chrono_tz::Tz>().is_err() {
+                bail!(
+                    "config line {}: unknown timezone {:?} (use an IANA name such as \"Europe/Dublin\" or \"UTC\")",
+                    self.line_of(org.timezone.span().start),
+                    org.timezone.get_ref()
+                );
+            }
+            let mut names = std::collections::HashSet::new();
+            for src in &org.sources {
+                let name = src.name.get_ref();
+                if !crate::util::is_safe_sid(name) {
+                    bail!(
+                        "config line {}: source name {name:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                        self.line_of(src.name.span().start)
+                    );
+                }
+                if !names.insert(name.clone()) {
+                    bail!(
+                        "config line {}: source name {name:?} is used twice in org {sid:?}",
+                        self.line_of(src.name.span().start)
+                    );
+                }
+                crate::connectors::check_config(self, src)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OrgConfig {
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.get_ref().parse().unwrap_or(chrono_tz::UTC)
+    }
+}

@@ -1,0 +1,162 @@
+//! A folder export: `records/<data type>.jsonl` (one JSON object a line) and
+//! `attachments/` (files, backed up as the data type "attachments"). The simplest real
+//! source: apps' nightly exports look like this.
+
+mod config;
+
+use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, SourceError};
+use crate::config::{Config as DaybookConfig, SourceConfig};
+use async_trait::async_trait;
+use std::io::BufRead;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+pub use config::JsonlConfig;
+
+pub const ATTACHMENTS: &str = "attachments";
+const BATCH: usize = 512;
+
+pub struct Jsonl {
+    root: PathBuf,
+    id_field: String,
+}
+
+pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
+    let c: JsonlConfig = super::parse_options(cfg, src)?;
+    Ok(Box::new(Jsonl { root: cfg.resolve(&c.path), id_field: c.id_field }))
+}
+
+fn utf8_name(path: &std::path::Path) -> Result<String, SourceError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| SourceError::Other(format!("{}: file name is not valid UTF-8; rename it", path.to_string_lossy())))
+}
+
+impl Jsonl {
+    fn records_dir(&self) -> PathBuf {
+        self.root.join("records")
+    }
+
+    fn read_blocking(&self, data_type: &str, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+        if data_type == ATTACHMENTS {
+            return self.read_attachments(out);
+        }
+        let path = self.records_dir().join(format!("{data_type}.jsonl"));
+        let shown = path.display().to_string();
+        let f = std::fs::File::open(&path).map_err(|e| SourceError::Other(format!("{shown}: {e}")))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+        let mut line = Vec::new();
+        let mut n = 0u64;
+        let mut batch = Vec::with_capacity(BATCH);
+        let bad = |line: u64, why: String| SourceError::BadLine { file: shown.clone(), line, why };
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            n += 1;
+            let text = std::str::from_utf8(&line).map_err(|e| bad(n, format!("not valid UTF-8 ({e})")))?;
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let data: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(n, format!("malformed JSON: {e}")))?;
+            let id = match data.get(&self.id_field) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(serde_json::Value::Number(x)) => x.to_string(),
+                Some(_) if !data.is_object() => return Err(bad(n, "not a JSON object".into())),
+                Some(other) => return Err(bad(n, format!("field {:?} is {other}, not a string or number id", self.id_field))),
+                None if !data.is_object() => return Err(bad(n, "not a JSON object".into())),
+                None => {
+                    return Err(bad(n, format!("record has no {:?} field (set id_field in the source config if the id is under another name)", self.id_field)));
+                }
+            };
+            batch.push(Record { id, data, files: Vec::new(), line: Some(n) });
+            if batch.len() == BATCH && out.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+                return Err(SourceError::Other("the engine stopped reading".into()));
+            }
+        }
+        if !batch.is_empty() && out.blocking_send(batch).is_err() {
+            return Err(SourceError::Other("the engine stopped reading".into()));
+        }
+        Ok(ReadSummary::default())
+    }
+
+    fn read_attachments(&self, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+        let dir = self.root.join(ATTACHMENTS);
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| SourceError::Other(format!("{}: {e}", dir.display())))?
+            .collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut batch = Vec::new();
+        for e in entries {
+            let name = utf8_name(&e.path())?;
+            let md = e.metadata()?;
+            if !md.is_file() {
+                continue;
+            }
+            let fingerprint = format!("{}:{}.{}:{}", md.len(), md.mtime(), md.mtime_nsec(), md.ino());
+            let data = serde_json::json!({ "name": name, "size": md.len() });
+            batch.push(Record { id: name.clone(), data, files: vec![FileRef { key: name.clone(), name, fingerprint: Some(fingerprint) }], line: None });
+            if batch.len() == BATCH && out.blocking_send(std::mem::take(&mut batch)).is_err() {
+                return Err(SourceError::Other("the engine stopped reading".into()));
+            }
+        }
+        if !batch.is_empty() && out.blocking_send(batch).is_err() {
+            return Err(SourceError::Other("the engine stopped reading".into()));
+        }
+        Ok(ReadSummary::default())
+    }
+}
+
+#[async_trait]
+impl Connector for Jsonl {
+    fn location(&self, data_type: &str) -> String {
+        if data_type == ATTACHMENTS {
+            self.root.join(ATTACHMENTS).display().to_string()
+        } else {
+            self.records_dir().join(format!("{data_type}.jsonl")).display().to_string()
+        }
+    }
+
+    async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
+        let dir = self.records_dir();
+        let mut types = Vec::new();
+        let rd = std::fs::read_dir(&dir).map_err(|e| SourceError::Other(format!("{}: {e} (the export folder needs records/)", dir.display())))?;
+        for e in rd {
+            let p = e?.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
+                let name = utf8_name(&p)?;
+                let stem = name.trim_end_matches(".jsonl").to_string();
+                if !crate::util::is_safe_sid(&stem) {
+                    return Err(SourceError::Other(format!(
+                        "{}: a data type name must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                        p.display()
+                    )));
+                }
+                types.push(DataType { name: stem });
+            }
+        }
+        if self.root.join(ATTACHMENTS).is_dir() {
+            types.push(DataType { name: ATTACHMENTS.into() });
+        }
+        types.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(types)
+    }
+
+    async fn read(&self, data_type: &str, _mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+        let me = Jsonl { root: self.root.clone(), id_field: self.id_field.clone() };
+        let ty = data_type.to_string();
+        tokio::task::spawn_blocking(move || me.read_blocking(&ty, out))
+            .await
+            .map_err(|e| SourceError::Other(format!("reader thread failed: {e}")))?
+    }
+
+    async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
+        let path = self.root.join(ATTACHMENTS).join(&file.key);
+        let f = tokio::fs::File::open(&path).await.map_err(|e| SourceError::Other(format!("{}: {e}", path.display())))?;
+        Ok(Box::new(f))
+    }
+}

@@ -1,0 +1,122 @@
+//! Connectors: each knows one app's API (or export format) and nothing of the vault.
+//! The engine asks a connector which data types it has, reads records (all, or changed
+//! since a cursor), lists the ids that exist now, and fetches file bytes.
+
+pub mod jsonl;
+
+use anyhow::{Result, bail};
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, SourceConfig};
+
+/// The kinds a config may name, each with its builder.
+const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build)];
+
+type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
+
+fn builder(cfg: &Config, src: &SourceConfig) -> Result<Builder> {
+    let kind = src.kind.get_ref();
+    match KINDS.iter().find(|(k, _)| k == kind) {
+        Some((_, b)) => Ok(*b),
+        None => {
+            let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+            bail!("config line {}: unknown source kind {kind:?} (known: {})", cfg.line_of(src.kind.span().start), known.join(", "))
+        }
+    }
+}
+
+pub fn check_config(cfg: &Config, src: &SourceConfig) -> Result<()> {
+    builder(cfg, src)?(cfg, src).map(|_| ())
+}
+
+pub fn build(cfg: &Config, src: &SourceConfig) -> Result<Box<dyn Connector>> {
+    builder(cfg, src)?(cfg, src)
+}
+
+/// Parses a connector's own keys of a `[[orgs.sources]]` table, naming the line on error.
+pub fn parse_options<T: serde::de::DeserializeOwned>(cfg: &Config, src: &SourceConfig) -> Result<T> {
+    let line = cfg.line_of(src.kind.span().start);
+    let table = toml::Value::Table(src.options.clone());
+    table.try_into().map_err(|e: toml::de::Error| {
+        anyhow::anyhow!("config line {line}: source {:?} (kind {:?}): {}", src.name.get_ref(), src.kind.get_ref(), e.message())
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct DataType {
+    pub name: String,
+}
+
+/// A file a record refers to. `fingerprint` changes whenever the bytes may have changed
+/// (size and mtime, an API's revision id, ...), so unchanged files are not fetched again.
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    pub key: String,
+    pub name: String,
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub data: Value,
+    pub files: Vec<FileRef>,
+    /// Where the record came from (a line number in an export), for error messages.
+    pub line: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReadMode {
+    /// Everything the source has: the listing is complete, so absence means deletion.
+    Full,
+    /// Only what changed since the cursor; deletions come from `list_ids`.
+    Since(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReadSummary {
+    /// Where the next incremental read starts.
+    pub cursor: Option<String>,
+}
+
+/// Typed failures the engine reports per data type; no partial data is committed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{file} line {line}: {why}")]
+    BadLine { file: String, line: u64, why: String },
+    #[error("{0}")]
+    Other(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Batch = Vec<Record>;
+
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Whether `read` can take `ReadMode::Since`.
+    fn incremental(&self) -> bool {
+        false
+    }
+
+    /// Where a data type is read from, for error messages (a file, an endpoint).
+    fn location(&self, data_type: &str) -> String {
+        data_type.to_string()
+    }
+
+    async fn discover(&self) -> Result<Vec<DataType>, SourceError>;
+
+    /// Sends every record (of the mode) in batches; returns only once all were sent.
+    /// An error means the listing is incomplete: nothing of it may be committed.
+    async fn read(&self, data_type: &str, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError>;
+
+    /// Every id that exists now (for incremental sources' deletions).
+    async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
+        Err(SourceError::Other(format!("listing ids of {data_type} is not supported")))
+    }
+
+    async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
+}

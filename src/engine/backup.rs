@@ -1,0 +1,376 @@
+//! One data type's part of a cycle, in one catalog transaction: read what the source has,
+//! store what is new or changed, mark what vanished as deleted, and close the snapshot.
+//! Nothing is committed unless the whole listing arrived and the counts agree.
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::collections::{HashMap, HashSet};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::connectors::{Connector, FileRef, ReadMode, Record};
+use crate::vault::catalog::{self, BATCH, Tx, placeholders};
+use crate::vault::crypto::sid_of_fp;
+use crate::vault::pack::{BlobKind, FILE_PIECE, FinishedPack, Packer};
+use crate::vault::{Org, Vault};
+
+/// What the engine remembers per live record while it reads a data type: 21 bytes and a
+/// 16-byte key, never the record itself, so memory stays small as data types grow.
+struct Live {
+    hash: [u8; 16],
+    version: u32,
+    deleted: bool,
+    seen: bool,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct TypeStats {
+    pub listed: u64,
+    pub live: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub drift: u64,
+    pub files_fetched: u64,
+    pub stored_bytes: u64,
+}
+
+struct NewVersion {
+    sid: String,
+    version: u32,
+    blob: Option<[u8; 32]>,
+    size: usize,
+    new_record: Option<String>,
+    closes_previous: bool,
+}
+
+pub struct TypeJob<'a> {
+    pub vault: &'a Vault,
+    pub org: &'a Org,
+    pub source: &'a str,
+    pub data_type: &'a str,
+    pub connector: &'a dyn Connector,
+    pub cycle: i64,
+    pub captured_at: &'a str,
+}
+
+struct State<'a> {
+    job: &'a TypeJob<'a>,
+    tx: Tx,
+    type_id: i64,
+    live: HashMap<[u8; 16], Live>,
+    file_cache: HashMap<String, (String, String)>,
+    packer: Packer,
+    in_packer: HashSet<[u8; 32]>,
+    pending: Vec<NewVersion>,
+    pending_blobs: Vec<([u8; 32], Vec<u8>)>,
+    stats: TypeStats,
+}
+
+pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
+    let mut tx = job.vault.catalog.begin().await?;
+    let type_id = catalog::ensure_type(&mut tx, job.org.id, job.source, job.data_type).await?;
+    let mut st = State {
+        job,
+        type_id,
+        live: HashMap::new(),
+        file_cache: HashMap::new(),
+        packer: Packer::new(),
+        in_packer: HashSet::new(),
+        pending: Vec::new(),
+        pending_blobs: Vec::new(),
+        stats: TypeStats::default(),
+        tx,
+    };
+    st.load().await?;
+
+    let (sender, mut rx) = mpsc::channel(4);
+    let reader = job.connector.read(job.data_type, ReadMode::Full, sender);
+    let consumer = async {
+        while let Some(batch) = rx.recv().await {
+            for r in batch {
+                st.take(r).await?;
+            }
+            if st.pending_blobs.len() >= 1000 {
+                st.flush().await?;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let (read, consumed) = tokio::join!(reader, consumer);
+    consumed?;
+    let summary = read.map_err(|e| anyhow!("{e}"))?;
+    st.finish(summary.cursor).await
+}
+
+impl State<'_> {
+    async fn load(&mut self) -> Result<()> {
+        let j = self.job;
+        let mut rows = sqlx::query(
+            "SELECT r.source_id, v.version, v.deleted, v.blob_id FROM versions v JOIN records r ON r.sid = v.sid \
+             WHERE v.type_id = $1 AND v.to_cycle IS NULL",
+        )
+        .bind(self.type_id)
+        .fetch(&mut *self.tx);
+        while let Some(r) = rows.try_next().await? {
+            let id: String = r.get(0);
+            let blob: Option<Vec<u8>> = r.get(3);
+            let mut hash = [0u8; 16];
+            if let Some(b) = blob {
+                hash.copy_from_slice(&b[..16]);
+            }
+            let live = Live { hash, version: r.get::<i64, _>(1) as u32, deleted: r.get::<i64, _>(2) != 0, seen: false };
+            self.live.insert(j.org.keys.record_fp(j.source, j.data_type, &id), live);
+        }
+        drop(rows);
+        let rows = sqlx::query("SELECT file_key, fingerprint, uid FROM file_cache WHERE type_id = $1")
+            .bind(self.type_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        for r in rows {
+            self.file_cache.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+        Ok(())
+    }
+
+    async fn take(&mut self, rec: Record) -> Result<()> {
+        let j = self.job;
+        self.stats.listed += 1;
+        let mut files = Vec::with_capacity(rec.files.len());
+        for f in &rec.files {
+            files.push(self.file(f).await.with_context(|| format!("{}: record {:?}: file {:?}", j.connector.location(j.data_type), rec.id, f.name))?);
+        }
+        let content = if files.is_empty() {
+            serde_json::to_vec(&json!({ "data": rec.data }))?
+        } else {
+            serde_json::to_vec(&json!({ "data": rec.data, "files": files }))?
+        };
+        let blob = j.org.keys.blob_id(&content);
+        let fp = j.org.keys.record_fp(j.source, j.data_type, &rec.id);
+        let sid = || sid_of_fp(&fp);
+        let (version, new_record, closes_previous) = match self.live.get_mut(&fp) {
+            None => {
+                self.live.insert(fp, Live { hash: blob[..16].try_into().unwrap(), version: 1, deleted: false, seen: true });
+                self.stats.added += 1;
+                (1, Some(rec.id.clone()), false)
+            }
+            Some(e) if e.seen => {
+                let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(j.data_type), rec.id);
+            }
+            Some(e) => {
+                e.seen = true;
+                if !e.deleted && e.hash == blob[..16] {
+                    self.stats.unchanged += 1;
+                    return Ok(());
+                }
+                if e.deleted { self.stats.added += 1 } else { self.stats.changed += 1 }
+                e.deleted = false;
+                e.hash.copy_from_slice(&blob[..16]);
+                e.version += 1;
+                (e.version, None, true)
+            }
+        };
+        self.pending.push(NewVersion { sid: sid(), version, blob: Some(blob), size: content.len(), new_record, closes_previous });
+        self.pending_blobs.push((blob, content));
+        Ok(())
+    }
+
+    /// Stores a file (once per org, whatever refers to it) and says what the record keeps.
+    async fn file(&mut self, f: &FileRef) -> Result<Value> {
+        let j = self.job;
+        if let (Some(fpr), Some((cached_fp, uid))) = (&f.fingerprint, self.file_cache.get(&f.key)) {
+            if fpr == cached_fp {
+                if let Some((size, _)) = catalog::file(&mut self.tx, j.org.id, uid).await? {
+                    return Ok(json!({ "name": f.name, "size": size, "uid": uid }));
+                }
+            }
+        }
+        let mut reader = j.connector.fetch_file(f).await.map_err(|e| anyhow!("{e}"))?;
+        let mut whole = j.org.keys.hasher();
+        let mut pieces = Vec::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; FILE_PIECE];
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                let k = reader.read(&mut buf[n..]).await?;
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            if n == 0 && !pieces.is_empty() {
+                break;
+            }
+            let piece = &buf[..n];
+            whole.update(piece);
+            size += n as u64;
+            let id = j.org.keys.blob_id(piece);
+            if !self.in_packer.contains(&id) && catalog::existing_blobs(&mut self.tx, j.org.id, &[id]).await?.is_empty() {
+                self.add_blob(BlobKind::FilePiece, id, piece.to_vec()).await?;
+            }
+            pieces.push(id);
+            if n < buf.len() {
+                break;
+            }
+        }
+        self.stats.files_fetched += 1;
+        let uid = hex::encode(&whole.finalize().as_bytes()[..16]);
+        catalog::insert_file(&mut self.tx, j.org.id, &uid, size, &pieces).await?;
+        if let Some(fpr) = &f.fingerprint {
+            sqlx::query(
+                "INSERT INTO file_cache (type_id, file_key, fingerprint, uid) VALUES ($1,$2,$3,$4) \
+                 ON CONFLICT (type_id, file_key) DO UPDATE SET fingerprint = excluded.fingerprint, uid = excluded.uid",
+            )
+            .bind(self.type_id)
+            .bind(&f.key)
+            .bind(fpr)
+            .bind(&uid)
+            .execute(&mut *self.tx)
+            .await?;
+            self.file_cache.insert(f.key.clone(), (fpr.clone(), uid.clone()));
+        }
+        Ok(json!({ "name": f.name, "size": size, "uid": uid }))
+    }
+
+    async fn add_blob(&mut self, kind: BlobKind, id: [u8; 32], data: Vec<u8>) -> Result<()> {
+        self.in_packer.insert(id);
+        if let Some(p) = self.packer.add(&self.job.org.keys.seal, kind, id, &data) {
+            self.write_pack(p).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_pack(&mut self, p: FinishedPack) -> Result<()> {
+        let j = self.job;
+        self.stats.stored_bytes += p.bytes.len() as u64;
+        let size = p.bytes.len();
+        j.vault.put_pack(j.org, &p.name, p.bytes).await?;
+        catalog::insert_pack(&mut self.tx, j.org.id, j.cycle, &p.name, size, &p.entries).await?;
+        self.in_packer.clear();
+        Ok(())
+    }
+
+    /// Packs pending blobs and writes pending version rows.
+    async fn flush(&mut self) -> Result<()> {
+        let j = self.job;
+        let blobs = std::mem::take(&mut self.pending_blobs);
+        let ids: Vec<[u8; 32]> = blobs.iter().map(|(id, _)| *id).collect();
+        let existing = catalog::existing_blobs(&mut self.tx, j.org.id, &ids).await?;
+        for (id, data) in blobs {
+            if !existing.contains(&id) && !self.in_packer.contains(&id) {
+                self.add_blob(BlobKind::Record, id, data).await?;
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for batch in pending.chunks(BATCH) {
+            let closing: Vec<&str> = batch.iter().filter(|v| v.closes_previous).map(|v| v.sid.as_str()).collect();
+            if !closing.is_empty() {
+                let sql = format!(
+                    "UPDATE versions SET to_cycle = $1 WHERE type_id = $2 AND to_cycle IS NULL AND sid IN ({})",
+                    catalog::list(closing.len(), 2)
+                );
+                let mut q = sqlx::query(&sql).bind(j.cycle).bind(self.type_id);
+                for s in &closing {
+                    q = q.bind(*s);
+                }
+                let done = q.execute(&mut *self.tx).await?;
+                if done.rows_affected() != closing.len() as u64 {
+                    bail!("catalog inconsistency: {} current versions closed, {} expected", done.rows_affected(), closing.len());
+                }
+            }
+            let new: Vec<(&str, &str)> =
+                batch.iter().filter_map(|v| v.new_record.as_deref().map(|id| (v.sid.as_str(), id))).collect();
+            if !new.is_empty() {
+                let sql = format!("INSERT INTO records (sid, type_id, source_id, first_cycle) VALUES {}", placeholders(new.len(), 4, 0));
+                let mut q = sqlx::query(&sql);
+                for (sid, id) in &new {
+                    q = q.bind(*sid).bind(self.type_id).bind(*id).bind(j.cycle);
+                }
+                q.execute(&mut *self.tx).await.context("recording new records (an SID collision?)")?;
+            }
+            let sql = format!(
+                "INSERT INTO versions (sid, version, type_id, from_cycle, deleted, blob_id, size, captured_at) VALUES {}",
+                placeholders(batch.len(), 8, 0)
+            );
+            let mut q = sqlx::query(&sql);
+            for v in batch {
+                q = q
+                    .bind(&v.sid)
+                    .bind(v.version as i64)
+                    .bind(self.type_id)
+                    .bind(j.cycle)
+                    .bind(v.blob.is_none() as i64)
+                    .bind(v.blob.map(|b| b.to_vec()))
+                    .bind(v.size as i64)
+                    .bind(j.captured_at);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, cursor: Option<String>) -> Result<TypeStats> {
+        let j = self.job;
+        // The listing was complete: what was live and not seen is gone at the source.
+        for (fp, e) in self.live.iter_mut() {
+            if !e.seen && !e.deleted {
+                e.version += 1;
+                e.deleted = true;
+                self.stats.deleted += 1;
+                self.pending.push(NewVersion {
+                    sid: sid_of_fp(fp),
+                    version: e.version,
+                    blob: None,
+                    size: 0,
+                    new_record: None,
+                    closes_previous: true,
+                });
+            }
+        }
+        self.flush().await?;
+        if let Some(p) = self.packer.finish(&j.org.keys.seal) {
+            self.write_pack(p).await?;
+        }
+        let live: i64 = sqlx::query("SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0")
+            .bind(self.type_id)
+            .fetch_one(&mut *self.tx)
+            .await?
+            .get(0);
+        self.stats.live = live as u64;
+        if self.stats.live != self.stats.listed {
+            bail!("integrity: the snapshot would hold {} live records but the source listed {}; not committed", live, self.stats.listed);
+        }
+        let s = &self.stats;
+        sqlx::query(
+            "INSERT INTO snapshots (type_id, cycle_id, taken_at, full_read, listed, live, added, changed, deleted, drift, stored_bytes) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+        )
+        .bind(self.type_id)
+        .bind(j.cycle)
+        .bind(crate::util::now_rfc3339())
+        .bind(1i64)
+        .bind(s.listed as i64)
+        .bind(live)
+        .bind(s.added as i64)
+        .bind(s.changed as i64)
+        .bind(s.deleted as i64)
+        .bind(s.drift as i64)
+        .bind(s.stored_bytes as i64)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("UPDATE types SET last_full_cycle = $1, cursor = $2 WHERE id = $3")
+            .bind(j.cycle)
+            .bind(cursor)
+            .bind(self.type_id)
+            .execute(&mut *self.tx)
+            .await?;
+        let stats = self.stats.clone();
+        self.tx.commit().await?;
+        Ok(stats)
+    }
+}

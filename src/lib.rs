@@ -1,0 +1,11 @@
+//! daybook: daily, encrypted, versioned backups of the data organizations keep in cloud apps.
+//!
+//! connectors -> engine (delta, snapshot) -> vault (blobs + catalog); the CLI and the daemon
+//! call the same functions.
+
+pub mod commands;
+pub mod config;
+pub mod connectors;
+pub mod engine;
+pub mod util;
+pub mod vault;

@@ -1,0 +1,112 @@
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use daybook::commands;
+use daybook::engine::Filter;
+
+/// Daily, encrypted, versioned backups of cloud apps' data.
+///
+/// The vault passphrase comes from DAYBOOK_PASSPHRASE (or is asked on a terminal).
+#[derive(Parser)]
+#[command(name = "daybook", version)]
+struct Cli {
+    /// Config file (TOML; see config.example.toml).
+    #[arg(long, global = true, env = "DAYBOOK_CONFIG", default_value = "daybook.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the vault (blob store and catalog) named in the config.
+    Init,
+    /// Run one backup cycle of every configured source. Exit status 1 if a data type failed.
+    Backup {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this source (its name).
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List snapshots per org, source, data type and cycle, with counts and sizes.
+    Snapshots {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every version of one record, with capture times.
+    History {
+        sid: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A record as it was at a time (default: now).
+    Show {
+        sid: String,
+        /// YYYY-MM-DD (end of that day in the org's timezone), an RFC 3339 time, or cycle:N.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records added, changed and deleted in a data type between two times.
+    Diff {
+        /// The data type: TYPE, SOURCE/TYPE or ORG/SOURCE/TYPE.
+        #[arg(long = "type")]
+        data_type: String,
+        /// YYYY-MM-DD, an RFC 3339 time, or cycle:N.
+        #[arg(long)]
+        from: String,
+        /// YYYY-MM-DD, an RFC 3339 time, or cycle:N.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the catalog against the store. Exit status 0 only if all is well.
+    Check {
+        /// Also decrypt and verify every blob.
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the main job end to end on a sample account, offline.
+    Demo {
+        /// Folder for the demo (default: a new temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let cfg = cli.config.as_path();
+    let r = match cli.command {
+        Command::Init => commands::init::run(cfg).await.map(|_| true),
+        Command::Backup { org, source, json } => commands::backup::run(cfg, Filter { org, source }, json).await,
+        Command::Snapshots { json } => commands::snapshots::run(cfg, json).await.map(|_| true),
+        Command::History { sid, json } => commands::history::run(cfg, &sid, json).await.map(|_| true),
+        Command::Show { sid, at, json } => commands::show::run(cfg, &sid, at.as_deref(), json).await.map(|_| true),
+        Command::Diff { data_type, from, to, json } => commands::diff::run(cfg, &data_type, &from, &to, json).await.map(|_| true),
+        Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
+        Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
+    };
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

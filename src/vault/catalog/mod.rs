@@ -1,0 +1,360 @@
+//! The catalog: what the store holds and what it means (orgs, records, versions,
+//! snapshots, packs, blobs, files). SQLite by default, PostgreSQL for several daemons.
+//! Both run the same SQL through sqlx's `Any` driver.
+
+mod schema;
+
+use anyhow::{Context, Result, bail};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Row};
+use std::path::Path;
+use std::str::FromStr;
+
+pub use schema::SCHEMA_VERSION;
+
+#[derive(Clone)]
+pub struct Catalog {
+    pub pool: AnyPool,
+    pub postgres: bool,
+    /// The catalog's location with any password removed, for messages.
+    pub display: String,
+}
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
+pub const BATCH: usize = 400;
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Catalog {
+    /// `sqlite://relative/or/absolute.db` (relative to `base`) or `postgres://...`.
+    pub async fn connect(url: &str, base: &Path) -> Result<Catalog> {
+        sqlx::any::install_default_drivers();
+        let (url, postgres) = if let Some(p) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let (path, query) = p.split_once('?').unwrap_or((p, ""));
+            let path = if Path::new(path).is_absolute() { Path::new(path).to_path_buf() } else { base.join(path) };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create catalog folder {}", dir.display()))?;
+            }
+            let q = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
+            (format!("sqlite://{}?{q}", path.display()), false)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_string(), true)
+        } else {
+            bail!("vault.catalog {url:?}: expected sqlite://PATH or postgres://USER@HOST/DB");
+        };
+        let display = redact(&url);
+        let opts = AnyConnectOptions::from_str(&url).with_context(|| format!("catalog {display}"))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 4 } else { 2 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !postgres {
+                        for p in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA busy_timeout = 30000",
+                            "PRAGMA secure_delete = ON",
+                        ] {
+                            sqlx::query(p).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("cannot open catalog {display}"))?;
+        Ok(Catalog { pool, postgres, display })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for s in schema::statements(self.postgres) {
+            sqlx::query(&s).execute(&mut *tx).await.with_context(|| format!("catalog schema: {s}"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Folds SQLite's write-ahead log into the database file after a cycle, so the
+    /// catalog's size on disk is its real size and the log does not grow without bound.
+    pub async fn compact_log(&self) -> Result<()> {
+        if !self.postgres {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await;
+        match row {
+            Ok(r) => Ok(r.map(|r| r.get(0))),
+            Err(_) => Ok(None), // no meta table: an empty catalog
+        }
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Builds "($1,$2,$3),($4,$5,$6),..." for `rows` rows of `cols` values, after `skip` params.
+pub fn placeholders(rows: usize, cols: usize, skip: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(skip + r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// "$k,$k+1,..." for an IN list.
+pub fn list(n: usize, skip: usize) -> String {
+    (0..n).map(|i| format!("${}", skip + i + 1)).collect::<Vec<_>>().join(",")
+}
+
+pub async fn cycle_start(conn: &mut AnyConnection) -> Result<i64> {
+    let row = sqlx::query("INSERT INTO cycles (started_at, status) VALUES ($1, 'running') RETURNING id")
+        .bind(crate::util::now_rfc3339())
+        .fetch_one(conn)
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn cycle_finish(conn: &mut AnyConnection, id: i64, status: &str) -> Result<()> {
+    sqlx::query("UPDATE cycles SET finished_at = $1, status = $2 WHERE id = $3")
+        .bind(crate::util::now_rfc3339())
+        .bind(status)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn log(conn: &mut AnyConnection, cycle: i64, level: &str, org: &str, source: &str, ty: &str, msg: &str) -> Result<()> {
+    sqlx::query("INSERT INTO cycle_log (cycle_id, at, level, org, source, data_type, message) VALUES ($1,$2,$3,$4,$5,$6,$7)")
+        .bind(cycle)
+        .bind(crate::util::now_rfc3339())
+        .bind(level)
+        .bind(org)
+        .bind(source)
+        .bind(ty)
+        .bind(msg)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn ensure_type(conn: &mut AnyConnection, org_id: i64, source: &str, name: &str) -> Result<i64> {
+    sqlx::query("INSERT INTO types (org_id, source, name) VALUES ($1, $2, $3) ON CONFLICT (org_id, source, name) DO NOTHING")
+        .bind(org_id)
+        .bind(source)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query("SELECT id FROM types WHERE org_id = $1 AND source = $2 AND name = $3")
+        .bind(org_id)
+        .bind(source)
+        .bind(name)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Records a pack and the blobs it holds.
+pub async fn insert_pack(conn: &mut AnyConnection, org_id: i64, cycle: i64, name: &str, size: usize, entries: &[crate::vault::pack::PackEntry]) -> Result<()> {
+    let row = sqlx::query("INSERT INTO packs (org_id, name, size, cycle_id) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(org_id)
+        .bind(name)
+        .bind(size as i64)
+        .bind(cycle)
+        .fetch_one(&mut *conn)
+        .await?;
+    let pack_id: i64 = row.get(0);
+    for batch in entries.chunks(BATCH) {
+        let sql = format!(
+            "INSERT INTO blobs (org_id, id, pack_id, kind, chunk_off, chunk_len, inner_off, len) VALUES {} ON CONFLICT (org_id, id) DO NOTHING",
+            placeholders(batch.len(), 8, 0)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in batch {
+            q = q
+                .bind(org_id)
+                .bind(e.id.to_vec())
+                .bind(pack_id)
+                .bind(e.kind as i64)
+                .bind(e.chunk_off as i64)
+                .bind(e.chunk_len as i64)
+                .bind(e.inner_off as i64)
+                .bind(e.len as i64);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Which of `ids` the org already stores.
+pub async fn existing_blobs(conn: &mut AnyConnection, org_id: i64, ids: &[[u8; 32]]) -> Result<std::collections::HashSet<[u8; 32]>> {
+    let mut out = std::collections::HashSet::new();
+    for batch in ids.chunks(BATCH) {
+        let sql = format!("SELECT id FROM blobs WHERE org_id = $1 AND id IN ({})", list(batch.len(), 1));
+        let mut q = sqlx::query(&sql).bind(org_id);
+        for id in batch {
+            q = q.bind(id.to_vec());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let v: Vec<u8> = r.get(0);
+            if let Ok(a) = v.try_into() {
+                out.insert(a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where a blob is: pack name and offsets.
+#[derive(Clone, Debug)]
+pub struct BlobLoc {
+    pub pack: String,
+    pub chunk_off: u32,
+    pub chunk_len: u32,
+    pub inner_off: u32,
+    pub len: u32,
+}
+
+pub async fn blob_loc(conn: &mut AnyConnection, org_id: i64, id: &[u8]) -> Result<Option<BlobLoc>> {
+    let row = sqlx::query(
+        "SELECT p.name, b.chunk_off, b.chunk_len, b.inner_off, b.len FROM blobs b JOIN packs p ON p.id = b.pack_id WHERE b.org_id = $1 AND b.id = $2",
+    )
+    .bind(org_id)
+    .bind(id.to_vec())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| BlobLoc {
+        pack: r.get(0),
+        chunk_off: r.get::<i64, _>(1) as u32,
+        chunk_len: r.get::<i64, _>(2) as u32,
+        inner_off: r.get::<i64, _>(3) as u32,
+        len: r.get::<i64, _>(4) as u32,
+    }))
+}
+
+/// A stored file: its pieces' blob ids, in order.
+pub async fn file(conn: &mut AnyConnection, org_id: i64, uid: &str) -> Result<Option<(u64, Vec<[u8; 32]>)>> {
+    let row = sqlx::query("SELECT size, pieces FROM files WHERE org_id = $1 AND uid = $2")
+        .bind(org_id)
+        .bind(uid)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| {
+        let pieces: Vec<u8> = r.get(1);
+        (r.get::<i64, _>(0) as u64, pieces.chunks(32).filter_map(|c| c.try_into().ok()).collect())
+    }))
+}
+
+pub async fn insert_file(conn: &mut AnyConnection, org_id: i64, uid: &str, size: u64, pieces: &[[u8; 32]]) -> Result<()> {
+    sqlx::query("INSERT INTO files (org_id, uid, size, pieces) VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, uid) DO NOTHING")
+        .bind(org_id)
+        .bind(uid)
+        .bind(size as i64)
+        .bind(pieces.concat())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The backup lock: one writer at a time per catalog, taken over when its holder died.
+pub async fn lock(pool: &AnyPool, name: &str) -> Result<()> {
+    let me = holder();
+    let now = chrono::Utc::now();
+    sqlx::query("INSERT INTO locks (name, holder, heartbeat) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(&me)
+        .bind(now.to_rfc3339())
+        .execute(pool)
+        .await?;
+    let row = sqlx::query("SELECT holder, heartbeat FROM locks WHERE name = $1").bind(name).fetch_one(pool).await?;
+    let (h, beat): (String, String) = (row.get(0), row.get(1));
+    if h == me {
+        return Ok(());
+    }
+    let stale_time = chrono::DateTime::parse_from_rfc3339(&beat)
+        .map(|t| now.signed_duration_since(t) > chrono::Duration::minutes(15))
+        .unwrap_or(true);
+    let dead_here = h
+        .rsplit_once(':')
+        .filter(|(host, _)| *host == hostname())
+        .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        .map(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        .unwrap_or(false);
+    if !(stale_time || dead_here) {
+        bail!("another backup is running ({h}, last seen {beat}); wait for it to finish");
+    }
+    let done = sqlx::query("UPDATE locks SET holder = $1, heartbeat = $2 WHERE name = $3 AND holder = $4")
+        .bind(&me)
+        .bind(now.to_rfc3339())
+        .bind(name)
+        .bind(&h)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() != 1 {
+        bail!("another backup took the lock just now; wait for it to finish");
+    }
+    tracing::info!("took over the backup lock from {h}, which is no longer running");
+    Ok(())
+}
+
+pub async fn heartbeat(pool: &AnyPool, name: &str) -> Result<()> {
+    sqlx::query("UPDATE locks SET heartbeat = $1 WHERE name = $2 AND holder = $3")
+        .bind(chrono::Utc::now().to_rfc3339())
+        .bind(name)
+        .bind(holder())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn unlock(pool: &AnyPool, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM locks WHERE name = $1 AND holder = $2").bind(name).bind(holder()).execute(pool).await?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+fn holder() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}

@@ -1,0 +1,243 @@
+//! Packs: many small blobs in one store object, so 200,000 records are not 200,000 files.
+//!
+//! Blobs are gathered into chunks of about 128 KiB, each compressed (zstd) then sealed
+//! (AES-256-GCM): records of one data type compress far better together than alone, and a
+//! chunk is still small enough to read for one record. A pack is its chunks followed by a
+//! sealed header listing every blob, then the header's length (u32 LE), so the store alone
+//! says what each pack holds. A pack's name is the BLAKE3 hash of its (encrypted) bytes.
+
+use super::crypto::{CryptoError, OrgKeys, SealKey};
+
+pub const CHUNK_TARGET: usize = 128 * 1024;
+pub const PACK_TARGET: usize = 16 << 20;
+/// Files are stored as pieces of this size, so no file is ever held whole in memory.
+pub const FILE_PIECE: usize = 1 << 20;
+
+const CHUNK_AAD: &[u8] = b"daybook chunk v1";
+const HEADER_AAD: &[u8] = b"daybook pack header v1";
+const ENTRY_LEN: usize = 32 + 1 + 4 * 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlobKind {
+    Record = 1,
+    FilePiece = 2,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<BlobKind> {
+        match v {
+            1 => Some(BlobKind::Record),
+            2 => Some(BlobKind::FilePiece),
+            _ => None,
+        }
+    }
+}
+
+/// Where a blob lives inside its pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackEntry {
+    pub id: [u8; 32],
+    pub kind: u8,
+    pub chunk_off: u32,
+    pub chunk_len: u32,
+    pub inner_off: u32,
+    pub len: u32,
+}
+
+pub struct FinishedPack {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<PackEntry>,
+}
+
+pub struct Packer {
+    chunk: Vec<u8>,
+    chunk_blobs: Vec<([u8; 32], u8, u32, u32)>,
+    pack: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+impl Default for Packer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Packer {
+    pub fn new() -> Self {
+        Packer { chunk: Vec::new(), chunk_blobs: Vec::new(), pack: Vec::new(), entries: Vec::new() }
+    }
+
+    /// Adds a blob; returns a pack when one is full and must be written out.
+    pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: [u8; 32], data: &[u8]) -> Option<FinishedPack> {
+        if !self.chunk.is_empty() && self.chunk.len() + data.len() > CHUNK_TARGET {
+            self.flush_chunk(seal);
+        }
+        self.chunk_blobs.push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
+        self.chunk.extend_from_slice(data);
+        if self.chunk.len() >= CHUNK_TARGET {
+            self.flush_chunk(seal);
+        }
+        if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunk_blobs.is_empty() && self.entries.is_empty()
+    }
+
+    fn flush_chunk(&mut self, seal: &SealKey) {
+        if self.chunk_blobs.is_empty() {
+            return;
+        }
+        let compressed = zstd::bulk::compress(&self.chunk, 3).unwrap_or_default();
+        let mut plain = Vec::with_capacity(compressed.len().min(self.chunk.len()) + 1);
+        if !compressed.is_empty() && compressed.len() < self.chunk.len() {
+            plain.push(1);
+            plain.extend_from_slice(&compressed);
+        } else {
+            plain.push(0);
+            plain.extend_from_slice(&self.chunk);
+        }
+        let sealed = seal.seal(CHUNK_AAD, &plain);
+        let chunk_off = self.pack.len() as u32;
+        for (id, kind, inner_off, len) in self.chunk_blobs.drain(..) {
+            self.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
+        }
+        self.pack.extend_from_slice(&sealed);
+        self.chunk.clear();
+    }
+
+    /// Closes the current pack, if it holds anything.
+    pub fn finish(&mut self, seal: &SealKey) -> Option<FinishedPack> {
+        self.flush_chunk(seal);
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut header = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
+        for e in &self.entries {
+            header.extend_from_slice(&e.id);
+            header.push(e.kind);
+            for v in [e.chunk_off, e.chunk_len, e.inner_off, e.len] {
+                header.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let sealed = seal.seal(HEADER_AAD, &header);
+        let mut bytes = std::mem::take(&mut self.pack);
+        bytes.extend_from_slice(&sealed);
+        bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        let name = blake3::hash(&bytes).to_hex().to_string();
+        Some(FinishedPack { name, bytes, entries: std::mem::take(&mut self.entries) })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("pack is truncated or its header length is impossible")]
+    Truncated,
+    #[error("pack header: {0}")]
+    Header(CryptoError),
+    #[error("chunk at offset {0}: {1}")]
+    Chunk(u32, CryptoError),
+    #[error("chunk at offset {0} does not decompress: {1}")]
+    Decompress(u32, String),
+}
+
+/// Decrypts and decompresses one chunk.
+pub fn open_chunk(seal: &SealKey, chunk_off: u32, sealed: &[u8]) -> Result<Vec<u8>, PackError> {
+    let plain = seal.open(CHUNK_AAD, sealed).map_err(|e| PackError::Chunk(chunk_off, e))?;
+    match plain.first() {
+        Some(0) => Ok(plain[1..].to_vec()),
+        Some(1) => zstd::stream::decode_all(&plain[1..]).map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
+        _ => Err(PackError::Decompress(chunk_off, "unknown chunk format".into())),
+    }
+}
+
+/// Reads the blob list of a whole pack.
+pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
+    if pack.len() < 4 {
+        return Err(PackError::Truncated);
+    }
+    let hlen = u32::from_le_bytes(pack[pack.len() - 4..].try_into().unwrap()) as usize;
+    if hlen + 4 > pack.len() {
+        return Err(PackError::Truncated);
+    }
+    let sealed = &pack[pack.len() - 4 - hlen..pack.len() - 4];
+    let header = seal.open(HEADER_AAD, sealed).map_err(PackError::Header)?;
+    if header.len() % ENTRY_LEN != 0 {
+        return Err(PackError::Truncated);
+    }
+    Ok(header
+        .chunks(ENTRY_LEN)
+        .map(|e| {
+            let u = |i: usize| u32::from_le_bytes(e[33 + i * 4..37 + i * 4].try_into().unwrap());
+            PackEntry { id: e[..32].try_into().unwrap(), kind: e[32], chunk_off: u(0), chunk_len: u(1), inner_off: u(2), len: u(3) }
+        })
+        .collect())
+}
+
+/// Verifies every chunk of a pack against its header: each blob must hash to its id.
+/// Returns the ids of blobs that are damaged, with the reason.
+pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Vec<([u8; 32], String)>), PackError> {
+    let entries = read_header(&keys.seal, pack)?;
+    let mut bad = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let (off, len) = (entries[i].chunk_off, entries[i].chunk_len);
+        let mut j = i;
+        while j < entries.len() && entries[j].chunk_off == off {
+            j += 1;
+        }
+        let raw = pack.get(off as usize..off as usize + len as usize);
+        let plain = match raw {
+            None => Err(PackError::Truncated),
+            Some(r) => open_chunk(&keys.seal, off, r),
+        };
+        for e in &entries[i..j] {
+            let why = match &plain {
+                Err(err) => Some(err.to_string()),
+                Ok(p) => match p.get(e.inner_off as usize..(e.inner_off + e.len) as usize) {
+                    None => Some("blob lies outside its chunk".into()),
+                    Some(b) if keys.blob_id(b) != e.id => Some("content does not match its id".into()),
+                    Some(_) => None,
+                },
+            };
+            if let Some(w) = why {
+                bad.push((e.id, w));
+            }
+        }
+        i = j;
+    }
+    Ok((entries, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_roundtrip_and_flip() {
+        let keys = OrgKeys::from_material(&[3u8; 64]);
+        let mut p = Packer::new();
+        let mut ids = Vec::new();
+        for i in 0..2000 {
+            let data = format!("{{\"id\":{i},\"name\":\"record number {i}\"}}");
+            let id = keys.blob_id(data.as_bytes());
+            ids.push((id, data.clone()));
+            assert!(p.add(&keys.seal, BlobKind::Record, id, data.as_bytes()).is_none());
+        }
+        let pack = p.finish(&keys.seal).unwrap();
+        assert!(pack.bytes.len() < 2000 * 30, "packed records must compress");
+        let (entries, bad) = verify(&keys, &pack.bytes).unwrap();
+        assert_eq!(entries, pack.entries);
+        assert!(bad.is_empty());
+        let e = &pack.entries[1234];
+        let chunk = open_chunk(&keys.seal, e.chunk_off, &pack.bytes[e.chunk_off as usize..(e.chunk_off + e.chunk_len) as usize]).unwrap();
+        assert_eq!(&chunk[e.inner_off as usize..(e.inner_off + e.len) as usize], ids[1234].1.as_bytes());
+        let mut flipped = pack.bytes.clone();
+        flipped[e.chunk_off as usize + 20] ^= 0x10;
+        let (_, bad) = verify(&keys, &flipped).unwrap();
+        assert!(bad.iter().any(|(id, _)| *id == ids[1234].0));
+        assert!(!bad.iter().any(|(id, _)| *id == ids[0].0) || pack.entries[0].chunk_off == e.chunk_off);
+    }
+}
