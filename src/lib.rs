@@ -7,5 +7,6 @@ pub mod commands;
 pub mod config;
 pub mod connectors;
 pub mod engine;
+pub mod fault;
 pub mod util;
 pub mod vault;

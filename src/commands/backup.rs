@@ -7,7 +7,11 @@ use crate::util::{human_bytes, print_table};
 pub async fn run(config: &Path, filter: Filter, json: bool) -> Result<bool> {
     let (cfg, vault) = super::open(config).await?;
     let report = engine::run_cycle(&vault, &cfg, &filter).await?;
-    if json { super::print_json(&report)? } else { print(&report) }
+    if json {
+        super::print_json(&report)?
+    } else {
+        print(&report)
+    }
     Ok(report.failed() == 0)
 }
 
@@ -36,8 +40,20 @@ pub fn print(r: &CycleReport) {
             ]
         })
         .collect();
-    print_table(&["org", "source", "type", "status", "live", "added", "changed", "deleted", "files", "stored"], &rows);
+    print_table(
+        &[
+            "org", "source", "type", "status", "live", "added", "changed", "deleted", "files",
+            "stored",
+        ],
+        &rows,
+    );
     for t in r.types.iter().filter(|t| t.error.is_some()) {
-        eprintln!("error: {}/{}/{}: {} (its last snapshot is kept)", t.org, t.source, t.data_type, t.error.as_deref().unwrap_or_default());
+        eprintln!(
+            "error: {}/{}/{}: {} (its last snapshot is kept)",
+            t.org,
+            t.source,
+            t.data_type,
+            t.error.as_deref().unwrap_or_default()
+        );
     }
 }

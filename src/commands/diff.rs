@@ -6,7 +6,12 @@ use crate::engine::query::{self, Diff};
 pub async fn run(config: &Path, ty: &str, from: &str, to: &str, json: bool) -> Result<()> {
     let (cfg, vault) = super::open(config).await?;
     let d = query::diff(&vault, &cfg, ty, from, to).await?;
-    if json { super::print_json(&d) } else { print(&d); Ok(()) }
+    if json {
+        super::print_json(&d)
+    } else {
+        print(&d);
+        Ok(())
+    }
 }
 
 pub fn print(d: &Diff) {
@@ -23,7 +28,18 @@ pub fn print(d: &Diff) {
     for (mark, list) in [("+", &d.added), ("~", &d.changed), ("-", &d.deleted)] {
         for e in list {
             let v = |x: Option<i64>| x.map(|v| format!("v{v}")).unwrap_or_default();
-            println!("{mark} {} {:?} {}{}{}", e.sid, e.id, v(e.from_version), if e.from_version.is_some() && e.to_version.is_some() { " -> " } else { "" }, v(e.to_version));
+            println!(
+                "{mark} {} {:?} {}{}{}",
+                e.sid,
+                e.id,
+                v(e.from_version),
+                if e.from_version.is_some() && e.to_version.is_some() {
+                    " -> "
+                } else {
+                    ""
+                },
+                v(e.to_version)
+            );
         }
     }
 }

@@ -7,7 +7,12 @@ use crate::util::{human_bytes, print_table};
 pub async fn run(config: &Path, json: bool) -> Result<()> {
     let (_, vault) = super::open(config).await?;
     let rows = query::snapshots(&vault).await?;
-    if json { super::print_json(&rows) } else { print(&rows); Ok(()) }
+    if json {
+        super::print_json(&rows)
+    } else {
+        print(&rows);
+        Ok(())
+    }
 }
 
 pub fn print(rows: &[SnapshotRow]) {
@@ -28,5 +33,11 @@ pub fn print(rows: &[SnapshotRow]) {
             ]
         })
         .collect();
-    print_table(&["org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted", "stored"], &table);
+    print_table(
+        &[
+            "org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted",
+            "stored",
+        ],
+        &table,
+    );
 }

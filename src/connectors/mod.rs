@@ -23,7 +23,11 @@ fn builder(cfg: &Config, src: &SourceConfig) -> Result<Builder> {
         Some((_, b)) => Ok(*b),
         None => {
             let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-            bail!("config line {}: unknown source kind {kind:?} (known: {})", cfg.line_of(src.kind.span().start), known.join(", "))
+            bail!(
+                "config line {}: unknown source kind {kind:?} (known: {})",
+                cfg.line_of(src.kind.span().start),
+                known.join(", ")
+            )
         }
     }
 }
@@ -37,11 +41,19 @@ pub fn build(cfg: &Config, src: &SourceConfig) -> Result<Box<dyn Connector>> {
 }
 
 /// Parses a connector's own keys of a `[[orgs.sources]]` table, naming the line on error.
-pub fn parse_options<T: serde::de::DeserializeOwned>(cfg: &Config, src: &SourceConfig) -> Result<T> {
+pub fn parse_options<T: serde::de::DeserializeOwned>(
+    cfg: &Config,
+    src: &SourceConfig,
+) -> Result<T> {
     let line = cfg.line_of(src.kind.span().start);
     let table = toml::Value::Table(src.options.clone());
     table.try_into().map_err(|e: toml::de::Error| {
-        anyhow::anyhow!("config line {line}: source {:?} (kind {:?}): {}", src.name.get_ref(), src.kind.get_ref(), e.message())
+        anyhow::anyhow!(
+            "config line {line}: source {:?} (kind {:?}): {}",
+            src.name.get_ref(),
+            src.kind.get_ref(),
+            e.message()
+        )
     })
 }
 
@@ -86,7 +98,11 @@ pub struct ReadSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{file} line {line}: {why}")]
-    BadLine { file: String, line: u64, why: String },
+    BadLine {
+        file: String,
+        line: u64,
+        why: String,
+    },
     #[error("{0}")]
     Other(String),
     #[error("{0}")]
@@ -111,12 +127,22 @@ pub trait Connector: Send + Sync {
 
     /// Sends every record (of the mode) in batches; returns only once all were sent.
     /// An error means the listing is incomplete: nothing of it may be committed.
-    async fn read(&self, data_type: &str, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError>;
+    async fn read(
+        &self,
+        data_type: &str,
+        mode: ReadMode,
+        out: mpsc::Sender<Batch>,
+    ) -> Result<ReadSummary, SourceError>;
 
     /// Every id that exists now (for incremental sources' deletions).
     async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
-        Err(SourceError::Other(format!("listing ids of {data_type} is not supported")))
+        Err(SourceError::Other(format!(
+            "listing ids of {data_type} is not supported"
+        )))
     }
 
-    async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
+    async fn fetch_file(
+        &self,
+        file: &FileRef,
+    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
 }

@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 
 use crate::connectors::{Connector, FileRef, ReadMode, Record};
 use crate::vault::catalog::{self, BATCH, Tx, placeholders};
-use crate::vault::crypto::sid_of_fp;
+use crate::vault::crypto::sid_of_key;
 use crate::vault::pack::{BlobKind, FILE_PIECE, FinishedPack, Packer};
 use crate::vault::{Org, Vault};
 
-/// What the engine remembers per live record while it reads a data type: 21 bytes and a
-/// 16-byte key, never the record itself, so memory stays small as data types grow.
+/// What the engine remembers per current record while it reads a data type: 21 bytes and
+/// a 10-byte key, never the record itself, so memory stays small as data types grow.
 struct Live {
     hash: [u8; 16],
     version: u32,
@@ -41,7 +41,7 @@ pub struct TypeStats {
 struct NewVersion {
     sid: String,
     version: u32,
-    blob: Option<[u8; 32]>,
+    blob: Option<[u8; 16]>,
     size: usize,
     new_record: Option<String>,
     closes_previous: bool,
@@ -54,19 +54,19 @@ pub struct TypeJob<'a> {
     pub data_type: &'a str,
     pub connector: &'a dyn Connector,
     pub cycle: i64,
-    pub captured_at: &'a str,
 }
 
 struct State<'a> {
     job: &'a TypeJob<'a>,
     tx: Tx,
     type_id: i64,
-    live: HashMap<[u8; 16], Live>,
+    live: HashMap<[u8; 10], Live>,
+    buf: Vec<u8>,
     file_cache: HashMap<String, (String, String)>,
     packer: Packer,
-    in_packer: HashSet<[u8; 32]>,
+    in_packer: HashSet<[u8; 16]>,
     pending: Vec<NewVersion>,
-    pending_blobs: Vec<([u8; 32], Vec<u8>)>,
+    pending_blobs: Vec<([u8; 16], Vec<u8>)>,
     stats: TypeStats,
 }
 
@@ -77,6 +77,7 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
         job,
         type_id,
         live: HashMap::new(),
+        buf: Vec::with_capacity(4096),
         file_cache: HashMap::new(),
         packer: Packer::new(),
         in_packer: HashSet::new(),
@@ -85,7 +86,14 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
         stats: TypeStats::default(),
         tx,
     };
+    let t0 = std::time::Instant::now();
     st.load().await?;
+    tracing::debug!(
+        data_type = job.data_type,
+        live = st.live.len(),
+        "loaded current state in {:?}",
+        t0.elapsed()
+    );
 
     let (sender, mut rx) = mpsc::channel(4);
     let reader = job.connector.read(job.data_type, ReadMode::Full, sender);
@@ -96,6 +104,7 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
             }
             if st.pending_blobs.len() >= 1000 {
                 st.flush().await?;
+                crate::fault::point("batch-flushed");
             }
         }
         anyhow::Ok(())
@@ -103,11 +112,39 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
     let (read, consumed) = tokio::join!(reader, consumer);
     consumed?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
-    st.finish(summary.cursor).await
+    tracing::debug!(
+        data_type = job.data_type,
+        "read and compared in {:?}",
+        t0.elapsed()
+    );
+    let stats = st.finish(summary.cursor).await;
+    tracing::debug!(data_type = job.data_type, "committed in {:?}", t0.elapsed());
+    stats
 }
 
 impl State<'_> {
     async fn load(&mut self) -> Result<()> {
+        let state = sqlx::query("SELECT entries FROM type_state WHERE type_id = $1")
+            .bind(self.type_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match state {
+            Some(row) => self.live = decode_state(&row.get::<Vec<u8>, _>(0))?,
+            None => self.load_from_versions().await?,
+        }
+        let rows =
+            sqlx::query("SELECT file_key, fingerprint, uid FROM file_cache WHERE type_id = $1")
+                .bind(self.type_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        for r in rows {
+            self.file_cache.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+        Ok(())
+    }
+
+    /// The slow way to the same state, for a catalog without its `type_state` row.
+    async fn load_from_versions(&mut self) -> Result<()> {
         let j = self.job;
         let mut rows = sqlx::query(
             "SELECT r.source_id, v.version, v.deleted, v.blob_id FROM versions v JOIN records r ON r.sid = v.sid \
@@ -122,16 +159,14 @@ impl State<'_> {
             if let Some(b) = blob {
                 hash.copy_from_slice(&b[..16]);
             }
-            let live = Live { hash, version: r.get::<i64, _>(1) as u32, deleted: r.get::<i64, _>(2) != 0, seen: false };
-            self.live.insert(j.org.keys.record_fp(j.source, j.data_type, &id), live);
-        }
-        drop(rows);
-        let rows = sqlx::query("SELECT file_key, fingerprint, uid FROM file_cache WHERE type_id = $1")
-            .bind(self.type_id)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        for r in rows {
-            self.file_cache.insert(r.get(0), (r.get(1), r.get(2)));
+            let live = Live {
+                hash,
+                version: r.get::<i64, _>(1) as u32,
+                deleted: r.get::<i64, _>(2) != 0,
+                seen: false,
+            };
+            self.live
+                .insert(j.org.keys.record_key(j.source, j.data_type, &id), live);
         }
         Ok(())
     }
@@ -141,25 +176,49 @@ impl State<'_> {
         self.stats.listed += 1;
         let mut files = Vec::with_capacity(rec.files.len());
         for f in &rec.files {
-            files.push(self.file(f).await.with_context(|| format!("{}: record {:?}: file {:?}", j.connector.location(j.data_type), rec.id, f.name))?);
+            files.push(self.file(f).await.with_context(|| {
+                format!(
+                    "{}: record {:?}: file {:?}",
+                    j.connector.location(j.data_type),
+                    rec.id,
+                    f.name
+                )
+            })?);
         }
-        let content = if files.is_empty() {
-            serde_json::to_vec(&json!({ "data": rec.data }))?
-        } else {
-            serde_json::to_vec(&json!({ "data": rec.data, "files": files }))?
-        };
-        let blob = j.org.keys.blob_id(&content);
-        let fp = j.org.keys.record_fp(j.source, j.data_type, &rec.id);
-        let sid = || sid_of_fp(&fp);
+        // Canonical JSON (serde_json sorts object keys) of {"data": .., "files": ..},
+        // written into a reused buffer: most records are unchanged and need no copy.
+        self.buf.clear();
+        self.buf.extend_from_slice(b"{\"data\":");
+        serde_json::to_writer(&mut self.buf, &rec.data)?;
+        if !files.is_empty() {
+            self.buf.extend_from_slice(b",\"files\":");
+            serde_json::to_writer(&mut self.buf, &files)?;
+        }
+        self.buf.push(b'}');
+        let blob = j.org.keys.blob_id(&self.buf);
+        let fp = j.org.keys.record_key(j.source, j.data_type, &rec.id);
+        let sid = || sid_of_key(&fp);
         let (version, new_record, closes_previous) = match self.live.get_mut(&fp) {
             None => {
-                self.live.insert(fp, Live { hash: blob[..16].try_into().unwrap(), version: 1, deleted: false, seen: true });
+                self.live.insert(
+                    fp,
+                    Live {
+                        hash: blob[..16].try_into().unwrap(),
+                        version: 1,
+                        deleted: false,
+                        seen: true,
+                    },
+                );
                 self.stats.added += 1;
                 (1, Some(rec.id.clone()), false)
             }
             Some(e) if e.seen => {
                 let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(j.data_type), rec.id);
+                bail!(
+                    "{}: id {:?} appears twice{at}; ids must be unique",
+                    j.connector.location(j.data_type),
+                    rec.id
+                );
             }
             Some(e) => {
                 e.seen = true;
@@ -167,15 +226,26 @@ impl State<'_> {
                     self.stats.unchanged += 1;
                     return Ok(());
                 }
-                if e.deleted { self.stats.added += 1 } else { self.stats.changed += 1 }
+                if e.deleted {
+                    self.stats.added += 1
+                } else {
+                    self.stats.changed += 1
+                }
                 e.deleted = false;
                 e.hash.copy_from_slice(&blob[..16]);
                 e.version += 1;
                 (e.version, None, true)
             }
         };
-        self.pending.push(NewVersion { sid: sid(), version, blob: Some(blob), size: content.len(), new_record, closes_previous });
-        self.pending_blobs.push((blob, content));
+        self.pending.push(NewVersion {
+            sid: sid(),
+            version,
+            blob: Some(blob),
+            size: self.buf.len(),
+            new_record,
+            closes_previous,
+        });
+        self.pending_blobs.push((blob, self.buf.clone()));
         Ok(())
     }
 
@@ -189,7 +259,11 @@ impl State<'_> {
                 }
             }
         }
-        let mut reader = j.connector.fetch_file(f).await.map_err(|e| anyhow!("{e}"))?;
+        let mut reader = j
+            .connector
+            .fetch_file(f)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         let mut whole = j.org.keys.hasher();
         let mut pieces = Vec::new();
         let mut size = 0u64;
@@ -210,8 +284,13 @@ impl State<'_> {
             whole.update(piece);
             size += n as u64;
             let id = j.org.keys.blob_id(piece);
-            if !self.in_packer.contains(&id) && catalog::existing_blobs(&mut self.tx, j.org.id, &[id]).await?.is_empty() {
-                self.add_blob(BlobKind::FilePiece, id, piece.to_vec()).await?;
+            if !self.in_packer.contains(&id)
+                && catalog::existing_blobs(&mut self.tx, j.org.id, &[id])
+                    .await?
+                    .is_empty()
+            {
+                self.add_blob(BlobKind::FilePiece, id, piece.to_vec())
+                    .await?;
             }
             pieces.push(id);
             if n < buf.len() {
@@ -232,12 +311,13 @@ impl State<'_> {
             .bind(&uid)
             .execute(&mut *self.tx)
             .await?;
-            self.file_cache.insert(f.key.clone(), (fpr.clone(), uid.clone()));
+            self.file_cache
+                .insert(f.key.clone(), (fpr.clone(), uid.clone()));
         }
         Ok(json!({ "name": f.name, "size": size, "uid": uid }))
     }
 
-    async fn add_blob(&mut self, kind: BlobKind, id: [u8; 32], data: Vec<u8>) -> Result<()> {
+    async fn add_blob(&mut self, kind: BlobKind, id: [u8; 16], data: Vec<u8>) -> Result<()> {
         self.in_packer.insert(id);
         if let Some(p) = self.packer.add(&self.job.org.keys.seal, kind, id, &data) {
             self.write_pack(p).await?;
@@ -250,6 +330,7 @@ impl State<'_> {
         self.stats.stored_bytes += p.bytes.len() as u64;
         let size = p.bytes.len();
         j.vault.put_pack(j.org, &p.name, p.bytes).await?;
+        crate::fault::point("pack-written");
         catalog::insert_pack(&mut self.tx, j.org.id, j.cycle, &p.name, size, &p.entries).await?;
         self.in_packer.clear();
         Ok(())
@@ -259,7 +340,7 @@ impl State<'_> {
     async fn flush(&mut self) -> Result<()> {
         let j = self.job;
         let blobs = std::mem::take(&mut self.pending_blobs);
-        let ids: Vec<[u8; 32]> = blobs.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<[u8; 16]> = blobs.iter().map(|(id, _)| *id).collect();
         let existing = catalog::existing_blobs(&mut self.tx, j.org.id, &ids).await?;
         for (id, data) in blobs {
             if !existing.contains(&id) && !self.in_packer.contains(&id) {
@@ -268,7 +349,11 @@ impl State<'_> {
         }
         let pending = std::mem::take(&mut self.pending);
         for batch in pending.chunks(BATCH) {
-            let closing: Vec<&str> = batch.iter().filter(|v| v.closes_previous).map(|v| v.sid.as_str()).collect();
+            let closing: Vec<&str> = batch
+                .iter()
+                .filter(|v| v.closes_previous)
+                .map(|v| v.sid.as_str())
+                .collect();
             if !closing.is_empty() {
                 let sql = format!(
                     "UPDATE versions SET to_cycle = $1 WHERE type_id = $2 AND to_cycle IS NULL AND sid IN ({})",
@@ -280,22 +365,33 @@ impl State<'_> {
                 }
                 let done = q.execute(&mut *self.tx).await?;
                 if done.rows_affected() != closing.len() as u64 {
-                    bail!("catalog inconsistency: {} current versions closed, {} expected", done.rows_affected(), closing.len());
+                    bail!(
+                        "catalog inconsistency: {} current versions closed, {} expected",
+                        done.rows_affected(),
+                        closing.len()
+                    );
                 }
             }
-            let new: Vec<(&str, &str)> =
-                batch.iter().filter_map(|v| v.new_record.as_deref().map(|id| (v.sid.as_str(), id))).collect();
+            let new: Vec<(&str, &str)> = batch
+                .iter()
+                .filter_map(|v| v.new_record.as_deref().map(|id| (v.sid.as_str(), id)))
+                .collect();
             if !new.is_empty() {
-                let sql = format!("INSERT INTO records (sid, type_id, source_id, first_cycle) VALUES {}", placeholders(new.len(), 4, 0));
+                let sql = format!(
+                    "INSERT INTO records (sid, type_id, source_id, first_cycle) VALUES {}",
+                    placeholders(new.len(), 4, 0)
+                );
                 let mut q = sqlx::query(&sql);
                 for (sid, id) in &new {
                     q = q.bind(*sid).bind(self.type_id).bind(*id).bind(j.cycle);
                 }
-                q.execute(&mut *self.tx).await.context("recording new records (an SID collision?)")?;
+                q.execute(&mut *self.tx)
+                    .await
+                    .context("recording new records (an SID collision?)")?;
             }
             let sql = format!(
-                "INSERT INTO versions (sid, version, type_id, from_cycle, deleted, blob_id, size, captured_at) VALUES {}",
-                placeholders(batch.len(), 8, 0)
+                "INSERT INTO versions (sid, version, type_id, from_cycle, deleted, blob_id, size) VALUES {}",
+                placeholders(batch.len(), 7, 0)
             );
             let mut q = sqlx::query(&sql);
             for v in batch {
@@ -306,8 +402,7 @@ impl State<'_> {
                     .bind(j.cycle)
                     .bind(v.blob.is_none() as i64)
                     .bind(v.blob.map(|b| b.to_vec()))
-                    .bind(v.size as i64)
-                    .bind(j.captured_at);
+                    .bind(v.size as i64);
             }
             q.execute(&mut *self.tx).await?;
         }
@@ -323,7 +418,7 @@ impl State<'_> {
                 e.deleted = true;
                 self.stats.deleted += 1;
                 self.pending.push(NewVersion {
-                    sid: sid_of_fp(fp),
+                    sid: sid_of_key(fp),
                     version: e.version,
                     blob: None,
                     size: 0,
@@ -336,15 +431,28 @@ impl State<'_> {
         if let Some(p) = self.packer.finish(&j.org.keys.seal) {
             self.write_pack(p).await?;
         }
-        let live: i64 = sqlx::query("SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0")
-            .bind(self.type_id)
-            .fetch_one(&mut *self.tx)
-            .await?
-            .get(0);
+        let live: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0",
+        )
+        .bind(self.type_id)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .get(0);
         self.stats.live = live as u64;
         if self.stats.live != self.stats.listed {
-            bail!("integrity: the snapshot would hold {} live records but the source listed {}; not committed", live, self.stats.listed);
+            bail!(
+                "integrity: the snapshot would hold {} live records but the source listed {}; not committed",
+                live,
+                self.stats.listed
+            );
         }
+        sqlx::query(
+            "INSERT INTO type_state (type_id, entries) VALUES ($1, $2) ON CONFLICT (type_id) DO UPDATE SET entries = excluded.entries",
+        )
+        .bind(self.type_id)
+        .bind(encode_state(&self.live))
+        .execute(&mut *self.tx)
+        .await?;
         let s = &self.stats;
         sqlx::query(
             "INSERT INTO snapshots (type_id, cycle_id, taken_at, full_read, listed, live, added, changed, deleted, drift, stored_bytes) \
@@ -370,7 +478,39 @@ impl State<'_> {
             .execute(&mut *self.tx)
             .await?;
         let stats = self.stats.clone();
+        crate::fault::point("before-commit");
         self.tx.commit().await?;
+        crate::fault::point("after-commit");
         Ok(stats)
     }
+}
+
+const STATE_ENTRY: usize = 10 + 16 + 4 + 1;
+
+fn encode_state(live: &HashMap<[u8; 10], Live>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(live.len() * STATE_ENTRY);
+    for (k, e) in live {
+        out.extend_from_slice(k);
+        out.extend_from_slice(&e.hash);
+        out.extend_from_slice(&e.version.to_le_bytes());
+        out.push(e.deleted as u8);
+    }
+    out
+}
+
+fn decode_state(b: &[u8]) -> Result<HashMap<[u8; 10], Live>> {
+    if b.len() % STATE_ENTRY != 0 {
+        bail!("catalog: type_state row is damaged ({} bytes)", b.len());
+    }
+    Ok(b.chunks(STATE_ENTRY)
+        .map(|e| {
+            let live = Live {
+                hash: e[10..26].try_into().unwrap(),
+                version: u32::from_le_bytes(e[26..30].try_into().unwrap()),
+                deleted: e[30] != 0,
+                seen: false,
+            };
+            (e[..10].try_into().unwrap(), live)
+        })
+        .collect())
 }

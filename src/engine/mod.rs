@@ -58,8 +58,11 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
     let orphan_packs_removed = remove_orphan_packs(vault).await?;
     let mut conn = vault.catalog.pool.acquire().await?;
     let cycle = catalog::cycle_start(&mut conn).await?;
-    let captured_at = crate::util::now_rfc3339();
-    let mut report = CycleReport { cycle, types: Vec::new(), orphan_packs_removed };
+    let mut report = CycleReport {
+        cycle,
+        types: Vec::new(),
+        orphan_packs_removed,
+    };
     for org_cfg in &cfg.orgs {
         let org_sid = org_cfg.sid.get_ref();
         if filter.org.as_ref().is_some_and(|o| o != org_sid) {
@@ -88,7 +91,9 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             let types = match connector.discover().await {
                 Ok(t) => t,
                 Err(e) => {
-                    report.types.push(fail("*", format!("cannot list data types: {e}")));
+                    report
+                        .types
+                        .push(fail("*", format!("cannot list data types: {e}")));
                     continue;
                 }
             };
@@ -101,10 +106,15 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
                     data_type: &ty.name,
                     connector: connector.as_ref(),
                     cycle,
-                    captured_at: &captured_at,
                 };
                 let outcome = match backup::backup_type(&job).await {
-                    Ok(stats) => TypeOutcome { org: org_sid.clone(), source: source.clone(), data_type: ty.name.clone(), error: None, stats },
+                    Ok(stats) => TypeOutcome {
+                        org: org_sid.clone(),
+                        source: source.clone(),
+                        data_type: ty.name.clone(),
+                        error: None,
+                        stats,
+                    },
                     Err(e) => fail(&ty.name, format!("{e:#}")),
                 };
                 let (level, msg) = match &outcome.error {
@@ -127,7 +137,11 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             }
         }
     }
-    let status = if report.failed() == 0 { "ok" } else { "partial" };
+    let status = if report.failed() == 0 {
+        "ok"
+    } else {
+        "partial"
+    };
     catalog::cycle_finish(&mut conn, cycle, status).await?;
     drop(conn);
     vault.catalog.compact_log().await?;
@@ -148,7 +162,10 @@ pub async fn remove_orphan_packs(vault: &Vault) -> Result<u64> {
         vault.store.delete(p).await?;
     }
     if !orphans.is_empty() {
-        tracing::info!("removed {} unreferenced packs left by an interrupted backup", orphans.len());
+        tracing::info!(
+            "removed {} unreferenced packs left by an interrupted backup",
+            orphans.len()
+        );
     }
     Ok(orphans.len() as u64)
 }
@@ -156,7 +173,11 @@ pub async fn remove_orphan_packs(vault: &Vault) -> Result<u64> {
 pub async fn orphan_packs(vault: &Vault, known: &HashSet<String>) -> Result<Vec<StorePath>> {
     let mut out = Vec::new();
     let mut list = vault.store.list(Some(&StorePath::from("data")));
-    while let Some(meta) = list.try_next().await.map_err(|e| anyhow!("listing the store: {e}"))? {
+    while let Some(meta) = list
+        .try_next()
+        .await
+        .map_err(|e| anyhow!("listing the store: {e}"))?
+    {
         let name = meta.location.filename().unwrap_or_default();
         if !known.contains(name) {
             out.push(meta.location);

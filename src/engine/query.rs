@@ -76,16 +76,11 @@ pub struct VersionInfo {
     pub blob: Option<Vec<u8>>,
 }
 
-pub async fn record(vault: &Vault, sid: &str) -> Result<RecordInfo> {
-    let row = sqlx::query(
-        "SELECT r.sid, o.sid, t.source, t.name, r.source_id, t.id, o.id FROM records r \
-         JOIN types t ON t.id = r.type_id JOIN orgs o ON o.id = t.org_id WHERE r.sid = $1",
-    )
-    .bind(sid)
-    .fetch_optional(&vault.catalog.pool)
-    .await?
-    .ok_or_else(|| anyhow!("no record with SID {sid:?} in the vault (SIDs are shown by `daybook diff` and `daybook history`)"))?;
-    Ok(RecordInfo {
+/// A record by its SID, or by its id at the source when that names exactly one record.
+pub async fn record(vault: &Vault, sid_or_id: &str) -> Result<RecordInfo> {
+    const SELECT: &str = "SELECT r.sid, o.sid, t.source, t.name, r.source_id, t.id, o.id FROM records r \
+         JOIN types t ON t.id = r.type_id JOIN orgs o ON o.id = t.org_id";
+    let info = |row: &sqlx::any::AnyRow| RecordInfo {
         sid: row.get(0),
         org: row.get(1),
         source: row.get(2),
@@ -93,7 +88,32 @@ pub async fn record(vault: &Vault, sid: &str) -> Result<RecordInfo> {
         source_id: row.get(4),
         type_id: row.get(5),
         org_id: row.get(6),
-    })
+    };
+    if let Some(row) = sqlx::query(&format!("{SELECT} WHERE r.sid = $1"))
+        .bind(sid_or_id)
+        .fetch_optional(&vault.catalog.pool)
+        .await?
+    {
+        return Ok(info(&row));
+    }
+    let rows = sqlx::query(&format!("{SELECT} WHERE r.source_id = $1"))
+        .bind(sid_or_id)
+        .fetch_all(&vault.catalog.pool)
+        .await?;
+    match rows.as_slice() {
+        [one] => Ok(info(one)),
+        [] => bail!("no record with SID or source id {sid_or_id:?} in the vault"),
+        many => bail!(
+            "{sid_or_id:?} is the id of several records; name one by its SID: {}",
+            many.iter()
+                .map(|r| {
+                    let i = info(r);
+                    format!("{} ({}/{}/{})", i.sid, i.org, i.source, i.data_type)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn version_of(r: &sqlx::any::AnyRow) -> VersionInfo {
@@ -108,11 +128,13 @@ fn version_of(r: &sqlx::any::AnyRow) -> VersionInfo {
     }
 }
 
-const VERSION_COLS: &str = "version, deleted, captured_at, from_cycle, to_cycle, size, blob_id";
+/// A version's columns; it was captured when the cycle that found it started.
+const VERSIONS: &str = "SELECT v.version, v.deleted, c.started_at, v.from_cycle, v.to_cycle, v.size, v.blob_id FROM versions v JOIN cycles c ON c.id = v.from_cycle";
 
 pub async fn history(vault: &Vault, sid: &str) -> Result<(RecordInfo, Vec<VersionInfo>)> {
     let info = record(vault, sid).await?;
-    let rows = sqlx::query(&format!("SELECT {VERSION_COLS} FROM versions WHERE sid = $1 ORDER BY version"))
+    let sid = info.sid.as_str();
+    let rows = sqlx::query(&format!("{VERSIONS} WHERE v.sid = $1 ORDER BY v.version"))
         .bind(sid)
         .fetch_all(&vault.catalog.pool)
         .await?;
@@ -129,15 +151,22 @@ pub enum At {
 
 pub fn parse_at(s: &str, tz: chrono_tz::Tz) -> Result<At> {
     if let Some(n) = s.strip_prefix("cycle:") {
-        return Ok(At::Cycle(n.parse().with_context(|| format!("{s:?}: cycle:N needs a number"))?));
+        return Ok(At::Cycle(
+            n.parse()
+                .with_context(|| format!("{s:?}: cycle:N needs a number"))?,
+        ));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let next = d.succ_opt().ok_or_else(|| anyhow!("{s:?}: date out of range"))?;
+        let next = d
+            .succ_opt()
+            .ok_or_else(|| anyhow!("{s:?}: date out of range"))?;
         let end = tz
             .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap())
             .earliest()
             .ok_or_else(|| anyhow!("{s:?}: no such local time"))?;
-        return Ok(At::Instant(end.with_timezone(&Utc) - chrono::Duration::milliseconds(1)));
+        return Ok(At::Instant(
+            end.with_timezone(&Utc) - chrono::Duration::milliseconds(1),
+        ));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(At::Instant(t.with_timezone(&Utc)));
@@ -146,14 +175,22 @@ pub fn parse_at(s: &str, tz: chrono_tz::Tz) -> Result<At> {
 }
 
 pub fn org_tz(cfg: &Config, org: &str) -> chrono_tz::Tz {
-    cfg.orgs.iter().find(|o| o.sid.get_ref() == org).map(|o| o.tz()).unwrap_or(chrono_tz::UTC)
+    cfg.orgs
+        .iter()
+        .find(|o| o.sid.get_ref() == org)
+        .map(|o| o.tz())
+        .unwrap_or(chrono_tz::UTC)
 }
 
 /// The last snapshot cycle of a data type at or before `at`.
 pub async fn snapshot_at(vault: &Vault, type_id: i64, at: &At) -> Result<Option<i64>> {
     let row = match at {
         At::Cycle(c) => {
-            sqlx::query("SELECT MAX(cycle_id) FROM snapshots WHERE type_id = $1 AND cycle_id <= $2").bind(type_id).bind(*c).fetch_one(&vault.catalog.pool).await?
+            sqlx::query("SELECT MAX(cycle_id) FROM snapshots WHERE type_id = $1 AND cycle_id <= $2")
+                .bind(type_id)
+                .bind(*c)
+                .fetch_one(&vault.catalog.pool)
+                .await?
         }
         At::Instant(t) => {
             sqlx::query("SELECT MAX(cycle_id) FROM snapshots WHERE type_id = $1 AND taken_at <= $2")
@@ -177,31 +214,50 @@ pub struct Shown {
 
 pub async fn show(vault: &Vault, cfg: &Config, sid: &str, at: Option<&str>) -> Result<Shown> {
     let info = record(vault, sid).await?;
+    let sid = info.sid.clone();
+    let sid = sid.as_str();
     let row = match at {
         None => {
-            sqlx::query(&format!("SELECT {VERSION_COLS} FROM versions WHERE sid = $1 AND to_cycle IS NULL")).bind(sid).fetch_optional(&vault.catalog.pool).await?
+            sqlx::query(&format!(
+                "{VERSIONS} WHERE v.sid = $1 AND v.to_cycle IS NULL"
+            ))
+            .bind(sid)
+            .fetch_optional(&vault.catalog.pool)
+            .await?
         }
         Some(a) => {
             let at = parse_at(a, org_tz(cfg, &info.org))?;
             let Some(c) = snapshot_at(vault, info.type_id, &at).await? else {
-                bail!("no snapshot of {}/{} exists at or before {a}", info.source, info.data_type);
+                bail!(
+                    "no snapshot of {}/{} exists at or before {a}",
+                    info.source,
+                    info.data_type
+                );
             };
-            sqlx::query(&format!("SELECT {VERSION_COLS} FROM versions WHERE sid = $1 AND from_cycle <= $2 AND (to_cycle IS NULL OR to_cycle > $2)"))
+            sqlx::query(&format!("{VERSIONS} WHERE v.sid = $1 AND v.from_cycle <= $2 AND (v.to_cycle IS NULL OR v.to_cycle > $2)"))
                 .bind(sid)
                 .bind(c)
                 .fetch_optional(&vault.catalog.pool)
                 .await?
         }
     };
-    let version = row.as_ref().map(version_of).ok_or_else(|| anyhow!("record {sid} did not exist yet at {}", at.unwrap_or("that time")))?;
+    let version = row.as_ref().map(version_of).ok_or_else(|| {
+        anyhow!(
+            "record {sid} did not exist yet at {}",
+            at.unwrap_or("that time")
+        )
+    })?;
     let org = vault.org_by_id(info.org_id).await?;
     let (content_version, deleted_since) = if version.deleted {
-        let prev = sqlx::query(&format!("SELECT {VERSION_COLS} FROM versions WHERE sid = $1 AND version = $2"))
+        let prev = sqlx::query(&format!("{VERSIONS} WHERE v.sid = $1 AND v.version = $2"))
             .bind(sid)
             .bind(version.version - 1)
             .fetch_optional(&vault.catalog.pool)
             .await?;
-        (prev.as_ref().map(version_of), Some(version.captured_at.clone()))
+        (
+            prev.as_ref().map(version_of),
+            Some(version.captured_at.clone()),
+        )
     } else {
         (Some(version.clone()), None)
     };
@@ -209,7 +265,12 @@ pub async fn show(vault: &Vault, cfg: &Config, sid: &str, at: Option<&str>) -> R
         Some(b) => Some(serde_json::from_slice(&vault.read_blob(&org, &b).await?)?),
         None => None,
     };
-    Ok(Shown { record: info, version, content, deleted_since })
+    Ok(Shown {
+        record: info,
+        version,
+        content,
+        deleted_since,
+    })
 }
 
 /// A data type named as `T`, `source/T` or `org/source/T`.
@@ -220,7 +281,17 @@ pub async fn find_type(vault: &Vault, spec: &str) -> Result<(i64, String)> {
         .await?;
     let all: Vec<(i64, String)> = rows
         .iter()
-        .map(|r| (r.get::<i64, _>(0), format!("{}/{}/{}", r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3))))
+        .map(|r| {
+            (
+                r.get::<i64, _>(0),
+                format!(
+                    "{}/{}/{}",
+                    r.get::<String, _>(1),
+                    r.get::<String, _>(2),
+                    r.get::<String, _>(3)
+                ),
+            )
+        })
         .collect();
     let hits: Vec<&(i64, String)> = all
         .iter()
@@ -233,11 +304,17 @@ pub async fn find_type(vault: &Vault, spec: &str) -> Result<(i64, String)> {
         [one] => Ok((*one).clone()),
         [] => bail!(
             "no data type {spec:?} in the vault (known: {})",
-            all.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+            all.iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         many => bail!(
             "data type {spec:?} is ambiguous: {}; name it as org/source/type",
-            many.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -260,7 +337,13 @@ pub struct DiffEntry {
     pub to_version: Option<i64>,
 }
 
-pub async fn diff(vault: &Vault, cfg: &Config, type_spec: &str, from: &str, to: &str) -> Result<Diff> {
+pub async fn diff(
+    vault: &Vault,
+    cfg: &Config,
+    type_spec: &str,
+    from: &str,
+    to: &str,
+) -> Result<Diff> {
     let (type_id, name) = find_type(vault, type_spec).await?;
     let tz = org_tz(cfg, name.split('/').next().unwrap_or_default());
     let c1 = snapshot_at(vault, type_id, &parse_at(from, tz)?).await?;
@@ -282,7 +365,8 @@ pub async fn diff(vault: &Vault, cfg: &Config, type_spec: &str, from: &str, to: 
     type State = Option<(i64, bool)>;
     let mut by: BTreeMap<String, (String, State, State)> = BTreeMap::new();
     for r in rows {
-        let (sid, id, v, del, f, t): (String, String, i64, i64, i64, Option<i64>) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        let (sid, id, v, del, f, t): (String, String, i64, i64, i64, Option<i64>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
         let e = by.entry(sid).or_insert((id, None, None));
         let holds = |c: i64| f <= c && t.is_none_or(|t| t > c);
         if c1.is_some() && holds(lo) {
@@ -292,10 +376,20 @@ pub async fn diff(vault: &Vault, cfg: &Config, type_spec: &str, from: &str, to: 
             e.2 = Some((v, del != 0));
         }
     }
-    let mut d = Diff { data_type: name, from_cycle: c1, to_cycle: Some(c2), ..Default::default() };
+    let mut d = Diff {
+        data_type: name,
+        from_cycle: c1,
+        to_cycle: Some(c2),
+        ..Default::default()
+    };
     for (sid, (id, a, b)) in by {
         let alive = |s: State| s.filter(|(_, del)| !del).map(|(v, _)| v);
-        let entry = DiffEntry { sid, id, from_version: alive(a), to_version: alive(b) };
+        let entry = DiffEntry {
+            sid,
+            id,
+            from_version: alive(a),
+            to_version: alive(b),
+        };
         match (entry.from_version, entry.to_version) {
             (None, Some(_)) => d.added.push(entry),
             (Some(_), None) => d.deleted.push(entry),

@@ -28,7 +28,9 @@ pub struct SealKey {
 
 impl SealKey {
     pub fn new(bytes: &[u8; 32]) -> Self {
-        SealKey { cipher: Aes256Gcm::new(bytes.into()) }
+        SealKey {
+            cipher: Aes256Gcm::new(bytes.into()),
+        }
     }
 
     /// nonce || ciphertext || tag
@@ -77,8 +79,15 @@ pub struct KeyFile {
 
 const MASTER_AAD: &[u8] = b"daybook master key v1";
 
-fn derive(passphrase: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
-    let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| CryptoError::Kdf(e.to_string()))?;
+fn derive(
+    passphrase: &str,
+    salt: &[u8],
+    m: u32,
+    t: u32,
+    p: u32,
+) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let params =
+        argon2::Params::new(m, t, p, Some(32)).map_err(|e| CryptoError::Kdf(e.to_string()))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
     a.hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
@@ -147,25 +156,29 @@ impl OrgKeys {
     }
 
     pub fn unwrap(master: &SealKey, org_sid: &str, wrapped: &[u8]) -> Result<OrgKeys, CryptoError> {
-        let m = Zeroizing::new(master.open(format!("daybook org key v1 {org_sid}").as_bytes(), wrapped)?);
+        let m = Zeroizing::new(
+            master.open(format!("daybook org key v1 {org_sid}").as_bytes(), wrapped)?,
+        );
         if m.len() != 64 {
             return Err(CryptoError::Short(m.len()));
         }
         Ok(OrgKeys::from_material(&m))
     }
 
-    /// Content id of a blob.
-    pub fn blob_id(&self, data: &[u8]) -> [u8; 32] {
-        *blake3::keyed_hash(&self.id_key, data).as_bytes()
+    /// Content id of a blob: 128 bits of keyed BLAKE3.
+    pub fn blob_id(&self, data: &[u8]) -> [u8; 16] {
+        blake3::keyed_hash(&self.id_key, data).as_bytes()[..16]
+            .try_into()
+            .unwrap()
     }
 
     pub fn hasher(&self) -> blake3::Hasher {
         blake3::Hasher::new_keyed(&self.id_key)
     }
 
-    /// Fingerprint of a record's identity at its source; its first 10 bytes make the SID,
-    /// so SIDs are stable and derivable without a lookup.
-    pub fn record_fp(&self, source: &str, data_type: &str, id: &str) -> [u8; 16] {
+    /// A record's key: 80 bits of keyed hash of its identity at its source. Its base32
+    /// form is the record's SID, so SIDs are stable and derivable without a lookup.
+    pub fn record_key(&self, source: &str, data_type: &str, id: &str) -> [u8; 10] {
         let mut h = self.hasher();
         h.update(b"record\0");
         h.update(source.as_bytes());
@@ -173,14 +186,12 @@ impl OrgKeys {
         h.update(data_type.as_bytes());
         h.update(b"\0");
         h.update(id.as_bytes());
-        let mut fp = [0u8; 16];
-        fp.copy_from_slice(&h.finalize().as_bytes()[..16]);
-        fp
+        h.finalize().as_bytes()[..10].try_into().unwrap()
     }
 }
 
-pub fn sid_of_fp(fp: &[u8; 16]) -> String {
-    crate::util::base32(&fp[..10])
+pub fn sid_of_key(key: &[u8; 10]) -> String {
+    crate::util::base32(key)
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ pub const FILE_PIECE: usize = 1 << 20;
 
 const CHUNK_AAD: &[u8] = b"daybook chunk v1";
 const HEADER_AAD: &[u8] = b"daybook pack header v1";
-const ENTRY_LEN: usize = 32 + 1 + 4 * 4;
+/// A content id: keyed BLAKE3, 128 bits.
+pub type BlobId = [u8; 16];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -37,7 +38,7 @@ impl BlobKind {
 /// Where a blob lives inside its pack.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackEntry {
-    pub id: [u8; 32],
+    pub id: BlobId,
     pub kind: u8,
     pub chunk_off: u32,
     pub chunk_len: u32,
@@ -53,7 +54,7 @@ pub struct FinishedPack {
 
 pub struct Packer {
     chunk: Vec<u8>,
-    chunk_blobs: Vec<([u8; 32], u8, u32, u32)>,
+    chunk_blobs: Vec<(BlobId, u8, u32, u32)>,
     pack: Vec<u8>,
     entries: Vec<PackEntry>,
 }
@@ -66,20 +67,36 @@ impl Default for Packer {
 
 impl Packer {
     pub fn new() -> Self {
-        Packer { chunk: Vec::new(), chunk_blobs: Vec::new(), pack: Vec::new(), entries: Vec::new() }
+        Packer {
+            chunk: Vec::new(),
+            chunk_blobs: Vec::new(),
+            pack: Vec::new(),
+            entries: Vec::new(),
+        }
     }
 
     /// Adds a blob; returns a pack when one is full and must be written out.
-    pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: [u8; 32], data: &[u8]) -> Option<FinishedPack> {
+    pub fn add(
+        &mut self,
+        seal: &SealKey,
+        kind: BlobKind,
+        id: BlobId,
+        data: &[u8],
+    ) -> Option<FinishedPack> {
         if !self.chunk.is_empty() && self.chunk.len() + data.len() > CHUNK_TARGET {
             self.flush_chunk(seal);
         }
-        self.chunk_blobs.push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
+        self.chunk_blobs
+            .push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
         self.chunk.extend_from_slice(data);
         if self.chunk.len() >= CHUNK_TARGET {
             self.flush_chunk(seal);
         }
-        if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None }
+        if self.pack.len() >= PACK_TARGET {
+            self.finish(seal)
+        } else {
+            None
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,7 +119,14 @@ impl Packer {
         let sealed = seal.seal(CHUNK_AAD, &plain);
         let chunk_off = self.pack.len() as u32;
         for (id, kind, inner_off, len) in self.chunk_blobs.drain(..) {
-            self.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
+            self.entries.push(PackEntry {
+                id,
+                kind,
+                chunk_off,
+                chunk_len: sealed.len() as u32,
+                inner_off,
+                len,
+            });
         }
         self.pack.extend_from_slice(&sealed);
         self.chunk.clear();
@@ -114,12 +138,17 @@ impl Packer {
         if self.entries.is_empty() {
             return None;
         }
-        let mut header = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
-        for e in &self.entries {
-            header.extend_from_slice(&e.id);
-            header.push(e.kind);
-            for v in [e.chunk_off, e.chunk_len, e.inner_off, e.len] {
+        // Per chunk: offset, length, blob count; per blob: id, kind, length (the inner
+        // offsets follow from the lengths). 21 bytes a blob.
+        let mut header = Vec::with_capacity(self.entries.len() * 21);
+        for chunk in self.entries.chunk_by(|a, b| a.chunk_off == b.chunk_off) {
+            for v in [chunk[0].chunk_off, chunk[0].chunk_len, chunk.len() as u32] {
                 header.extend_from_slice(&v.to_le_bytes());
+            }
+            for e in chunk {
+                header.extend_from_slice(&e.id);
+                header.push(e.kind);
+                header.extend_from_slice(&e.len.to_le_bytes());
             }
         }
         let sealed = seal.seal(HEADER_AAD, &header);
@@ -127,7 +156,11 @@ impl Packer {
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let name = blake3::hash(&bytes).to_hex().to_string();
-        Some(FinishedPack { name, bytes, entries: std::mem::take(&mut self.entries) })
+        Some(FinishedPack {
+            name,
+            bytes,
+            entries: std::mem::take(&mut self.entries),
+        })
     }
 }
 
@@ -145,11 +178,17 @@ pub enum PackError {
 
 /// Decrypts and decompresses one chunk.
 pub fn open_chunk(seal: &SealKey, chunk_off: u32, sealed: &[u8]) -> Result<Vec<u8>, PackError> {
-    let plain = seal.open(CHUNK_AAD, sealed).map_err(|e| PackError::Chunk(chunk_off, e))?;
+    let plain = seal
+        .open(CHUNK_AAD, sealed)
+        .map_err(|e| PackError::Chunk(chunk_off, e))?;
     match plain.first() {
         Some(0) => Ok(plain[1..].to_vec()),
-        Some(1) => zstd::stream::decode_all(&plain[1..]).map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
-        _ => Err(PackError::Decompress(chunk_off, "unknown chunk format".into())),
+        Some(1) => zstd::stream::decode_all(&plain[1..])
+            .map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
+        _ => Err(PackError::Decompress(
+            chunk_off,
+            "unknown chunk format".into(),
+        )),
     }
 }
 
@@ -163,22 +202,47 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
         return Err(PackError::Truncated);
     }
     let sealed = &pack[pack.len() - 4 - hlen..pack.len() - 4];
-    let header = seal.open(HEADER_AAD, sealed).map_err(PackError::Header)?;
-    if header.len() % ENTRY_LEN != 0 {
-        return Err(PackError::Truncated);
+    let h = seal.open(HEADER_AAD, sealed).map_err(PackError::Header)?;
+    let u32_at = |i: usize| {
+        h.get(i..i + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .ok_or(PackError::Truncated)
+    };
+    let mut entries = Vec::new();
+    let mut i = 0;
+    while i < h.len() {
+        let (chunk_off, chunk_len, n) = (u32_at(i)?, u32_at(i + 4)?, u32_at(i + 8)?);
+        i += 12;
+        let mut inner_off = 0;
+        for _ in 0..n {
+            let id: BlobId = h
+                .get(i..i + 16)
+                .ok_or(PackError::Truncated)?
+                .try_into()
+                .unwrap();
+            let kind = *h.get(i + 16).ok_or(PackError::Truncated)?;
+            let len = u32_at(i + 17)?;
+            i += 21;
+            entries.push(PackEntry {
+                id,
+                kind,
+                chunk_off,
+                chunk_len,
+                inner_off,
+                len,
+            });
+            inner_off += len;
+        }
     }
-    Ok(header
-        .chunks(ENTRY_LEN)
-        .map(|e| {
-            let u = |i: usize| u32::from_le_bytes(e[33 + i * 4..37 + i * 4].try_into().unwrap());
-            PackEntry { id: e[..32].try_into().unwrap(), kind: e[32], chunk_off: u(0), chunk_len: u(1), inner_off: u(2), len: u(3) }
-        })
-        .collect())
+    Ok(entries)
 }
 
 /// Verifies every chunk of a pack against its header: each blob must hash to its id.
 /// Returns the ids of blobs that are damaged, with the reason.
-pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Vec<([u8; 32], String)>), PackError> {
+pub fn verify(
+    keys: &OrgKeys,
+    pack: &[u8],
+) -> Result<(Vec<PackEntry>, Vec<(BlobId, String)>), PackError> {
     let entries = read_header(&keys.seal, pack)?;
     let mut bad = Vec::new();
     let mut i = 0;
@@ -198,7 +262,9 @@ pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Vec<([u8; 
                 Err(err) => Some(err.to_string()),
                 Ok(p) => match p.get(e.inner_off as usize..(e.inner_off + e.len) as usize) {
                     None => Some("blob lies outside its chunk".into()),
-                    Some(b) if keys.blob_id(b) != e.id => Some("content does not match its id".into()),
+                    Some(b) if keys.blob_id(b) != e.id => {
+                        Some("content does not match its id".into())
+                    }
                     Some(_) => None,
                 },
             };
@@ -224,20 +290,38 @@ mod tests {
             let data = format!("{{\"id\":{i},\"name\":\"record number {i}\"}}");
             let id = keys.blob_id(data.as_bytes());
             ids.push((id, data.clone()));
-            assert!(p.add(&keys.seal, BlobKind::Record, id, data.as_bytes()).is_none());
+            assert!(
+                p.add(&keys.seal, BlobKind::Record, id, data.as_bytes())
+                    .is_none()
+            );
         }
         let pack = p.finish(&keys.seal).unwrap();
-        assert!(pack.bytes.len() < 2000 * 30, "packed records must compress");
+        let raw: usize = ids.iter().map(|(_, d)| d.len()).sum();
+        assert!(
+            pack.bytes.len() < raw / 2 + 2000 * 21,
+            "packed records must compress: {} of {raw}",
+            pack.bytes.len()
+        );
         let (entries, bad) = verify(&keys, &pack.bytes).unwrap();
         assert_eq!(entries, pack.entries);
         assert!(bad.is_empty());
         let e = &pack.entries[1234];
-        let chunk = open_chunk(&keys.seal, e.chunk_off, &pack.bytes[e.chunk_off as usize..(e.chunk_off + e.chunk_len) as usize]).unwrap();
-        assert_eq!(&chunk[e.inner_off as usize..(e.inner_off + e.len) as usize], ids[1234].1.as_bytes());
+        let chunk = open_chunk(
+            &keys.seal,
+            e.chunk_off,
+            &pack.bytes[e.chunk_off as usize..(e.chunk_off + e.chunk_len) as usize],
+        )
+        .unwrap();
+        assert_eq!(
+            &chunk[e.inner_off as usize..(e.inner_off + e.len) as usize],
+            ids[1234].1.as_bytes()
+        );
         let mut flipped = pack.bytes.clone();
         flipped[e.chunk_off as usize + 20] ^= 0x10;
         let (_, bad) = verify(&keys, &flipped).unwrap();
         assert!(bad.iter().any(|(id, _)| *id == ids[1234].0));
-        assert!(!bad.iter().any(|(id, _)| *id == ids[0].0) || pack.entries[0].chunk_off == e.chunk_off);
+        assert!(
+            !bad.iter().any(|(id, _)| *id == ids[0].0) || pack.entries[0].chunk_off == e.chunk_off
+        );
     }
 }

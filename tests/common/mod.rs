@@ -1,0 +1,192 @@
+//! A test vault in a temporary folder, driven through the real `daybook` binary, with its
+//! catalog in SQLite or in a fresh schema of the local PostgreSQL.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const PASS: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub catalog: String,
+}
+
+fn pg_base() -> String {
+    std::env::var("DAYBOOK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn pg_schema() -> String {
+    sqlx::any::install_default_drivers();
+    let schema = format!("t_{}_{}", std::process::id(), rand_suffix());
+    let pool = sqlx::AnyPool::connect(&pg_base()).await.expect("PostgreSQL at DAYBOOK_TEST_POSTGRES (default 127.0.0.1:5432/test) must run; .ci/run starts it");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    format!("{}?options=-c%20search_path%3D{schema}", pg_base())
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{}_{}", t, N.fetch_add(1, Ordering::SeqCst))
+}
+
+impl Env {
+    pub async fn new(b: Backend) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = match b {
+            Backend::Sqlite => "sqlite://vault/catalog.db".to_string(),
+            Backend::Postgres => pg_schema().await,
+        };
+        let env = Env { dir, catalog };
+        std::fs::create_dir_all(env.export().join("records")).unwrap();
+        env.write_config(&format!(
+            "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n"
+        ));
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn export(&self) -> PathBuf {
+        self.path().join("export")
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path().join("vault/blobs")
+    }
+
+    pub fn write_config(&self, orgs: &str) {
+        let text = format!(
+            "[vault]\ncatalog = \"{}\"\nstore = \"vault/blobs\"\n\n{orgs}",
+            self.catalog
+        );
+        std::fs::write(self.path().join("daybook.toml"), text).unwrap();
+    }
+
+    pub fn write_records(&self, ty: &str, records: &[Value]) {
+        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(
+            self.export().join("records").join(format!("{ty}.jsonl")),
+            text,
+        )
+        .unwrap();
+    }
+
+    pub fn write_raw(&self, ty: &str, text: &str) {
+        std::fs::write(
+            self.export().join("records").join(format!("{ty}.jsonl")),
+            text,
+        )
+        .unwrap();
+    }
+
+    pub fn write_attachment(&self, name: &str, bytes: &[u8]) {
+        std::fs::create_dir_all(self.export().join("attachments")).unwrap();
+        std::fs::write(self.export().join("attachments").join(name), bytes).unwrap();
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_daybook"));
+        c.args(args)
+            .current_dir(self.path())
+            .env("DAYBOOK_CONFIG", self.path().join("daybook.toml"))
+            .env("DAYBOOK_PASSPHRASE", PASS)
+            .env_remove("DAYBOOK_FAULT")
+            .env_remove("DAYBOOK_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "daybook {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Latest snapshot per data type: type -> (cycle, live, added, changed, deleted).
+    pub fn latest(&self) -> std::collections::BTreeMap<String, (i64, i64, i64, i64, i64)> {
+        let mut out = std::collections::BTreeMap::new();
+        for s in self.json(&["snapshots"]).as_array().unwrap() {
+            let g = |k: &str| s[k].as_i64().unwrap();
+            out.insert(
+                s["data_type"].as_str().unwrap().to_string(),
+                (
+                    g("cycle"),
+                    g("live"),
+                    g("added"),
+                    g("changed"),
+                    g("deleted"),
+                ),
+            );
+        }
+        out
+    }
+
+    /// SID of a record by its id at the source.
+    pub fn sid(&self, ty: &str, id: &str) -> String {
+        let h = self.json(&["history", id]);
+        assert_eq!(h["record"]["data_type"], ty);
+        h["record"]["sid"].as_str().unwrap().to_string()
+    }
+
+    pub fn store_files(&self) -> Vec<PathBuf> {
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(p).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    walk(&e.path(), out)
+                } else {
+                    out.push(e.path())
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.store(), &mut v);
+        v
+    }
+}
+
+pub fn task(n: u32, title: &str) -> Value {
+    serde_json::json!({"id": format!("t{n}"), "title": title, "status": "open", "n": n})
+}
+
+/// Declares a test for each catalog backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Postgres).await } )* }
+    };
+}
