@@ -44,9 +44,7 @@ fn default_full_every_days() -> u32 {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            full_every_days: default_full_every_days(),
-        }
+        EngineConfig { full_every_days: default_full_every_days() }
     }
 }
 
@@ -85,13 +83,7 @@ impl Config {
         })?;
         let base = path
             .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         Self::parse(&text, base).with_context(|| format!("config {}", path.display()))
@@ -107,19 +99,12 @@ impl Config {
 
     /// Line number (1-based) of a byte offset in the config text.
     pub fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
     }
 
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
     }
 
     fn validate(&self) -> Result<()> {
@@ -133,10 +118,7 @@ impl Config {
                 );
             }
             if !seen.insert(sid.clone()) {
-                bail!(
-                    "config line {}: org sid {sid:?} is used twice",
-                    self.line_of(org.sid.span().start)
-                );
+                bail!("config line {}: org sid {sid:?} is used twice", self.line_of(org.sid.span().start));
             }
             if org.timezone.get_ref().parse::<chrono_tz::Tz>().is_err() {
                 bail!(

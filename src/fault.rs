@@ -10,10 +10,8 @@ pub fn point(name: &str) {
     let Ok(spec) = std::env::var("DAYBOOK_FAULT") else {
         return;
     };
-    let (p, n) = spec
-        .split_once(':')
-        .map(|(p, n)| (p.to_string(), n.parse().unwrap_or(1)))
-        .unwrap_or((spec.clone(), 1));
+    let (p, n) =
+        spec.split_once(':').map(|(p, n)| (p.to_string(), n.parse().unwrap_or(1))).unwrap_or((spec.clone(), 1));
     if p == name && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == n {
         // SAFETY: raising a signal on our own process has no memory-safety preconditions.
         unsafe {

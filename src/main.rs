@@ -12,12 +12,7 @@ use daybook::engine::Filter;
 #[command(name = "daybook", version)]
 struct Cli {
     /// Config file (TOML; see config.example.toml).
-    #[arg(
-        long,
-        global = true,
-        env = "DAYBOOK_CONFIG",
-        default_value = "daybook.toml"
-    )]
+    #[arg(long, global = true, env = "DAYBOOK_CONFIG", default_value = "daybook.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -93,34 +88,20 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let cfg = cli.config.as_path();
     let r = match cli.command {
         Command::Init => commands::init::run(cfg).await.map(|_| true),
-        Command::Backup { org, source, json } => {
-            commands::backup::run(cfg, Filter { org, source }, json).await
-        }
+        Command::Backup { org, source, json } => commands::backup::run(cfg, Filter { org, source }, json).await,
         Command::Snapshots { json } => commands::snapshots::run(cfg, json).await.map(|_| true),
-        Command::History { sid, json } => {
-            commands::history::run(cfg, &sid, json).await.map(|_| true)
+        Command::History { sid, json } => commands::history::run(cfg, &sid, json).await.map(|_| true),
+        Command::Show { sid, at, json } => commands::show::run(cfg, &sid, at.as_deref(), json).await.map(|_| true),
+        Command::Diff { data_type, from, to, json } => {
+            commands::diff::run(cfg, &data_type, &from, &to, json).await.map(|_| true)
         }
-        Command::Show { sid, at, json } => commands::show::run(cfg, &sid, at.as_deref(), json)
-            .await
-            .map(|_| true),
-        Command::Diff {
-            data_type,
-            from,
-            to,
-            json,
-        } => commands::diff::run(cfg, &data_type, &from, &to, json)
-            .await
-            .map(|_| true),
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };

@@ -5,22 +5,11 @@ mod common;
 use common::{Backend, Env, PASS, task};
 use serde_json::json;
 
-both_backends!(
-    versions_snapshots_and_history,
-    bad_input_commits_nothing_of_that_type,
-    flipped_byte_is_found_and_named
-);
+both_backends!(versions_snapshots_and_history, bad_input_commits_nothing_of_that_type, flipped_byte_is_found_and_named);
 
 async fn versions_snapshots_and_history(b: Backend) {
     let env = Env::new(b).await;
-    env.write_records(
-        "tasks",
-        &[
-            task(1, "alpha"),
-            task(2, "bravo ZEBRA-SECRET-7731"),
-            task(3, "charlie"),
-        ],
-    );
+    env.write_records("tasks", &[task(1, "alpha"), task(2, "bravo ZEBRA-SECRET-7731"), task(3, "charlie")]);
     env.write_records("comments", &[json!({"id": 10, "text": "first"})]);
     let scan = b"%PDF scanned invoice ".repeat(4000);
     env.write_attachment("invoice.pdf", &scan);
@@ -33,73 +22,28 @@ async fn versions_snapshots_and_history(b: Backend) {
     assert_eq!(day1["attachments"].1, 2);
 
     // Day 2 at the source: one edit, one deletion, one addition, one new file.
-    env.write_records(
-        "tasks",
-        &[task(1, "alpha"), task(2, "bravo renamed"), task(4, "delta")],
-    );
+    env.write_records("tasks", &[task(1, "alpha"), task(2, "bravo renamed"), task(4, "delta")]);
     env.write_attachment("photo.jpg", b"JPEG bytes of a photo");
     let out = env.json(&["backup"]);
-    let tasks = out["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["data_type"] == "tasks")
-        .unwrap();
+    let tasks = out["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "tasks").unwrap();
     assert_eq!(
-        (
-            tasks["stats"]["added"].as_i64(),
-            tasks["stats"]["changed"].as_i64(),
-            tasks["stats"]["deleted"].as_i64()
-        ),
+        (tasks["stats"]["added"].as_i64(), tasks["stats"]["changed"].as_i64(), tasks["stats"]["deleted"].as_i64()),
         (Some(1), Some(1), Some(1))
     );
-    let files = out["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["data_type"] == "attachments")
-        .unwrap();
-    assert_eq!(
-        files["stats"]["files_fetched"], 1,
-        "unchanged files are not read again"
-    );
-    let comments = out["types"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["data_type"] == "comments")
-        .unwrap();
-    assert_eq!(
-        comments["stats"]["stored_bytes"], 0,
-        "an unchanged data type stores nothing"
-    );
+    let files = out["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "attachments").unwrap();
+    assert_eq!(files["stats"]["files_fetched"], 1, "unchanged files are not read again");
+    let comments = out["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "comments").unwrap();
+    assert_eq!(comments["stats"]["stored_bytes"], 0, "an unchanged data type stores nothing");
 
     let day2 = env.latest();
     assert_eq!(day2["tasks"].1, 3);
     let (c1, c2) = (day1["tasks"].0, day2["tasks"].0);
-    let d = env.json(&[
-        "diff",
-        "--type",
-        "tasks",
-        "--from",
-        &format!("cycle:{c1}"),
-        "--to",
-        &format!("cycle:{c2}"),
-    ]);
-    let ids = |k: &str| {
-        d[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
+    let d = env.json(&["diff", "--type", "tasks", "--from", &format!("cycle:{c1}"), "--to", &format!("cycle:{c2}")]);
+    let ids =
+        |k: &str| d[k].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(
         (ids("added"), ids("changed"), ids("deleted")),
-        (
-            vec!["t4".to_string()],
-            vec!["t2".to_string()],
-            vec!["t3".to_string()]
-        )
+        (vec!["t4".to_string()], vec!["t2".to_string()], vec!["t3".to_string()])
     );
 
     let sid2 = env.sid("tasks", "t2");
@@ -111,24 +55,10 @@ async fn versions_snapshots_and_history(b: Backend) {
     let now = env.json(&["show", &sid2]);
     assert_eq!(now["content"]["data"]["title"], "bravo renamed");
     // A date is the end of that day in the org's timezone: today is the latest state.
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono_tz::Europe::Dublin)
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Dublin).format("%Y-%m-%d").to_string();
+    assert_eq!(env.json(&["show", &sid2, "--at", &today])["content"]["data"]["title"], "bravo renamed");
     assert_eq!(
-        env.json(&["show", &sid2, "--at", &today])["content"]["data"]["title"],
-        "bravo renamed"
-    );
-    assert_eq!(
-        env.json(&[
-            "diff",
-            "--type",
-            "tasks",
-            "--from",
-            "2020-01-01",
-            "--to",
-            &today
-        ])["added"]
+        env.json(&["diff", "--type", "tasks", "--from", "2020-01-01", "--to", &today])["added"]
             .as_array()
             .unwrap()
             .len(),
@@ -137,22 +67,13 @@ async fn versions_snapshots_and_history(b: Backend) {
 
     let sid3 = env.sid("tasks", "t3");
     let gone = env.json(&["show", &sid3]);
-    assert!(
-        gone["deleted_since"].is_string(),
-        "a deleted record says so: {gone}"
-    );
-    assert_eq!(
-        gone["content"]["data"]["title"], "charlie",
-        "the last content before deletion is kept"
-    );
+    assert!(gone["deleted_since"].is_string(), "a deleted record says so: {gone}");
+    assert_eq!(gone["content"]["data"]["title"], "charlie", "the last content before deletion is kept");
 
     // The same bytes under two names are one stored file.
     let a = env.json(&["show", &env.sid("attachments", "invoice.pdf")]);
     let b2 = env.json(&["show", &env.sid("attachments", "invoice-copy.pdf")]);
-    assert_eq!(
-        a["content"]["files"][0]["uid"],
-        b2["content"]["files"][0]["uid"]
-    );
+    assert_eq!(a["content"]["files"][0]["uid"], b2["content"]["files"][0]["uid"]);
     assert_eq!(a["content"]["files"][0]["size"], scan.len());
 
     let check = env.json(&["check", "--read-data"]);
@@ -162,11 +83,7 @@ async fn versions_snapshots_and_history(b: Backend) {
     // Neither a record's text nor a file's bytes appear in the store in the clear.
     for f in env.store_files() {
         let bytes = std::fs::read(&f).unwrap();
-        for needle in [
-            &b"ZEBRA-SECRET-7731"[..],
-            &b"scanned invoice"[..],
-            PASS.as_bytes(),
-        ] {
+        for needle in [&b"ZEBRA-SECRET-7731"[..], &b"scanned invoice"[..], PASS.as_bytes()] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "{} reveals {:?}",
@@ -186,18 +103,9 @@ async fn bad_input_commits_nothing_of_that_type(b: Backend) {
     let before = env.latest();
 
     let cases: &[(&str, &str)] = &[
-        (
-            "{\"id\":\"t1\",\"title\":\"a\"}\n{\"id\":\"t2\",\"title\":\n{\"id\":\"t3\"}\n",
-            "line 2: malformed JSON",
-        ),
-        (
-            "{\"id\":\"t1\"}\n{\"title\":\"no id\"}\n",
-            "line 2: record has no \"id\" field",
-        ),
-        (
-            "{\"id\":\"t1\"}\n{\"id\":\"t2\"}\n{\"id\":\"t1\"}\n",
-            "id \"t1\" appears twice (line 3)",
-        ),
+        ("{\"id\":\"t1\",\"title\":\"a\"}\n{\"id\":\"t2\",\"title\":\n{\"id\":\"t3\"}\n", "line 2: malformed JSON"),
+        ("{\"id\":\"t1\"}\n{\"title\":\"no id\"}\n", "line 2: record has no \"id\" field"),
+        ("{\"id\":\"t1\"}\n{\"id\":\"t2\"}\n{\"id\":\"t1\"}\n", "id \"t1\" appears twice (line 3)"),
         ("{\"id\":\"t1\"}\n\u{0}\u{1}[1,2]\n", "line 2"),
         ("{\"id\":\"t1\"}\n[1,2]\n", "line 2: not a JSON object"),
     ];
@@ -206,20 +114,13 @@ async fn bad_input_commits_nothing_of_that_type(b: Backend) {
         env.write_records("comments", &[json!({"id": 1, "text": format!("edit {i}")})]);
         let o = env.run(&["backup"]);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(
-            o.status.code(),
-            Some(1),
-            "a failed data type fails the backup: {err}"
-        );
+        assert_eq!(o.status.code(), Some(1), "a failed data type fails the backup: {err}");
         assert!(
             err.contains("tasks.jsonl") && err.contains(want),
             "error names the file and line: want {want:?} in {err}"
         );
         let now = env.latest();
-        assert_eq!(
-            now["tasks"], before["tasks"],
-            "no snapshot, no phantom deletion for the failed type"
-        );
+        assert_eq!(now["tasks"], before["tasks"], "no snapshot, no phantom deletion for the failed type");
         assert_eq!(now["comments"].3, 1, "the other data type still completes");
         assert!(now["comments"].0 > before["comments"].0);
     }
@@ -233,10 +134,7 @@ async fn bad_input_commits_nothing_of_that_type(b: Backend) {
     let o = env.run(&["backup"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        err.contains("attachments") && err.contains("not valid UTF-8") && err.contains("bad-"),
-        "{err}"
-    );
+    assert!(err.contains("attachments") && err.contains("not valid UTF-8") && err.contains("bad-"), "{err}");
     assert!(!env.latest().contains_key("attachments") || env.latest()["attachments"].1 == 0);
     std::fs::remove_file(env.export().join("attachments").join(name)).unwrap();
     env.ok(&["backup"]);
@@ -247,47 +145,26 @@ async fn bad_input_commits_nothing_of_that_type(b: Backend) {
 
 async fn flipped_byte_is_found_and_named(b: Backend) {
     let env = Env::new(b).await;
-    let tasks: Vec<_> = (0..3000)
-        .map(|n| task(n, &format!("task number {n} with some text")))
-        .collect();
+    let tasks: Vec<_> = (0..3000).map(|n| task(n, &format!("task number {n} with some text"))).collect();
     env.write_records("tasks", &tasks);
     env.ok(&["init"]);
     env.ok(&["backup"]);
     assert!(env.run(&["check", "--read-data"]).status.success());
-    let packs: Vec<_> = env
-        .store_files()
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/data/"))
-        .collect();
+    let packs: Vec<_> = env.store_files().into_iter().filter(|p| p.to_string_lossy().contains("/data/")).collect();
     assert!(!packs.is_empty());
     let mut bytes = std::fs::read(&packs[0]).unwrap();
     // Inside the first chunk (past its nonce): the records in it become unreadable.
     bytes[100] ^= 0x01;
     std::fs::write(&packs[0], &bytes).unwrap();
 
-    assert!(
-        env.run(&["check"]).status.success(),
-        "a flipped byte keeps the size: only --read-data can see it"
-    );
+    assert!(env.run(&["check"]).status.success(), "a flipped byte keeps the size: only --read-data can see it");
     let o = env.run(&["check", "--read-data"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    let damaged: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("record ") && l.contains("is damaged"))
-        .collect();
-    assert!(
-        !damaged.is_empty(),
-        "check names the damaged records: {out}"
-    );
+    let damaged: Vec<&str> = out.lines().filter(|l| l.contains("record ") && l.contains("is damaged")).collect();
+    assert!(!damaged.is_empty(), "check names the damaged records: {out}");
     // The named record really is one of ours and is unreadable now.
-    let sid = damaged[0]
-        .split("record ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap();
+    let sid = damaged[0].split("record ").nth(1).unwrap().split(' ').next().unwrap();
     let h = env.json(&["history", sid]);
     assert_eq!(h["record"]["data_type"], "tasks");
     let shown = env.run(&["show", sid]);

@@ -9,24 +9,13 @@ async fn wrong_passphrase_is_a_clear_error() {
     let env = Env::new(Backend::Sqlite).await;
     env.write_records("tasks", &[task(1, "a")]);
     env.ok(&["init"]);
-    let o = env
-        .cmd(&["snapshots"])
-        .env("DAYBOOK_PASSPHRASE", "not the passphrase")
-        .output()
-        .unwrap();
+    let o = env.cmd(&["snapshots"]).env("DAYBOOK_PASSPHRASE", "not the passphrase").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2));
     assert!(err.contains("wrong passphrase"), "{err}");
     assert!(!err.contains("panicked"));
-    assert!(
-        !err.contains("not the passphrase"),
-        "the passphrase never reaches an error"
-    );
-    let o = env
-        .cmd(&["backup"])
-        .env_remove("DAYBOOK_PASSPHRASE")
-        .output()
-        .unwrap();
+    assert!(!err.contains("not the passphrase"), "the passphrase never reaches an error");
+    let o = env.cmd(&["backup"]).env_remove("DAYBOOK_PASSPHRASE").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("DAYBOOK_PASSPHRASE"));
 }
 
@@ -45,39 +34,24 @@ async fn config_errors_name_the_line_and_the_fix() {
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n[[orgs.sources]]\nname = \"x\"\nkind = \"trelo\"\npath = \"export\"\n");
     let o = env.run(&["init"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("config line 11: unknown source kind \"trelo\" (known: jsonl)"),
-        "{err}"
-    );
+    assert!(err.contains("config line 11: unknown source kind \"trelo\" (known: jsonl)"), "{err}");
 
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"Mars/Olympus\"\n");
     let err = String::from_utf8_lossy(&env.run(&["init"]).stderr).to_string();
-    assert!(
-        err.contains("config line 8: unknown timezone \"Mars/Olympus\""),
-        "{err}"
-    );
+    assert!(err.contains("config line 8: unknown timezone \"Mars/Olympus\""), "{err}");
 
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n[[orgs.sources]]\nname = \"x\"\nkind = \"jsonl\"\npaht = \"export\"\n");
     let err = String::from_utf8_lossy(&env.run(&["init"]).stderr).to_string();
-    assert!(
-        err.contains("config line 11") && err.contains("paht"),
-        "{err}"
-    );
+    assert!(err.contains("config line 11") && err.contains("paht"), "{err}");
 
-    let o = env
-        .cmd(&["snapshots"])
-        .env("DAYBOOK_CONFIG", env.path().join("nope.toml"))
-        .output()
-        .unwrap();
+    let o = env.cmd(&["snapshots"]).env("DAYBOOK_CONFIG", env.path().join("nope.toml")).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope.toml"));
 }
 
 #[tokio::test]
 async fn many_records_are_packed_into_few_objects() {
     let env = Env::new(Backend::Sqlite).await;
-    let tasks: Vec<_> = (0..20_000)
-        .map(|n| task(n, "a record of moderate length, like a real task title"))
-        .collect();
+    let tasks: Vec<_> = (0..20_000).map(|n| task(n, "a record of moderate length, like a real task title")).collect();
     env.write_records("tasks", &tasks);
     env.ok(&["init"]);
     env.ok(&["backup"]);
@@ -96,11 +70,7 @@ async fn demo_runs_end_to_end() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("== day 2: second backup"));
     assert!(out.contains("title on day 1:") && out.contains("renamed on day 2"));
     assert!(out.contains("no problems"));

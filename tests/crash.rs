@@ -11,29 +11,15 @@ use std::os::unix::process::ExitStatusExt;
 const TASKS: u32 = 2500;
 
 fn killed_at(env: &Env, fault: &str) {
-    let o = env
-        .cmd(&["backup"])
-        .env("DAYBOOK_FAULT", fault)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.signal(),
-        Some(9),
-        "the backup must die at {fault}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = env.cmd(&["backup"]).env("DAYBOOK_FAULT", fault).output().unwrap();
+    assert_eq!(o.status.signal(), Some(9), "the backup must die at {fault}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn day1(env: &Env) {
-    env.write_records(
-        "tasks",
-        &(0..TASKS).map(|n| task(n, "first day")).collect::<Vec<_>>(),
-    );
+    env.write_records("tasks", &(0..TASKS).map(|n| task(n, "first day")).collect::<Vec<_>>());
     env.write_records(
         "comments",
-        &(0..300)
-            .map(|n| json!({"id": format!("c{n}"), "text": "hello"}))
-            .collect::<Vec<_>>(),
+        &(0..300).map(|n| json!({"id": format!("c{n}"), "text": "hello"})).collect::<Vec<_>>(),
     );
     env.write_attachment("a.bin", &[1u8; 5000]);
     env.write_attachment("b.bin", &[2u8; 7000]);
@@ -42,16 +28,7 @@ fn day1(env: &Env) {
 /// Day 2: 10 tasks edited, 5 deleted (the last ones), 5 added.
 fn day2(env: &Env) {
     let tasks: Vec<_> = (0..TASKS - 5)
-        .map(|n| {
-            task(
-                n,
-                if n % 200 == 7 {
-                    "edited on day two"
-                } else {
-                    "first day"
-                },
-            )
-        })
+        .map(|n| task(n, if n % 200 == 7 { "edited on day two" } else { "first day" }))
         .chain((TASKS..TASKS + 5).map(|n| task(n, "new on day two")))
         .collect();
     env.write_records("tasks", &tasks);
@@ -61,27 +38,14 @@ fn day2(env: &Env) {
 fn assert_whole(env: &Env) {
     let check = env.json(&["check", "--read-data"]);
     assert_eq!(check["problems"], json!([]), "{check}");
-    assert_eq!(
-        check["notes"],
-        json!([]),
-        "leftovers of the crash are cleaned up: {check}"
-    );
+    assert_eq!(check["notes"], json!([]), "leftovers of the crash are cleaned up: {check}");
 }
 
 /// Sum of added / changed / deleted over every snapshot of a data type.
 fn totals(env: &Env, ty: &str) -> (i64, i64, i64) {
-    env.json(&["snapshots"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["data_type"] == ty)
-        .fold((0, 0, 0), |a, s| {
-            (
-                a.0 + s["added"].as_i64().unwrap(),
-                a.1 + s["changed"].as_i64().unwrap(),
-                a.2 + s["deleted"].as_i64().unwrap(),
-            )
-        })
+    env.json(&["snapshots"]).as_array().unwrap().iter().filter(|s| s["data_type"] == ty).fold((0, 0, 0), |a, s| {
+        (a.0 + s["added"].as_i64().unwrap(), a.1 + s["changed"].as_i64().unwrap(), a.2 + s["deleted"].as_i64().unwrap())
+    })
 }
 
 async fn crash_on_day1(b: Backend, fault: &str) {
@@ -92,26 +56,9 @@ async fn crash_on_day1(b: Backend, fault: &str) {
     env.ok(&["backup"]);
     assert_whole(&env);
     let latest = env.latest();
-    assert_eq!(
-        (
-            latest["tasks"].1,
-            latest["comments"].1,
-            latest["attachments"].1
-        ),
-        (TASKS as i64, 300, 2)
-    );
-    assert_eq!(
-        totals(&env, "tasks"),
-        (TASKS as i64, 0, 0),
-        "each task stored once"
-    );
-    assert_eq!(
-        env.json(&["history", "t1234"])["versions"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!((latest["tasks"].1, latest["comments"].1, latest["attachments"].1), (TASKS as i64, 300, 2));
+    assert_eq!(totals(&env, "tasks"), (TASKS as i64, 0, 0), "each task stored once");
+    assert_eq!(env.json(&["history", "t1234"])["versions"].as_array().unwrap().len(), 1);
 }
 
 async fn crash_on_day2(b: Backend, fault: &str) {
@@ -130,11 +77,7 @@ async fn crash_on_day2(b: Backend, fault: &str) {
         "13 edits (n % 200 == 7 below 2495), 5 deletions, 5 additions, each once"
     );
     let h = env.json(&["history", "t207"]);
-    assert_eq!(
-        h["versions"].as_array().unwrap().len(),
-        2,
-        "an edited record has exactly two versions: {h}"
-    );
+    assert_eq!(h["versions"].as_array().unwrap().len(), 2, "an edited record has exactly two versions: {h}");
     let gone = env.json(&["history", &format!("t{}", TASKS - 1)]);
     assert_eq!(gone["versions"][1]["deleted"], true);
     assert_eq!(env.latest()["attachments"].1, 3);

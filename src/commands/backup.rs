@@ -40,13 +40,7 @@ pub fn print(r: &CycleReport) {
             ]
         })
         .collect();
-    print_table(
-        &[
-            "org", "source", "type", "status", "live", "added", "changed", "deleted", "files",
-            "stored",
-        ],
-        &rows,
-    );
+    print_table(&["org", "source", "type", "status", "live", "added", "changed", "deleted", "files", "stored"], &rows);
     for t in r.types.iter().filter(|t| t.error.is_some()) {
         eprintln!(
             "error: {}/{}/{}: {} (its last snapshot is kept)",

@@ -15,11 +15,7 @@ pub async fn run(config: &Path, read_data: bool, json: bool) -> Result<bool> {
         "checked {} packs, {} blobs{}",
         rep.packs,
         rep.blobs,
-        if read_data {
-            format!(", read and verified {}", human_bytes(rep.bytes_read))
-        } else {
-            String::new()
-        }
+        if read_data { format!(", read and verified {}", human_bytes(rep.bytes_read)) } else { String::new() }
     );
     for n in &rep.notes {
         println!("note: {n}");

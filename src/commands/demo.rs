@@ -57,10 +57,7 @@ fn write_jsonl(path: &Path, rows: &[serde_json::Value]) -> Result<()> {
 fn prepare(dir: &Path) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         if !dir.join(MARKER).exists() {
-            bail!(
-                "{} is not empty and was not made by `daybook demo`; choose an empty or new folder",
-                dir.display()
-            );
+            bail!("{} is not empty and was not made by `daybook demo`; choose an empty or new folder", dir.display());
         }
         for sub in ["vault", "export"] {
             let p = dir.join(sub);
@@ -79,52 +76,40 @@ fn prepare(dir: &Path) -> Result<()> {
 pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let dir = match dir {
         Some(d) => d,
-        None => tempfile::Builder::new()
-            .prefix("daybook-demo-")
-            .tempdir()?
-            .keep(),
+        None => tempfile::Builder::new().prefix("daybook-demo-").tempdir()?.keep(),
     };
     prepare(&dir)?;
     let pass = match std::env::var("DAYBOOK_PASSPHRASE") {
         Ok(p) if !p.is_empty() => p,
         _ => {
-            println!(
-                "(DAYBOOK_PASSPHRASE is not set: the demo vault uses the passphrase \"demo\")"
-            );
+            println!("(DAYBOOK_PASSPHRASE is not set: the demo vault uses the passphrase \"demo\")");
             "demo".to_string()
         }
     };
     let export = dir.join("export");
     let mut rng = StdRng::seed_from_u64(7);
     let mut tasks: Vec<serde_json::Value> = (1..=400).map(|n| task(&mut rng, n)).collect();
-    let mut projects: Vec<serde_json::Value> =
-        (1..=12).map(|n| json!({"id": format!("proj-{n:02}"), "name": format!("Project {n}"), "owner": PEOPLE[n % 6]})).collect();
+    let mut projects: Vec<serde_json::Value> = (1..=12)
+        .map(|n| json!({"id": format!("proj-{n:02}"), "name": format!("Project {n}"), "owner": PEOPLE[n % 6]}))
+        .collect();
     let mut comments: Vec<serde_json::Value> = (1..=600)
         .map(|n| json!({"id": n, "task_id": format!("task-{:04}", rng.gen_range(1..=400)), "author": PEOPLE[rng.gen_range(0..6)], "text": format!("comment {n}: looks good, see the attached file")}))
         .collect();
     for i in 1..=8 {
-        let bytes: Vec<u8> = (0..(20_000 + i * 3000))
-            .map(|_| rng.r#gen::<u8>())
-            .collect();
+        let bytes: Vec<u8> = (0..(20_000 + i * 3000)).map(|_| rng.r#gen::<u8>()).collect();
         std::fs::write(export.join(format!("attachments/scan-{i}.pdf")), bytes)?;
     }
-    let write_all =
-        |t: &[serde_json::Value], p: &[serde_json::Value], c: &[serde_json::Value]| -> Result<()> {
-            write_jsonl(&export.join("records/tasks.jsonl"), t)?;
-            write_jsonl(&export.join("records/projects.jsonl"), p)?;
-            write_jsonl(&export.join("records/comments.jsonl"), c)
-        };
+    let write_all = |t: &[serde_json::Value], p: &[serde_json::Value], c: &[serde_json::Value]| -> Result<()> {
+        write_jsonl(&export.join("records/tasks.jsonl"), t)?;
+        write_jsonl(&export.join("records/projects.jsonl"), p)?;
+        write_jsonl(&export.join("records/comments.jsonl"), c)
+    };
     write_all(&tasks, &projects, &comments)?;
 
     println!("demo folder: {}", dir.display());
-    println!(
-        "source: {} (400 tasks, 12 projects, 600 comments, 8 attachments)\n",
-        export.display()
-    );
+    println!("source: {} (400 tasks, 12 projects, 600 comments, 8 attachments)\n", export.display());
     let cfg = Config::load(&dir.join("daybook.toml"))?;
-    let vault = Vault::init(&cfg, &pass)
-        .await
-        .context("creating the demo vault")?;
+    let vault = Vault::init(&cfg, &pass).await.context("creating the demo vault")?;
 
     println!("== day 1: first backup");
     let r1 = engine::run_cycle(&vault, &cfg, &Filter::default()).await?;
@@ -150,10 +135,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     projects[3]["owner"] = json!("new-owner");
     comments.retain(|c| c["id"] != json!(77));
     write_all(&tasks, &projects, &comments)?;
-    std::fs::write(
-        export.join("attachments/contract-signed.pdf"),
-        b"%PDF-1.4 signed contract, day 2\n".repeat(500),
-    )?;
+    std::fs::write(export.join("attachments/contract-signed.pdf"), b"%PDF-1.4 signed contract, day 2\n".repeat(500))?;
     println!(
         "\n== at the source: {edits} tasks edited, 5 added, 4 deleted; 1 project edited; 1 comment deleted; 1 file added"
     );
@@ -173,23 +155,10 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     );
 
     println!("\n== diff tasks, cycle 1 -> cycle 2");
-    let d = query::diff(
-        &vault,
-        &cfg,
-        "tasks",
-        &format!("cycle:{}", r1.cycle),
-        &format!("cycle:{}", r2.cycle),
-    )
-    .await?;
+    let d = query::diff(&vault, &cfg, "tasks", &format!("cycle:{}", r1.cycle), &format!("cycle:{}", r2.cycle)).await?;
     super::diff::print(&d);
 
-    let sid_of = |id: &str| {
-        d.changed
-            .iter()
-            .chain(&d.deleted)
-            .find(|e| e.id == id)
-            .map(|e| e.sid.clone())
-    };
+    let sid_of = |id: &str| d.changed.iter().chain(&d.deleted).find(|e| e.id == id).map(|e| e.sid.clone());
     if let Some(sid) = sid_of(&edited) {
         println!("\n== history of {edited} ({sid})");
         let (info, versions) = query::history(&vault, &sid).await?;
@@ -198,17 +167,11 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         let now = query::show(&vault, &cfg, &sid, None).await?;
         println!(
             "title on day 1: {}",
-            then.content
-                .as_ref()
-                .map(|c| c["data"]["title"].to_string())
-                .unwrap_or_default()
+            then.content.as_ref().map(|c| c["data"]["title"].to_string()).unwrap_or_default()
         );
         println!(
             "title on day 2: {}",
-            now.content
-                .as_ref()
-                .map(|c| c["data"]["title"].to_string())
-                .unwrap_or_default()
+            now.content.as_ref().map(|c| c["data"]["title"].to_string()).unwrap_or_default()
         );
     }
     if let Some(sid) = sid_of(gone["id"].as_str().unwrap_or_default()) {
@@ -217,10 +180,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             "\n== deleted record {} ({sid}): last content kept in the vault:",
             gone["id"].as_str().unwrap_or_default()
         );
-        println!(
-            "{}",
-            s.content.map(|c| c["data"].to_string()).unwrap_or_default()
-        );
+        println!("{}", s.content.map(|c| c["data"].to_string()).unwrap_or_default());
     }
 
     println!("\n== check --read-data");
@@ -235,10 +195,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     for p in &rep.problems {
         println!("PROBLEM: {p}");
     }
-    println!(
-        "\nTry: DAYBOOK_PASSPHRASE={pass} daybook --config {} snapshots",
-        dir.join("daybook.toml").display()
-    );
+    println!("\nTry: DAYBOOK_PASSPHRASE={pass} daybook --config {} snapshots", dir.join("daybook.toml").display());
     if !rep.ok() {
         bail!("the demo vault failed its check");
     }

@@ -33,11 +33,7 @@ pub fn print(d: &Diff) {
                 e.sid,
                 e.id,
                 v(e.from_version),
-                if e.from_version.is_some() && e.to_version.is_some() {
-                    " -> "
-                } else {
-                    ""
-                },
+                if e.from_version.is_some() && e.to_version.is_some() { " -> " } else { "" },
                 v(e.to_version)
             );
         }

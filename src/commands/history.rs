@@ -15,38 +15,19 @@ pub async fn run(config: &Path, sid: &str, json: bool) -> Result<()> {
 }
 
 pub fn print(info: &RecordInfo, versions: &[VersionInfo]) {
-    println!(
-        "record {} = {}/{}/{} id {:?}",
-        info.sid, info.org, info.source, info.data_type, info.source_id
-    );
+    println!("record {} = {}/{}/{} id {:?}", info.sid, info.org, info.source, info.data_type, info.source_id);
     let rows: Vec<Vec<String>> = versions
         .iter()
         .map(|v| {
             vec![
                 v.version.to_string(),
-                if v.deleted {
-                    "deleted".into()
-                } else {
-                    "content".into()
-                },
+                if v.deleted { "deleted".into() } else { "content".into() },
                 v.captured_at.clone(),
                 v.from_cycle.to_string(),
-                v.to_cycle
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "current".into()),
+                v.to_cycle.map(|c| c.to_string()).unwrap_or_else(|| "current".into()),
                 v.size.to_string(),
             ]
         })
         .collect();
-    print_table(
-        &[
-            "version",
-            "kind",
-            "captured at",
-            "from cycle",
-            "until cycle",
-            "bytes",
-        ],
-        &rows,
-    );
+    print_table(&["version", "kind", "captured at", "from cycle", "until cycle", "bytes"], &rows);
 }

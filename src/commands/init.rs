@@ -8,10 +8,7 @@ pub async fn run(config: &Path) -> Result<()> {
     let cfg = Config::load(config)?;
     let pass = crate::vault::passphrase()?;
     let vault = Vault::init(&cfg, &pass).await?;
-    println!(
-        "created vault {} (store {}, catalog {})",
-        vault.id, vault.store_display, vault.catalog.display
-    );
+    println!("created vault {} (store {}, catalog {})", vault.id, vault.store_display, vault.catalog.display);
     println!("keep the passphrase safe: without it the vault cannot be read");
     Ok(())
 }

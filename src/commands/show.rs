@@ -10,14 +10,8 @@ pub async fn run(config: &Path, sid: &str, at: Option<&str>, json: bool) -> Resu
         return super::print_json(&shown);
     }
     let r = &shown.record;
-    println!(
-        "record {} = {}/{}/{} id {:?}",
-        r.sid, r.org, r.source, r.data_type, r.source_id
-    );
-    println!(
-        "version {} captured {}",
-        shown.version.version, shown.version.captured_at
-    );
+    println!("record {} = {}/{}/{} id {:?}", r.sid, r.org, r.source, r.data_type, r.source_id);
+    println!("version {} captured {}", shown.version.version, shown.version.captured_at);
     if let Some(when) = &shown.deleted_since {
         println!("DELETED at the source (noticed {when}); last content before the deletion:");
     }

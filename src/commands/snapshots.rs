@@ -34,10 +34,7 @@ pub fn print(rows: &[SnapshotRow]) {
         })
         .collect();
     print_table(
-        &[
-            "org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted",
-            "stored",
-        ],
+        &["org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted", "stored"],
         &table,
     );
 }

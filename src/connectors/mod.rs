@@ -6,7 +6,6 @@ pub mod jsonl;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
-use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
@@ -41,10 +40,7 @@ pub fn build(cfg: &Config, src: &SourceConfig) -> Result<Box<dyn Connector>> {
 }
 
 /// Parses a connector's own keys of a `[[orgs.sources]]` table, naming the line on error.
-pub fn parse_options<T: serde::de::DeserializeOwned>(
-    cfg: &Config,
-    src: &SourceConfig,
-) -> Result<T> {
+pub fn parse_options<T: serde::de::DeserializeOwned>(cfg: &Config, src: &SourceConfig) -> Result<T> {
     let line = cfg.line_of(src.kind.span().start);
     let table = toml::Value::Table(src.options.clone());
     table.try_into().map_err(|e: toml::de::Error| {
@@ -74,7 +70,9 @@ pub struct FileRef {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub id: String,
-    pub data: Value,
+    /// The record as one JSON object, as the source gave it (valid JSON: the connector
+    /// checked it). The engine parses it only when the text differs from last time.
+    pub json: String,
     pub files: Vec<FileRef>,
     /// Where the record came from (a line number in an export), for error messages.
     pub line: Option<u64>,
@@ -98,11 +96,7 @@ pub struct ReadSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{file} line {line}: {why}")]
-    BadLine {
-        file: String,
-        line: u64,
-        why: String,
-    },
+    BadLine { file: String, line: u64, why: String },
     #[error("{0}")]
     Other(String),
     #[error("{0}")]
@@ -127,22 +121,79 @@ pub trait Connector: Send + Sync {
 
     /// Sends every record (of the mode) in batches; returns only once all were sent.
     /// An error means the listing is incomplete: nothing of it may be committed.
-    async fn read(
-        &self,
-        data_type: &str,
-        mode: ReadMode,
-        out: mpsc::Sender<Batch>,
-    ) -> Result<ReadSummary, SourceError>;
+    async fn read(&self, data_type: &str, mode: ReadMode, out: mpsc::Sender<Batch>)
+    -> Result<ReadSummary, SourceError>;
 
     /// Every id that exists now (for incremental sources' deletions).
     async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
-        Err(SourceError::Other(format!(
-            "listing ids of {data_type} is not supported"
-        )))
+        Err(SourceError::Other(format!("listing ids of {data_type} is not supported")))
     }
 
-    async fn fetch_file(
-        &self,
-        file: &FileRef,
-    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
+    async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
+}
+
+/// The id field of a JSON object, read without building the whole object (most records of
+/// a cycle are unchanged and never need parsing). Also checks the text is valid JSON.
+pub fn id_of(text: &str, id_field: &str) -> Result<IdField, String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Key<'de>(std::borrow::Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(v.into()))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(v.to_string().into()))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    struct Obj<'f>(&'f str);
+    impl<'de> Visitor<'de> for Obj<'_> {
+        type Value = Option<serde_json::Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = m.next_key::<Key>()? {
+                if k.0 == self.0 {
+                    found = Some(m.next_value::<serde_json::Value>()?);
+                } else {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    if !text.trim_start().starts_with('{') {
+        return Err(if serde_json::from_str::<IgnoredAny>(text).is_ok() {
+            "not a JSON object".into()
+        } else {
+            "malformed JSON".into()
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let id = de
+        .deserialize_map(Obj(id_field))
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| format!("malformed JSON: {e}"))?;
+    match id {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(IdField::Id(s)),
+        Some(serde_json::Value::Number(n)) => Ok(IdField::Id(n.to_string())),
+        Some(other) => Err(format!("field {id_field:?} is {other}, not a string or number id")),
+        None => Ok(IdField::Missing),
+    }
+}
+
+pub enum IdField {
+    Id(String),
+    Missing,
 }

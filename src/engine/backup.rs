@@ -16,10 +16,14 @@ use crate::vault::crypto::sid_of_key;
 use crate::vault::pack::{BlobKind, FILE_PIECE, FinishedPack, Packer};
 use crate::vault::{Org, Vault};
 
-/// What the engine remembers per current record while it reads a data type: 21 bytes and
+/// What the engine remembers per current record while it reads a data type: 38 bytes and
 /// a 10-byte key, never the record itself, so memory stays small as data types grow.
 struct Live {
+    /// Content id of the current version (keyed hash of canonical JSON).
     hash: [u8; 16],
+    /// Keyed hash of the source's text of it (and its files' fingerprints): equal text
+    /// means equal record, without parsing. Zero when unknown.
+    raw: [u8; 16],
     version: u32,
     deleted: bool,
     seen: bool,
@@ -88,12 +92,7 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
     };
     let t0 = std::time::Instant::now();
     st.load().await?;
-    tracing::debug!(
-        data_type = job.data_type,
-        live = st.live.len(),
-        "loaded current state in {:?}",
-        t0.elapsed()
-    );
+    tracing::debug!(data_type = job.data_type, live = st.live.len(), "loaded current state in {:?}", t0.elapsed());
 
     let (sender, mut rx) = mpsc::channel(4);
     let reader = job.connector.read(job.data_type, ReadMode::Full, sender);
@@ -112,11 +111,7 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
     let (read, consumed) = tokio::join!(reader, consumer);
     consumed?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
-    tracing::debug!(
-        data_type = job.data_type,
-        "read and compared in {:?}",
-        t0.elapsed()
-    );
+    tracing::debug!(data_type = job.data_type, "read and compared in {:?}", t0.elapsed());
     let stats = st.finish(summary.cursor).await;
     tracing::debug!(data_type = job.data_type, "committed in {:?}", t0.elapsed());
     stats
@@ -132,11 +127,10 @@ impl State<'_> {
             Some(row) => self.live = decode_state(&row.get::<Vec<u8>, _>(0))?,
             None => self.load_from_versions().await?,
         }
-        let rows =
-            sqlx::query("SELECT file_key, fingerprint, uid FROM file_cache WHERE type_id = $1")
-                .bind(self.type_id)
-                .fetch_all(&mut *self.tx)
-                .await?;
+        let rows = sqlx::query("SELECT file_key, fingerprint, uid FROM file_cache WHERE type_id = $1")
+            .bind(self.type_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
         for r in rows {
             self.file_cache.insert(r.get(0), (r.get(1), r.get(2)));
         }
@@ -159,14 +153,9 @@ impl State<'_> {
             if let Some(b) = blob {
                 hash.copy_from_slice(&b[..16]);
             }
-            let live = Live {
-                hash,
-                version: r.get::<i64, _>(1) as u32,
-                deleted: r.get::<i64, _>(2) != 0,
-                seen: false,
-            };
-            self.live
-                .insert(j.org.keys.record_key(j.source, j.data_type, &id), live);
+            let live =
+                Live { hash, raw: [0; 16], version: r.get::<i64, _>(1) as u32, deleted: r.get::<i64, _>(2) != 0, seen: false };
+            self.live.insert(j.org.keys.record_key(j.source, j.data_type, &id), live);
         }
         Ok(())
     }
@@ -174,55 +163,54 @@ impl State<'_> {
     async fn take(&mut self, rec: Record) -> Result<()> {
         let j = self.job;
         self.stats.listed += 1;
+        let key = j.org.keys.record_key(j.source, j.data_type, &rec.id);
+        let raw = self.raw_hash(&rec);
+        match self.live.get_mut(&key) {
+            Some(e) if e.seen => {
+                let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+                bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(j.data_type), rec.id);
+            }
+            Some(e) if !e.deleted && raw.is_some_and(|r| r == e.raw) => {
+                e.seen = true;
+                self.stats.unchanged += 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let bad_json = |e: serde_json::Error| {
+            let at = rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
+            anyhow!("{}{at}: record {:?}: malformed JSON: {e}", j.connector.location(j.data_type), rec.id)
+        };
+        let data: Value = serde_json::from_str(&rec.json).map_err(bad_json)?;
         let mut files = Vec::with_capacity(rec.files.len());
         for f in &rec.files {
             files.push(self.file(f).await.with_context(|| {
-                format!(
-                    "{}: record {:?}: file {:?}",
-                    j.connector.location(j.data_type),
-                    rec.id,
-                    f.name
-                )
+                format!("{}: record {:?}: file {:?}", j.connector.location(j.data_type), rec.id, f.name)
             })?);
         }
-        // Canonical JSON (serde_json sorts object keys) of {"data": .., "files": ..},
-        // written into a reused buffer: most records are unchanged and need no copy.
+        // Canonical JSON (serde_json sorts object keys) of {"data": .., "files": ..}.
         self.buf.clear();
         self.buf.extend_from_slice(b"{\"data\":");
-        serde_json::to_writer(&mut self.buf, &rec.data)?;
+        serde_json::to_writer(&mut self.buf, &data)?;
         if !files.is_empty() {
             self.buf.extend_from_slice(b",\"files\":");
             serde_json::to_writer(&mut self.buf, &files)?;
         }
         self.buf.push(b'}');
         let blob = j.org.keys.blob_id(&self.buf);
-        let fp = j.org.keys.record_key(j.source, j.data_type, &rec.id);
-        let sid = || sid_of_key(&fp);
-        let (version, new_record, closes_previous) = match self.live.get_mut(&fp) {
+        let raw = raw.unwrap_or([0; 16]);
+        let sid = || sid_of_key(&key);
+        let (version, new_record, closes_previous) = match self.live.get_mut(&key) {
             None => {
-                self.live.insert(
-                    fp,
-                    Live {
-                        hash: blob[..16].try_into().unwrap(),
-                        version: 1,
-                        deleted: false,
-                        seen: true,
-                    },
-                );
+                self.live.insert(key, Live { hash: blob, raw, version: 1, deleted: false, seen: true });
                 self.stats.added += 1;
                 (1, Some(rec.id.clone()), false)
             }
-            Some(e) if e.seen => {
-                let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                bail!(
-                    "{}: id {:?} appears twice{at}; ids must be unique",
-                    j.connector.location(j.data_type),
-                    rec.id
-                );
-            }
             Some(e) => {
                 e.seen = true;
-                if !e.deleted && e.hash == blob[..16] {
+                e.raw = raw;
+                if !e.deleted && e.hash == blob {
+                    // Same content in other words (key order, spacing): not a new version.
                     self.stats.unchanged += 1;
                     return Ok(());
                 }
@@ -232,7 +220,7 @@ impl State<'_> {
                     self.stats.changed += 1
                 }
                 e.deleted = false;
-                e.hash.copy_from_slice(&blob[..16]);
+                e.hash = blob;
                 e.version += 1;
                 (e.version, None, true)
             }
@@ -249,6 +237,20 @@ impl State<'_> {
         Ok(())
     }
 
+    /// Keyed hash of the record's text and its files' fingerprints; None when a file has
+    /// no fingerprint (then only its bytes can tell whether it changed).
+    fn raw_hash(&self, rec: &Record) -> Option<[u8; 16]> {
+        let mut h = self.job.org.keys.hasher();
+        h.update(rec.json.as_bytes());
+        for f in &rec.files {
+            h.update(b"\0");
+            h.update(f.key.as_bytes());
+            h.update(b"\0");
+            h.update(f.fingerprint.as_ref()?.as_bytes());
+        }
+        Some(h.finalize().as_bytes()[..16].try_into().unwrap())
+    }
+
     /// Stores a file (once per org, whatever refers to it) and says what the record keeps.
     async fn file(&mut self, f: &FileRef) -> Result<Value> {
         let j = self.job;
@@ -259,11 +261,7 @@ impl State<'_> {
                 }
             }
         }
-        let mut reader = j
-            .connector
-            .fetch_file(f)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut reader = j.connector.fetch_file(f).await.map_err(|e| anyhow!("{e}"))?;
         let mut whole = j.org.keys.hasher();
         let mut pieces = Vec::new();
         let mut size = 0u64;
@@ -284,13 +282,9 @@ impl State<'_> {
             whole.update(piece);
             size += n as u64;
             let id = j.org.keys.blob_id(piece);
-            if !self.in_packer.contains(&id)
-                && catalog::existing_blobs(&mut self.tx, j.org.id, &[id])
-                    .await?
-                    .is_empty()
+            if !self.in_packer.contains(&id) && catalog::existing_blobs(&mut self.tx, j.org.id, &[id]).await?.is_empty()
             {
-                self.add_blob(BlobKind::FilePiece, id, piece.to_vec())
-                    .await?;
+                self.add_blob(BlobKind::FilePiece, id, piece.to_vec()).await?;
             }
             pieces.push(id);
             if n < buf.len() {
@@ -311,8 +305,7 @@ impl State<'_> {
             .bind(&uid)
             .execute(&mut *self.tx)
             .await?;
-            self.file_cache
-                .insert(f.key.clone(), (fpr.clone(), uid.clone()));
+            self.file_cache.insert(f.key.clone(), (fpr.clone(), uid.clone()));
         }
         Ok(json!({ "name": f.name, "size": size, "uid": uid }))
     }
@@ -349,11 +342,7 @@ impl State<'_> {
         }
         let pending = std::mem::take(&mut self.pending);
         for batch in pending.chunks(BATCH) {
-            let closing: Vec<&str> = batch
-                .iter()
-                .filter(|v| v.closes_previous)
-                .map(|v| v.sid.as_str())
-                .collect();
+            let closing: Vec<&str> = batch.iter().filter(|v| v.closes_previous).map(|v| v.sid.as_str()).collect();
             if !closing.is_empty() {
                 let sql = format!(
                     "UPDATE versions SET to_cycle = $1 WHERE type_id = $2 AND to_cycle IS NULL AND sid IN ({})",
@@ -372,10 +361,8 @@ impl State<'_> {
                     );
                 }
             }
-            let new: Vec<(&str, &str)> = batch
-                .iter()
-                .filter_map(|v| v.new_record.as_deref().map(|id| (v.sid.as_str(), id)))
-                .collect();
+            let new: Vec<(&str, &str)> =
+                batch.iter().filter_map(|v| v.new_record.as_deref().map(|id| (v.sid.as_str(), id))).collect();
             if !new.is_empty() {
                 let sql = format!(
                     "INSERT INTO records (sid, type_id, source_id, first_cycle) VALUES {}",
@@ -385,9 +372,7 @@ impl State<'_> {
                 for (sid, id) in &new {
                     q = q.bind(*sid).bind(self.type_id).bind(*id).bind(j.cycle);
                 }
-                q.execute(&mut *self.tx)
-                    .await
-                    .context("recording new records (an SID collision?)")?;
+                q.execute(&mut *self.tx).await.context("recording new records (an SID collision?)")?;
             }
             let sql = format!(
                 "INSERT INTO versions (sid, version, type_id, from_cycle, deleted, blob_id, size) VALUES {}",
@@ -431,13 +416,12 @@ impl State<'_> {
         if let Some(p) = self.packer.finish(&j.org.keys.seal) {
             self.write_pack(p).await?;
         }
-        let live: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0",
-        )
-        .bind(self.type_id)
-        .fetch_one(&mut *self.tx)
-        .await?
-        .get(0);
+        let live: i64 =
+            sqlx::query("SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0")
+                .bind(self.type_id)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .get(0);
         self.stats.live = live as u64;
         if self.stats.live != self.stats.listed {
             bail!(
@@ -485,13 +469,14 @@ impl State<'_> {
     }
 }
 
-const STATE_ENTRY: usize = 10 + 16 + 4 + 1;
+const STATE_ENTRY: usize = 10 + 16 + 16 + 4 + 1;
 
 fn encode_state(live: &HashMap<[u8; 10], Live>) -> Vec<u8> {
     let mut out = Vec::with_capacity(live.len() * STATE_ENTRY);
     for (k, e) in live {
         out.extend_from_slice(k);
         out.extend_from_slice(&e.hash);
+        out.extend_from_slice(&e.raw);
         out.extend_from_slice(&e.version.to_le_bytes());
         out.push(e.deleted as u8);
     }
@@ -506,8 +491,9 @@ fn decode_state(b: &[u8]) -> Result<HashMap<[u8; 10], Live>> {
         .map(|e| {
             let live = Live {
                 hash: e[10..26].try_into().unwrap(),
-                version: u32::from_le_bytes(e[26..30].try_into().unwrap()),
-                deleted: e[30] != 0,
+                raw: e[26..42].try_into().unwrap(),
+                version: u32::from_le_bytes(e[42..46].try_into().unwrap()),
+                deleted: e[46] != 0,
                 seen: false,
             };
             (e[..10].try_into().unwrap(), live)

@@ -58,11 +58,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
     let orphan_packs_removed = remove_orphan_packs(vault).await?;
     let mut conn = vault.catalog.pool.acquire().await?;
     let cycle = catalog::cycle_start(&mut conn).await?;
-    let mut report = CycleReport {
-        cycle,
-        types: Vec::new(),
-        orphan_packs_removed,
-    };
+    let mut report = CycleReport { cycle, types: Vec::new(), orphan_packs_removed };
     for org_cfg in &cfg.orgs {
         let org_sid = org_cfg.sid.get_ref();
         if filter.org.as_ref().is_some_and(|o| o != org_sid) {
@@ -91,22 +87,14 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             let types = match connector.discover().await {
                 Ok(t) => t,
                 Err(e) => {
-                    report
-                        .types
-                        .push(fail("*", format!("cannot list data types: {e}")));
+                    report.types.push(fail("*", format!("cannot list data types: {e}")));
                     continue;
                 }
             };
             for ty in types {
                 catalog::heartbeat(&vault.catalog.pool, LOCK).await?;
-                let job = TypeJob {
-                    vault,
-                    org: &org,
-                    source,
-                    data_type: &ty.name,
-                    connector: connector.as_ref(),
-                    cycle,
-                };
+                let job =
+                    TypeJob { vault, org: &org, source, data_type: &ty.name, connector: connector.as_ref(), cycle };
                 let outcome = match backup::backup_type(&job).await {
                     Ok(stats) => TypeOutcome {
                         org: org_sid.clone(),
@@ -137,11 +125,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             }
         }
     }
-    let status = if report.failed() == 0 {
-        "ok"
-    } else {
-        "partial"
-    };
+    let status = if report.failed() == 0 { "ok" } else { "partial" };
     catalog::cycle_finish(&mut conn, cycle, status).await?;
     drop(conn);
     vault.catalog.compact_log().await?;
@@ -162,10 +146,7 @@ pub async fn remove_orphan_packs(vault: &Vault) -> Result<u64> {
         vault.store.delete(p).await?;
     }
     if !orphans.is_empty() {
-        tracing::info!(
-            "removed {} unreferenced packs left by an interrupted backup",
-            orphans.len()
-        );
+        tracing::info!("removed {} unreferenced packs left by an interrupted backup", orphans.len());
     }
     Ok(orphans.len() as u64)
 }
@@ -173,11 +154,7 @@ pub async fn remove_orphan_packs(vault: &Vault) -> Result<u64> {
 pub async fn orphan_packs(vault: &Vault, known: &HashSet<String>) -> Result<Vec<StorePath>> {
     let mut out = Vec::new();
     let mut list = vault.store.list(Some(&StorePath::from("data")));
-    while let Some(meta) = list
-        .try_next()
-        .await
-        .map_err(|e| anyhow!("listing the store: {e}"))?
-    {
+    while let Some(meta) = list.try_next().await.map_err(|e| anyhow!("listing the store: {e}"))? {
         let name = meta.location.filename().unwrap_or_default();
         if !known.contains(name) {
             out.push(meta.location);

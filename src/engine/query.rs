@@ -89,17 +89,13 @@ pub async fn record(vault: &Vault, sid_or_id: &str) -> Result<RecordInfo> {
         type_id: row.get(5),
         org_id: row.get(6),
     };
-    if let Some(row) = sqlx::query(&format!("{SELECT} WHERE r.sid = $1"))
-        .bind(sid_or_id)
-        .fetch_optional(&vault.catalog.pool)
-        .await?
+    if let Some(row) =
+        sqlx::query(&format!("{SELECT} WHERE r.sid = $1")).bind(sid_or_id).fetch_optional(&vault.catalog.pool).await?
     {
         return Ok(info(&row));
     }
-    let rows = sqlx::query(&format!("{SELECT} WHERE r.source_id = $1"))
-        .bind(sid_or_id)
-        .fetch_all(&vault.catalog.pool)
-        .await?;
+    let rows =
+        sqlx::query(&format!("{SELECT} WHERE r.source_id = $1")).bind(sid_or_id).fetch_all(&vault.catalog.pool).await?;
     match rows.as_slice() {
         [one] => Ok(info(one)),
         [] => bail!("no record with SID or source id {sid_or_id:?} in the vault"),
@@ -151,22 +147,15 @@ pub enum At {
 
 pub fn parse_at(s: &str, tz: chrono_tz::Tz) -> Result<At> {
     if let Some(n) = s.strip_prefix("cycle:") {
-        return Ok(At::Cycle(
-            n.parse()
-                .with_context(|| format!("{s:?}: cycle:N needs a number"))?,
-        ));
+        return Ok(At::Cycle(n.parse().with_context(|| format!("{s:?}: cycle:N needs a number"))?));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let next = d
-            .succ_opt()
-            .ok_or_else(|| anyhow!("{s:?}: date out of range"))?;
+        let next = d.succ_opt().ok_or_else(|| anyhow!("{s:?}: date out of range"))?;
         let end = tz
             .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap())
             .earliest()
             .ok_or_else(|| anyhow!("{s:?}: no such local time"))?;
-        return Ok(At::Instant(
-            end.with_timezone(&Utc) - chrono::Duration::milliseconds(1),
-        ));
+        return Ok(At::Instant(end.with_timezone(&Utc) - chrono::Duration::milliseconds(1)));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(At::Instant(t.with_timezone(&Utc)));
@@ -175,11 +164,7 @@ pub fn parse_at(s: &str, tz: chrono_tz::Tz) -> Result<At> {
 }
 
 pub fn org_tz(cfg: &Config, org: &str) -> chrono_tz::Tz {
-    cfg.orgs
-        .iter()
-        .find(|o| o.sid.get_ref() == org)
-        .map(|o| o.tz())
-        .unwrap_or(chrono_tz::UTC)
+    cfg.orgs.iter().find(|o| o.sid.get_ref() == org).map(|o| o.tz()).unwrap_or(chrono_tz::UTC)
 }
 
 /// The last snapshot cycle of a data type at or before `at`.
@@ -218,35 +203,29 @@ pub async fn show(vault: &Vault, cfg: &Config, sid: &str, at: Option<&str>) -> R
     let sid = sid.as_str();
     let row = match at {
         None => {
-            sqlx::query(&format!(
-                "{VERSIONS} WHERE v.sid = $1 AND v.to_cycle IS NULL"
-            ))
-            .bind(sid)
-            .fetch_optional(&vault.catalog.pool)
-            .await?
+            sqlx::query(&format!("{VERSIONS} WHERE v.sid = $1 AND v.to_cycle IS NULL"))
+                .bind(sid)
+                .fetch_optional(&vault.catalog.pool)
+                .await?
         }
         Some(a) => {
             let at = parse_at(a, org_tz(cfg, &info.org))?;
             let Some(c) = snapshot_at(vault, info.type_id, &at).await? else {
-                bail!(
-                    "no snapshot of {}/{} exists at or before {a}",
-                    info.source,
-                    info.data_type
-                );
+                bail!("no snapshot of {}/{} exists at or before {a}", info.source, info.data_type);
             };
-            sqlx::query(&format!("{VERSIONS} WHERE v.sid = $1 AND v.from_cycle <= $2 AND (v.to_cycle IS NULL OR v.to_cycle > $2)"))
-                .bind(sid)
-                .bind(c)
-                .fetch_optional(&vault.catalog.pool)
-                .await?
+            sqlx::query(&format!(
+                "{VERSIONS} WHERE v.sid = $1 AND v.from_cycle <= $2 AND (v.to_cycle IS NULL OR v.to_cycle > $2)"
+            ))
+            .bind(sid)
+            .bind(c)
+            .fetch_optional(&vault.catalog.pool)
+            .await?
         }
     };
-    let version = row.as_ref().map(version_of).ok_or_else(|| {
-        anyhow!(
-            "record {sid} did not exist yet at {}",
-            at.unwrap_or("that time")
-        )
-    })?;
+    let version = row
+        .as_ref()
+        .map(version_of)
+        .ok_or_else(|| anyhow!("record {sid} did not exist yet at {}", at.unwrap_or("that time")))?;
     let org = vault.org_by_id(info.org_id).await?;
     let (content_version, deleted_since) = if version.deleted {
         let prev = sqlx::query(&format!("{VERSIONS} WHERE v.sid = $1 AND v.version = $2"))
@@ -254,10 +233,7 @@ pub async fn show(vault: &Vault, cfg: &Config, sid: &str, at: Option<&str>) -> R
             .bind(version.version - 1)
             .fetch_optional(&vault.catalog.pool)
             .await?;
-        (
-            prev.as_ref().map(version_of),
-            Some(version.captured_at.clone()),
-        )
+        (prev.as_ref().map(version_of), Some(version.captured_at.clone()))
     } else {
         (Some(version.clone()), None)
     };
@@ -265,12 +241,7 @@ pub async fn show(vault: &Vault, cfg: &Config, sid: &str, at: Option<&str>) -> R
         Some(b) => Some(serde_json::from_slice(&vault.read_blob(&org, &b).await?)?),
         None => None,
     };
-    Ok(Shown {
-        record: info,
-        version,
-        content,
-        deleted_since,
-    })
+    Ok(Shown { record: info, version, content, deleted_since })
 }
 
 /// A data type named as `T`, `source/T` or `org/source/T`.
@@ -284,12 +255,7 @@ pub async fn find_type(vault: &Vault, spec: &str) -> Result<(i64, String)> {
         .map(|r| {
             (
                 r.get::<i64, _>(0),
-                format!(
-                    "{}/{}/{}",
-                    r.get::<String, _>(1),
-                    r.get::<String, _>(2),
-                    r.get::<String, _>(3)
-                ),
+                format!("{}/{}/{}", r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)),
             )
         })
         .collect();
@@ -304,17 +270,11 @@ pub async fn find_type(vault: &Vault, spec: &str) -> Result<(i64, String)> {
         [one] => Ok((*one).clone()),
         [] => bail!(
             "no data type {spec:?} in the vault (known: {})",
-            all.iter()
-                .map(|(_, n)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            all.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
         ),
         many => bail!(
             "data type {spec:?} is ambiguous: {}; name it as org/source/type",
-            many.iter()
-                .map(|(_, n)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -337,13 +297,7 @@ pub struct DiffEntry {
     pub to_version: Option<i64>,
 }
 
-pub async fn diff(
-    vault: &Vault,
-    cfg: &Config,
-    type_spec: &str,
-    from: &str,
-    to: &str,
-) -> Result<Diff> {
+pub async fn diff(vault: &Vault, cfg: &Config, type_spec: &str, from: &str, to: &str) -> Result<Diff> {
     let (type_id, name) = find_type(vault, type_spec).await?;
     let tz = org_tz(cfg, name.split('/').next().unwrap_or_default());
     let c1 = snapshot_at(vault, type_id, &parse_at(from, tz)?).await?;
@@ -376,20 +330,10 @@ pub async fn diff(
             e.2 = Some((v, del != 0));
         }
     }
-    let mut d = Diff {
-        data_type: name,
-        from_cycle: c1,
-        to_cycle: Some(c2),
-        ..Default::default()
-    };
+    let mut d = Diff { data_type: name, from_cycle: c1, to_cycle: Some(c2), ..Default::default() };
     for (sid, (id, a, b)) in by {
         let alive = |s: State| s.filter(|(_, del)| !del).map(|(v, _)| v);
-        let entry = DiffEntry {
-            sid,
-            id,
-            from_version: alive(a),
-            to_version: alive(b),
-        };
+        let entry = DiffEntry { sid, id, from_version: alive(a), to_version: alive(b) };
         match (entry.from_version, entry.to_version) {
             (None, Some(_)) => d.added.push(entry),
             (Some(_), None) => d.deleted.push(entry),

@@ -37,35 +37,18 @@ struct PackRow {
 pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     let mut rep = CheckReport::default();
     let pool = &vault.catalog.pool;
-    let orgs: HashMap<i64, String> = sqlx::query("SELECT id, sid FROM orgs")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let orgs: HashMap<i64, String> =
+        sqlx::query("SELECT id, sid FROM orgs").fetch_all(pool).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut packs: HashMap<String, PackRow> = HashMap::new();
-    for r in sqlx::query("SELECT id, org_id, name, size FROM packs")
-        .fetch_all(pool)
-        .await?
-    {
-        packs.insert(
-            r.get(2),
-            PackRow {
-                id: r.get(0),
-                org_id: r.get(1),
-                size: r.get(3),
-            },
-        );
+    for r in sqlx::query("SELECT id, org_id, name, size FROM packs").fetch_all(pool).await? {
+        packs.insert(r.get(2), PackRow { id: r.get(0), org_id: r.get(1), size: r.get(3) });
     }
     rep.packs = packs.len() as u64;
 
     let mut in_store: HashMap<String, (StorePath, u64)> = HashMap::new();
     let mut list = vault.store.list(Some(&StorePath::from("data")));
     while let Some(m) = list.try_next().await? {
-        in_store.insert(
-            m.location.filename().unwrap_or_default().to_string(),
-            (m.location.clone(), m.size as u64),
-        );
+        in_store.insert(m.location.filename().unwrap_or_default().to_string(), (m.location.clone(), m.size as u64));
     }
     let orphans = in_store.keys().filter(|n| !packs.contains_key(*n)).count();
     if orphans > 0 {
@@ -77,23 +60,14 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     for (name, p) in &packs {
         match in_store.get(name) {
             None => missing_packs.push((p.id, format!("pack {name} is missing from the store"))),
-            Some((_, size)) if *size != p.size as u64 => missing_packs.push((
-                p.id,
-                format!(
-                    "pack {name} has {size} bytes in the store, {} in the catalog",
-                    p.size
-                ),
-            )),
+            Some((_, size)) if *size != p.size as u64 => missing_packs
+                .push((p.id, format!("pack {name} has {size} bytes in the store, {} in the catalog", p.size))),
             _ => {}
         }
     }
     for (pack_id, why) in &missing_packs {
         rep.problems.push(why.clone());
-        for r in sqlx::query("SELECT org_id, id FROM blobs WHERE pack_id = $1")
-            .bind(pack_id)
-            .fetch_all(pool)
-            .await?
-        {
+        for r in sqlx::query("SELECT org_id, id FROM blobs WHERE pack_id = $1").bind(pack_id).fetch_all(pool).await? {
             damaged.push((r.get(0), r.get(1), why.clone()));
         }
     }
@@ -106,7 +80,11 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     .fetch_all(pool)
     .await?
     {
-        rep.problems.push(format!("record {} version {} points at a blob the catalog does not have", r.get::<String, _>(0), r.get::<i64, _>(1)));
+        rep.problems.push(format!(
+            "record {} version {} points at a blob the catalog does not have",
+            r.get::<String, _>(0),
+            r.get::<i64, _>(1)
+        ));
     }
     let known_blobs: HashSet<(i64, Vec<u8>)> = sqlx::query("SELECT org_id, id FROM blobs")
         .fetch_all(pool)
@@ -115,19 +93,10 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     rep.blobs = known_blobs.len() as u64;
-    for r in sqlx::query("SELECT org_id, uid, pieces FROM files")
-        .fetch_all(pool)
-        .await?
-    {
+    for r in sqlx::query("SELECT org_id, uid, pieces FROM files").fetch_all(pool).await? {
         let pieces: Vec<u8> = r.get(2);
-        if pieces
-            .chunks(16)
-            .any(|p| !known_blobs.contains(&(r.get(0), p.to_vec())))
-        {
-            rep.problems.push(format!(
-                "file {} has pieces the catalog does not have",
-                r.get::<String, _>(1)
-            ));
+        if pieces.chunks(16).any(|p| !known_blobs.contains(&(r.get(0), p.to_vec()))) {
+            rep.problems.push(format!("file {} has pieces the catalog does not have", r.get::<String, _>(1)));
         }
     }
     // The newest snapshot of each data type must match its current versions.
@@ -153,25 +122,19 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
                 rep.problems.push(format!("pack {name} belongs to no org"));
                 continue;
             };
-            let org = vault
-                .existing_org(org_sid)
-                .await?
-                .expect("org listed above");
+            let org = vault.existing_org(org_sid).await?.expect("org listed above");
             let bytes = vault.store.get(path).await?.bytes().await?;
             rep.bytes_read += bytes.len() as u64;
-            let expected: HashMap<Vec<u8>, (i64, i64, i64, i64)> = sqlx::query(
-                "SELECT id, chunk_off, chunk_len, inner_off, len FROM blobs WHERE pack_id = $1",
-            )
-            .bind(p.id)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
-            .collect();
+            let expected: HashMap<Vec<u8>, (i64, i64, i64, i64)> =
+                sqlx::query("SELECT id, chunk_off, chunk_len, inner_off, len FROM blobs WHERE pack_id = $1")
+                    .bind(p.id)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
+                    .collect();
             if blake3::hash(&bytes).to_hex().as_str() != name {
-                rep.problems.push(format!(
-                    "pack {name}: its bytes do not match its name (altered in the store)"
-                ));
+                rep.problems.push(format!("pack {name}: its bytes do not match its name (altered in the store)"));
             }
             match pack::verify(&org.keys, &bytes) {
                 Err(e) => {
@@ -190,27 +153,15 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
                         .iter()
                         .filter(|e| !bad_ids.contains(&e.id))
                         .map(|e| {
-                            (
-                                e.id.to_vec(),
-                                (
-                                    e.chunk_off as i64,
-                                    e.chunk_len as i64,
-                                    e.inner_off as i64,
-                                    e.len as i64,
-                                ),
-                            )
+                            (e.id.to_vec(), (e.chunk_off as i64, e.chunk_len as i64, e.inner_off as i64, e.len as i64))
                         })
                         .collect();
                     for (id, loc) in &expected {
-                        if present.get(id) != Some(loc) && !bad_ids.iter().any(|b| b[..] == id[..])
-                        {
+                        if present.get(id) != Some(loc) && !bad_ids.iter().any(|b| b[..] == id[..]) {
                             damaged.push((
                                 p.org_id,
                                 id.clone(),
-                                format!(
-                                    "pack {name} does not hold blob {} where the catalog says",
-                                    hex::encode(id)
-                                ),
+                                format!("pack {name} does not hold blob {} where the catalog says", hex::encode(id)),
                             ));
                         }
                     }
@@ -234,17 +185,10 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
                 v.get::<i64, _>(1)
             ));
         }
-        for f in sqlx::query("SELECT uid, pieces FROM files WHERE org_id = $1")
-            .bind(org_id)
-            .fetch_all(pool)
-            .await?
-        {
+        for f in sqlx::query("SELECT uid, pieces FROM files WHERE org_id = $1").bind(org_id).fetch_all(pool).await? {
             let pieces: Vec<u8> = f.get(1);
             if pieces.chunks(16).any(|p| p == id.as_slice()) {
-                rep.problems.push(format!(
-                    "org {org}: file {} is damaged ({why})",
-                    f.get::<String, _>(0)
-                ));
+                rep.problems.push(format!("org {org}: file {} is damaged ({why})", f.get::<String, _>(0)));
             }
         }
     }

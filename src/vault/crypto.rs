@@ -28,9 +28,7 @@ pub struct SealKey {
 
 impl SealKey {
     pub fn new(bytes: &[u8; 32]) -> Self {
-        SealKey {
-            cipher: Aes256Gcm::new(bytes.into()),
-        }
+        SealKey { cipher: Aes256Gcm::new(bytes.into()) }
     }
 
     /// nonce || ciphertext || tag
@@ -53,9 +51,7 @@ impl SealKey {
         }
         let (nonce, ct) = sealed.split_at(NONCE);
         let nonce: [u8; NONCE] = nonce.try_into().expect("split at NONCE");
-        self.cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
-            .map_err(|_| CryptoError::Auth)
+        self.cipher.decrypt(&Nonce::from(nonce), Payload { msg: ct, aad }).map_err(|_| CryptoError::Auth)
     }
 }
 
@@ -79,19 +75,11 @@ pub struct KeyFile {
 
 const MASTER_AAD: &[u8] = b"daybook master key v1";
 
-fn derive(
-    passphrase: &str,
-    salt: &[u8],
-    m: u32,
-    t: u32,
-    p: u32,
-) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
-    let params =
-        argon2::Params::new(m, t, p, Some(32)).map_err(|e| CryptoError::Kdf(e.to_string()))?;
+fn derive(passphrase: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| CryptoError::Kdf(e.to_string()))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
-        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    a.hash_password_into(passphrase.as_bytes(), salt, out.as_mut()).map_err(|e| CryptoError::Kdf(e.to_string()))?;
     Ok(out)
 }
 
@@ -156,9 +144,7 @@ impl OrgKeys {
     }
 
     pub fn unwrap(master: &SealKey, org_sid: &str, wrapped: &[u8]) -> Result<OrgKeys, CryptoError> {
-        let m = Zeroizing::new(
-            master.open(format!("daybook org key v1 {org_sid}").as_bytes(), wrapped)?,
-        );
+        let m = Zeroizing::new(master.open(format!("daybook org key v1 {org_sid}").as_bytes(), wrapped)?);
         if m.len() != 64 {
             return Err(CryptoError::Short(m.len()));
         }
@@ -167,9 +153,7 @@ impl OrgKeys {
 
     /// Content id of a blob: 128 bits of keyed BLAKE3.
     pub fn blob_id(&self, data: &[u8]) -> [u8; 16] {
-        blake3::keyed_hash(&self.id_key, data).as_bytes()[..16]
-            .try_into()
-            .unwrap()
+        blake3::keyed_hash(&self.id_key, data).as_bytes()[..16].try_into().unwrap()
     }
 
     pub fn hasher(&self) -> blake3::Hasher {

@@ -67,9 +67,7 @@ pub fn passphrase() -> Result<zeroize::Zeroizing<String>> {
         return Ok(zeroize::Zeroizing::new(p));
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Ok(zeroize::Zeroizing::new(rpassword::prompt_password(
-            "vault passphrase: ",
-        )?));
+        return Ok(zeroize::Zeroizing::new(rpassword::prompt_password("vault passphrase: ")?));
     }
     bail!("no passphrase: set DAYBOOK_PASSPHRASE (or run on a terminal to be asked)")
 }
@@ -90,70 +88,37 @@ impl Vault {
         }
         let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await?;
         if let Some(id) = catalog.meta("vault_id").await? {
-            bail!(
-                "catalog {} already belongs to vault {id}; choose another vault.catalog",
-                catalog.display
-            );
+            bail!("catalog {} already belongs to vault {id}; choose another vault.catalog", catalog.display);
         }
         catalog.migrate().await?;
         let master = crypto::random_bytes::<32>();
         let kf = KeyFile::create(passphrase, &master)?;
         let id = hex::encode(crypto::random_bytes::<16>().as_ref());
-        store
-            .put(
-                &StorePath::from(MASTER_KEY_OBJ),
-                serde_json::to_vec_pretty(&kf)?.into(),
-            )
-            .await?;
-        let sc = StoreConfig {
-            daybook_vault: 1,
-            id: id.clone(),
-            created_at: crate::util::now_rfc3339(),
-        };
-        store
-            .put(
-                &StorePath::from(CONFIG_OBJ),
-                serde_json::to_vec_pretty(&sc)?.into(),
-            )
-            .await?;
-        catalog
-            .set_meta("schema_version", &catalog::SCHEMA_VERSION.to_string())
-            .await?;
+        store.put(&StorePath::from(MASTER_KEY_OBJ), serde_json::to_vec_pretty(&kf)?.into()).await?;
+        let sc = StoreConfig { daybook_vault: 1, id: id.clone(), created_at: crate::util::now_rfc3339() };
+        store.put(&StorePath::from(CONFIG_OBJ), serde_json::to_vec_pretty(&sc)?.into()).await?;
+        catalog.set_meta("schema_version", &catalog::SCHEMA_VERSION.to_string()).await?;
         catalog.set_meta("vault_id", &id).await?;
-        Ok(Vault::assemble(
-            store,
-            shown,
-            catalog,
-            id,
-            SealKey::new(&master),
-        ))
+        Ok(Vault::assemble(store, shown, catalog, id, SealKey::new(&master)))
     }
 
     pub async fn open(cfg: &Config, passphrase: &str) -> Result<Vault> {
         let (store, shown) = store::open(&cfg.vault.store, &cfg.base)?;
         let sc: StoreConfig = match get_opt(store.as_ref(), CONFIG_OBJ).await? {
-            Some(b) => serde_json::from_slice(&b)
-                .with_context(|| format!("vault config in {shown} is damaged"))?,
+            Some(b) => serde_json::from_slice(&b).with_context(|| format!("vault config in {shown} is damaged"))?,
             None => return Err(VaultError::NotInitialized(shown).into()),
         };
         let kf: KeyFile = match get_opt(store.as_ref(), MASTER_KEY_OBJ).await? {
-            Some(b) => serde_json::from_slice(&b)
-                .with_context(|| format!("{MASTER_KEY_OBJ} in {shown} is damaged"))?,
-            None => bail!(
-                "the vault at {shown} has no {MASTER_KEY_OBJ}: its key is gone and its data cannot be read"
-            ),
+            Some(b) => serde_json::from_slice(&b).with_context(|| format!("{MASTER_KEY_OBJ} in {shown} is damaged"))?,
+            None => bail!("the vault at {shown} has no {MASTER_KEY_OBJ}: its key is gone and its data cannot be read"),
         };
-        let master = kf
-            .unwrap(passphrase)?
-            .ok_or_else(|| VaultError::WrongPassphrase(shown.clone()))?;
+        let master = kf.unwrap(passphrase)?.ok_or_else(|| VaultError::WrongPassphrase(shown.clone()))?;
         let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await?;
         match catalog.meta("vault_id").await? {
             Some(id) if id == sc.id => {}
-            Some(id) => bail!(
-                "catalog {} belongs to vault {id}, but the store {shown} is vault {}",
-                catalog.display,
-                sc.id
-            ),
+            Some(id) => {
+                bail!("catalog {} belongs to vault {id}, but the store {shown} is vault {}", catalog.display, sc.id)
+            }
             None => bail!(
                 "catalog {} is empty but the store {shown} holds vault {}: wrong vault.catalog?",
                 catalog.display,
@@ -161,13 +126,7 @@ impl Vault {
             ),
         }
         catalog.migrate().await?;
-        Ok(Vault::assemble(
-            store,
-            shown,
-            catalog,
-            sc.id,
-            SealKey::new(&master),
-        ))
+        Ok(Vault::assemble(store, shown, catalog, sc.id, SealKey::new(&master)))
     }
 
     fn assemble(
@@ -204,9 +163,7 @@ impl Vault {
             .bind(crate::util::now_rfc3339())
             .execute(&self.catalog.pool)
             .await?;
-        self.existing_org(sid)
-            .await?
-            .ok_or_else(|| anyhow!("org {sid} could not be created"))
+        self.existing_org(sid).await?.ok_or_else(|| anyhow!("org {sid} could not be created"))
     }
 
     pub async fn existing_org(&self, sid: &str) -> Result<Option<Arc<Org>>> {
@@ -221,28 +178,15 @@ impl Vault {
         let wrapped: Vec<u8> = row.get(2);
         let keys = OrgKeys::unwrap(&self.master, sid, &wrapped)
             .with_context(|| format!("org {sid}: its key does not open"))?;
-        let org = Arc::new(Org {
-            id: row.get(0),
-            sid: sid.to_string(),
-            store_id: row.get(1),
-            keys,
-        });
-        self.orgs
-            .lock()
-            .unwrap()
-            .insert(sid.to_string(), org.clone());
+        let org = Arc::new(Org { id: row.get(0), sid: sid.to_string(), store_id: row.get(1), keys });
+        self.orgs.lock().unwrap().insert(sid.to_string(), org.clone());
         Ok(Some(org))
     }
 
     pub async fn org_by_id(&self, id: i64) -> Result<Arc<Org>> {
-        let row = sqlx::query("SELECT sid FROM orgs WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.catalog.pool)
-            .await?;
+        let row = sqlx::query("SELECT sid FROM orgs WHERE id = $1").bind(id).fetch_one(&self.catalog.pool).await?;
         let sid: String = row.get(0);
-        self.existing_org(&sid)
-            .await?
-            .ok_or_else(|| anyhow!("org {sid} vanished"))
+        self.existing_org(&sid).await?.ok_or_else(|| anyhow!("org {sid} vanished"))
     }
 
     pub fn pack_path(org: &Org, name: &str) -> StorePath {
@@ -267,12 +211,7 @@ impl Vault {
             .store
             .get_range(&Self::pack_path(org, &loc.pack), range)
             .await
-            .with_context(|| {
-                format!(
-                    "pack {} is missing or unreadable in {}",
-                    loc.pack, self.store_display
-                )
-            })?;
+            .with_context(|| format!("pack {} is missing or unreadable in {}", loc.pack, self.store_display))?;
         let plain = Arc::new(
             pack::open_chunk(&org.keys.seal, loc.chunk_off, &sealed)
                 .with_context(|| format!("pack {} is damaged", loc.pack))?,
@@ -297,26 +236,16 @@ impl Vault {
             .get(loc.inner_off as usize..(loc.inner_off + loc.len) as usize)
             .ok_or_else(|| anyhow!("pack {}: blob lies outside its chunk", loc.pack))?;
         if org.keys.blob_id(data) != id {
-            bail!(
-                "pack {}: blob {} does not match its id",
-                loc.pack,
-                hex::encode(id)
-            );
+            bail!("pack {}: blob {} does not match its id", loc.pack, hex::encode(id));
         }
         Ok(data.to_vec())
     }
 
     /// A stored file's bytes, written piece by piece to `out`.
-    pub async fn read_file(
-        &self,
-        org: &Org,
-        uid: &str,
-        out: &mut (dyn std::io::Write + Send),
-    ) -> Result<u64> {
+    pub async fn read_file(&self, org: &Org, uid: &str, out: &mut (dyn std::io::Write + Send)) -> Result<u64> {
         let mut conn = self.catalog.pool.acquire().await?;
-        let (size, pieces) = catalog::file(&mut conn, org.id, uid)
-            .await?
-            .ok_or_else(|| anyhow!("file {uid} is not in the vault"))?;
+        let (size, pieces) =
+            catalog::file(&mut conn, org.id, uid).await?.ok_or_else(|| anyhow!("file {uid} is not in the vault"))?;
         drop(conn);
         for p in pieces {
             out.write_all(&self.read_blob(org, &p).await?)?;

@@ -67,36 +67,20 @@ impl Default for Packer {
 
 impl Packer {
     pub fn new() -> Self {
-        Packer {
-            chunk: Vec::new(),
-            chunk_blobs: Vec::new(),
-            pack: Vec::new(),
-            entries: Vec::new(),
-        }
+        Packer { chunk: Vec::new(), chunk_blobs: Vec::new(), pack: Vec::new(), entries: Vec::new() }
     }
 
     /// Adds a blob; returns a pack when one is full and must be written out.
-    pub fn add(
-        &mut self,
-        seal: &SealKey,
-        kind: BlobKind,
-        id: BlobId,
-        data: &[u8],
-    ) -> Option<FinishedPack> {
+    pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: BlobId, data: &[u8]) -> Option<FinishedPack> {
         if !self.chunk.is_empty() && self.chunk.len() + data.len() > CHUNK_TARGET {
             self.flush_chunk(seal);
         }
-        self.chunk_blobs
-            .push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
+        self.chunk_blobs.push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
         self.chunk.extend_from_slice(data);
         if self.chunk.len() >= CHUNK_TARGET {
             self.flush_chunk(seal);
         }
-        if self.pack.len() >= PACK_TARGET {
-            self.finish(seal)
-        } else {
-            None
-        }
+        if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -119,14 +103,7 @@ impl Packer {
         let sealed = seal.seal(CHUNK_AAD, &plain);
         let chunk_off = self.pack.len() as u32;
         for (id, kind, inner_off, len) in self.chunk_blobs.drain(..) {
-            self.entries.push(PackEntry {
-                id,
-                kind,
-                chunk_off,
-                chunk_len: sealed.len() as u32,
-                inner_off,
-                len,
-            });
+            self.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
         }
         self.pack.extend_from_slice(&sealed);
         self.chunk.clear();
@@ -156,11 +133,7 @@ impl Packer {
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let name = blake3::hash(&bytes).to_hex().to_string();
-        Some(FinishedPack {
-            name,
-            bytes,
-            entries: std::mem::take(&mut self.entries),
-        })
+        Some(FinishedPack { name, bytes, entries: std::mem::take(&mut self.entries) })
     }
 }
 
@@ -178,17 +151,11 @@ pub enum PackError {
 
 /// Decrypts and decompresses one chunk.
 pub fn open_chunk(seal: &SealKey, chunk_off: u32, sealed: &[u8]) -> Result<Vec<u8>, PackError> {
-    let plain = seal
-        .open(CHUNK_AAD, sealed)
-        .map_err(|e| PackError::Chunk(chunk_off, e))?;
+    let plain = seal.open(CHUNK_AAD, sealed).map_err(|e| PackError::Chunk(chunk_off, e))?;
     match plain.first() {
         Some(0) => Ok(plain[1..].to_vec()),
-        Some(1) => zstd::stream::decode_all(&plain[1..])
-            .map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
-        _ => Err(PackError::Decompress(
-            chunk_off,
-            "unknown chunk format".into(),
-        )),
+        Some(1) => zstd::stream::decode_all(&plain[1..]).map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
+        _ => Err(PackError::Decompress(chunk_off, "unknown chunk format".into())),
     }
 }
 
@@ -203,11 +170,8 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
     }
     let sealed = &pack[pack.len() - 4 - hlen..pack.len() - 4];
     let h = seal.open(HEADER_AAD, sealed).map_err(PackError::Header)?;
-    let u32_at = |i: usize| {
-        h.get(i..i + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-            .ok_or(PackError::Truncated)
-    };
+    let u32_at =
+        |i: usize| h.get(i..i + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).ok_or(PackError::Truncated);
     let mut entries = Vec::new();
     let mut i = 0;
     while i < h.len() {
@@ -215,22 +179,11 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
         i += 12;
         let mut inner_off = 0;
         for _ in 0..n {
-            let id: BlobId = h
-                .get(i..i + 16)
-                .ok_or(PackError::Truncated)?
-                .try_into()
-                .unwrap();
+            let id: BlobId = h.get(i..i + 16).ok_or(PackError::Truncated)?.try_into().unwrap();
             let kind = *h.get(i + 16).ok_or(PackError::Truncated)?;
             let len = u32_at(i + 17)?;
             i += 21;
-            entries.push(PackEntry {
-                id,
-                kind,
-                chunk_off,
-                chunk_len,
-                inner_off,
-                len,
-            });
+            entries.push(PackEntry { id, kind, chunk_off, chunk_len, inner_off, len });
             inner_off += len;
         }
     }
@@ -239,10 +192,7 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
 
 /// Verifies every chunk of a pack against its header: each blob must hash to its id.
 /// Returns the ids of blobs that are damaged, with the reason.
-pub fn verify(
-    keys: &OrgKeys,
-    pack: &[u8],
-) -> Result<(Vec<PackEntry>, Vec<(BlobId, String)>), PackError> {
+pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Vec<(BlobId, String)>), PackError> {
     let entries = read_header(&keys.seal, pack)?;
     let mut bad = Vec::new();
     let mut i = 0;
@@ -262,9 +212,7 @@ pub fn verify(
                 Err(err) => Some(err.to_string()),
                 Ok(p) => match p.get(e.inner_off as usize..(e.inner_off + e.len) as usize) {
                     None => Some("blob lies outside its chunk".into()),
-                    Some(b) if keys.blob_id(b) != e.id => {
-                        Some("content does not match its id".into())
-                    }
+                    Some(b) if keys.blob_id(b) != e.id => Some("content does not match its id".into()),
                     Some(_) => None,
                 },
             };
@@ -290,18 +238,11 @@ mod tests {
             let data = format!("{{\"id\":{i},\"name\":\"record number {i}\"}}");
             let id = keys.blob_id(data.as_bytes());
             ids.push((id, data.clone()));
-            assert!(
-                p.add(&keys.seal, BlobKind::Record, id, data.as_bytes())
-                    .is_none()
-            );
+            assert!(p.add(&keys.seal, BlobKind::Record, id, data.as_bytes()).is_none());
         }
         let pack = p.finish(&keys.seal).unwrap();
         let raw: usize = ids.iter().map(|(_, d)| d.len()).sum();
-        assert!(
-            pack.bytes.len() < raw / 2 + 2000 * 21,
-            "packed records must compress: {} of {raw}",
-            pack.bytes.len()
-        );
+        assert!(pack.bytes.len() < raw / 2 + 2000 * 21, "packed records must compress: {} of {raw}", pack.bytes.len());
         let (entries, bad) = verify(&keys, &pack.bytes).unwrap();
         assert_eq!(entries, pack.entries);
         assert!(bad.is_empty());
@@ -312,16 +253,11 @@ mod tests {
             &pack.bytes[e.chunk_off as usize..(e.chunk_off + e.chunk_len) as usize],
         )
         .unwrap();
-        assert_eq!(
-            &chunk[e.inner_off as usize..(e.inner_off + e.len) as usize],
-            ids[1234].1.as_bytes()
-        );
+        assert_eq!(&chunk[e.inner_off as usize..(e.inner_off + e.len) as usize], ids[1234].1.as_bytes());
         let mut flipped = pack.bytes.clone();
         flipped[e.chunk_off as usize + 20] ^= 0x10;
         let (_, bad) = verify(&keys, &flipped).unwrap();
         assert!(bad.iter().any(|(id, _)| *id == ids[1234].0));
-        assert!(
-            !bad.iter().any(|(id, _)| *id == ids[0].0) || pack.entries[0].chunk_off == e.chunk_off
-        );
+        assert!(!bad.iter().any(|(id, _)| *id == ids[0].0) || pack.entries[0].chunk_off == e.chunk_off);
     }
 }

@@ -9,15 +9,9 @@ use std::sync::Arc;
 
 pub fn open(spec: &str, base: &Path) -> Result<(Arc<dyn ObjectStore>, String)> {
     let p = Path::new(spec);
-    let p = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
-    std::fs::create_dir_all(&p)
-        .with_context(|| format!("cannot create blob store folder {}", p.display()))?;
+    let p = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    std::fs::create_dir_all(&p).with_context(|| format!("cannot create blob store folder {}", p.display()))?;
     let p = p.canonicalize()?;
-    let fs = LocalFileSystem::new_with_prefix(&p)
-        .with_context(|| format!("blob store {}", p.display()))?;
+    let fs = LocalFileSystem::new_with_prefix(&p).with_context(|| format!("blob store {}", p.display()))?;
     Ok((Arc::new(fs), p.display().to_string()))
 }

@@ -20,18 +20,16 @@ pub struct Env {
 }
 
 fn pg_base() -> String {
-    std::env::var("DAYBOOK_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("DAYBOOK_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn pg_schema() -> String {
     sqlx::any::install_default_drivers();
     let schema = format!("t_{}_{}", std::process::id(), rand_suffix());
-    let pool = sqlx::AnyPool::connect(&pg_base()).await.expect("PostgreSQL at DAYBOOK_TEST_POSTGRES (default 127.0.0.1:5432/test) must run; .ci/run starts it");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
+    let pool = sqlx::AnyPool::connect(&pg_base())
         .await
-        .unwrap();
+        .expect("PostgreSQL at DAYBOOK_TEST_POSTGRES (default 127.0.0.1:5432/test) must run; .ci/run starts it");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
     pool.close().await;
     format!("{}?options=-c%20search_path%3D{schema}", pg_base())
 }
@@ -39,10 +37,7 @@ async fn pg_schema() -> String {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{}_{}", t, N.fetch_add(1, Ordering::SeqCst))
 }
 
@@ -74,28 +69,17 @@ impl Env {
     }
 
     pub fn write_config(&self, orgs: &str) {
-        let text = format!(
-            "[vault]\ncatalog = \"{}\"\nstore = \"vault/blobs\"\n\n{orgs}",
-            self.catalog
-        );
+        let text = format!("[vault]\ncatalog = \"{}\"\nstore = \"vault/blobs\"\n\n{orgs}", self.catalog);
         std::fs::write(self.path().join("daybook.toml"), text).unwrap();
     }
 
     pub fn write_records(&self, ty: &str, records: &[Value]) {
         let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-        std::fs::write(
-            self.export().join("records").join(format!("{ty}.jsonl")),
-            text,
-        )
-        .unwrap();
+        std::fs::write(self.export().join("records").join(format!("{ty}.jsonl")), text).unwrap();
     }
 
     pub fn write_raw(&self, ty: &str, text: &str) {
-        std::fs::write(
-            self.export().join("records").join(format!("{ty}.jsonl")),
-            text,
-        )
-        .unwrap();
+        std::fs::write(self.export().join("records").join(format!("{ty}.jsonl")), text).unwrap();
     }
 
     pub fn write_attachment(&self, name: &str, bytes: &[u8]) {
@@ -143,13 +127,7 @@ impl Env {
             let g = |k: &str| s[k].as_i64().unwrap();
             out.insert(
                 s["data_type"].as_str().unwrap().to_string(),
-                (
-                    g("cycle"),
-                    g("live"),
-                    g("added"),
-                    g("changed"),
-                    g("deleted"),
-                ),
+                (g("cycle"), g("live"), g("added"), g("changed"), g("deleted")),
             );
         }
         out
@@ -165,11 +143,7 @@ impl Env {
     pub fn store_files(&self) -> Vec<PathBuf> {
         fn walk(p: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(p).unwrap().flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    walk(&e.path(), out)
-                } else {
-                    out.push(e.path())
-                }
+                if e.file_type().unwrap().is_dir() { walk(&e.path(), out) } else { out.push(e.path()) }
             }
         }
         let mut v = Vec::new();

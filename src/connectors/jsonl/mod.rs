@@ -24,22 +24,13 @@ pub struct Jsonl {
 
 pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
     let c: JsonlConfig = super::parse_options(cfg, src)?;
-    Ok(Box::new(Jsonl {
-        root: cfg.resolve(&c.path),
-        id_field: c.id_field,
-    }))
+    Ok(Box::new(Jsonl { root: cfg.resolve(&c.path), id_field: c.id_field }))
 }
 
 fn utf8_name(path: &std::path::Path) -> Result<String, SourceError> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            SourceError::Other(format!(
-                "{}: file name is not valid UTF-8; rename it",
-                path.to_string_lossy()
-            ))
-        })
+    path.file_name().and_then(|n| n.to_str()).map(str::to_string).ok_or_else(|| {
+        SourceError::Other(format!("{}: file name is not valid UTF-8; rename it", path.to_string_lossy()))
+    })
 }
 
 impl Jsonl {
@@ -47,56 +38,32 @@ impl Jsonl {
         self.root.join("records")
     }
 
-    fn read_blocking(
-        &self,
-        data_type: &str,
-        out: mpsc::Sender<Batch>,
-    ) -> Result<ReadSummary, SourceError> {
+    fn read_blocking(&self, data_type: &str, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
         if data_type == ATTACHMENTS {
             return self.read_attachments(out);
         }
         let path = self.records_dir().join(format!("{data_type}.jsonl"));
         let shown = path.display().to_string();
-        let f =
-            std::fs::File::open(&path).map_err(|e| SourceError::Other(format!("{shown}: {e}")))?;
+        let f = std::fs::File::open(&path).map_err(|e| SourceError::Other(format!("{shown}: {e}")))?;
         let mut r = std::io::BufReader::with_capacity(1 << 20, f);
         let mut line = Vec::new();
         let mut n = 0u64;
         let mut batch = Vec::with_capacity(BATCH);
-        let bad = |line: u64, why: String| SourceError::BadLine {
-            file: shown.clone(),
-            line,
-            why,
-        };
+        let bad = |line: u64, why: String| SourceError::BadLine { file: shown.clone(), line, why };
         loop {
             line.clear();
             if r.read_until(b'\n', &mut line)? == 0 {
                 break;
             }
             n += 1;
-            let text =
-                std::str::from_utf8(&line).map_err(|e| bad(n, format!("not valid UTF-8 ({e})")))?;
+            let text = std::str::from_utf8(&line).map_err(|e| bad(n, format!("not valid UTF-8 ({e})")))?;
             let text = text.trim();
             if text.is_empty() {
                 continue;
             }
-            let data: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| bad(n, format!("malformed JSON: {e}")))?;
-            let id = match data.get(&self.id_field) {
-                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(serde_json::Value::Number(x)) => x.to_string(),
-                Some(_) if !data.is_object() => return Err(bad(n, "not a JSON object".into())),
-                Some(other) => {
-                    return Err(bad(
-                        n,
-                        format!(
-                            "field {:?} is {other}, not a string or number id",
-                            self.id_field
-                        ),
-                    ));
-                }
-                None if !data.is_object() => return Err(bad(n, "not a JSON object".into())),
-                None => {
+            let id = match super::id_of(text, &self.id_field).map_err(|why| bad(n, why))? {
+                super::IdField::Id(id) => id,
+                super::IdField::Missing => {
                     return Err(bad(
                         n,
                         format!(
@@ -106,16 +73,9 @@ impl Jsonl {
                     ));
                 }
             };
-            batch.push(Record {
-                id,
-                data,
-                files: Vec::new(),
-                line: Some(n),
-            });
+            batch.push(Record { id, json: text.to_string(), files: Vec::new(), line: Some(n) });
             if batch.len() == BATCH
-                && out
-                    .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                    .is_err()
+                && out.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
             {
                 return Err(SourceError::Other("the engine stopped reading".into()));
             }
@@ -139,22 +99,12 @@ impl Jsonl {
             if !md.is_file() {
                 continue;
             }
-            let fingerprint = format!(
-                "{}:{}.{}:{}",
-                md.len(),
-                md.mtime(),
-                md.mtime_nsec(),
-                md.ino()
-            );
-            let data = serde_json::json!({ "name": name, "size": md.len() });
+            let fingerprint = format!("{}:{}.{}:{}", md.len(), md.mtime(), md.mtime_nsec(), md.ino());
+            let json = serde_json::json!({ "name": name, "size": md.len() }).to_string();
             batch.push(Record {
                 id: name.clone(),
-                data,
-                files: vec![FileRef {
-                    key: name.clone(),
-                    name,
-                    fingerprint: Some(fingerprint),
-                }],
+                json,
+                files: vec![FileRef { key: name.clone(), name, fingerprint: Some(fingerprint) }],
                 line: None,
             });
             if batch.len() == BATCH && out.blocking_send(std::mem::take(&mut batch)).is_err() {
@@ -174,22 +124,15 @@ impl Connector for Jsonl {
         if data_type == ATTACHMENTS {
             self.root.join(ATTACHMENTS).display().to_string()
         } else {
-            self.records_dir()
-                .join(format!("{data_type}.jsonl"))
-                .display()
-                .to_string()
+            self.records_dir().join(format!("{data_type}.jsonl")).display().to_string()
         }
     }
 
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
         let dir = self.records_dir();
         let mut types = Vec::new();
-        let rd = std::fs::read_dir(&dir).map_err(|e| {
-            SourceError::Other(format!(
-                "{}: {e} (the export folder needs records/)",
-                dir.display()
-            ))
-        })?;
+        let rd = std::fs::read_dir(&dir)
+            .map_err(|e| SourceError::Other(format!("{}: {e} (the export folder needs records/)", dir.display())))?;
         for e in rd {
             let p = e?.path();
             if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
@@ -205,9 +148,7 @@ impl Connector for Jsonl {
             }
         }
         if self.root.join(ATTACHMENTS).is_dir() {
-            types.push(DataType {
-                name: ATTACHMENTS.into(),
-            });
+            types.push(DataType { name: ATTACHMENTS.into() });
         }
         types.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(types)
@@ -219,24 +160,17 @@ impl Connector for Jsonl {
         _mode: ReadMode,
         out: mpsc::Sender<Batch>,
     ) -> Result<ReadSummary, SourceError> {
-        let me = Jsonl {
-            root: self.root.clone(),
-            id_field: self.id_field.clone(),
-        };
+        let me = Jsonl { root: self.root.clone(), id_field: self.id_field.clone() };
         let ty = data_type.to_string();
         tokio::task::spawn_blocking(move || me.read_blocking(&ty, out))
             .await
             .map_err(|e| SourceError::Other(format!("reader thread failed: {e}")))?
     }
 
-    async fn fetch_file(
-        &self,
-        file: &FileRef,
-    ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
+    async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
         let path = self.root.join(ATTACHMENTS).join(&file.key);
-        let f = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| SourceError::Other(format!("{}: {e}", path.display())))?;
+        let f =
+            tokio::fs::File::open(&path).await.map_err(|e| SourceError::Other(format!("{}: {e}", path.display())))?;
         Ok(Box::new(f))
     }
 }

@@ -42,25 +42,14 @@ impl Catalog {
     /// `sqlite://relative/or/absolute.db` (relative to `base`) or `postgres://...`.
     pub async fn connect(url: &str, base: &Path) -> Result<Catalog> {
         sqlx::any::install_default_drivers();
-        let (url, postgres) = if let Some(p) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        let (url, postgres) = if let Some(p) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let (path, query) = p.split_once('?').unwrap_or((p, ""));
-            let path = if Path::new(path).is_absolute() {
-                Path::new(path).to_path_buf()
-            } else {
-                base.join(path)
-            };
+            let path = if Path::new(path).is_absolute() { Path::new(path).to_path_buf() } else { base.join(path) };
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create catalog folder {}", dir.display()))?;
             }
-            let q = if query.is_empty() {
-                "mode=rwc".to_string()
-            } else {
-                query.to_string()
-            };
+            let q = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
             (format!("sqlite://{}?{q}", path.display()), false)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_string(), true)
@@ -68,8 +57,7 @@ impl Catalog {
             bail!("vault.catalog {url:?}: expected sqlite://PATH or postgres://USER@HOST/DB");
         };
         let display = redact(&url);
-        let opts =
-            AnyConnectOptions::from_str(&url).with_context(|| format!("catalog {display}"))?;
+        let opts = AnyConnectOptions::from_str(&url).with_context(|| format!("catalog {display}"))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 4 } else { 2 })
             .after_connect(move |conn, _| {
@@ -90,20 +78,13 @@ impl Catalog {
             .connect_with(opts)
             .await
             .with_context(|| format!("cannot open catalog {display}"))?;
-        Ok(Catalog {
-            pool,
-            postgres,
-            display,
-        })
+        Ok(Catalog { pool, postgres, display })
     }
 
     pub async fn migrate(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for s in schema::statements(self.postgres) {
-            sqlx::query(&s)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("catalog schema: {s}"))?;
+            sqlx::query(&s).execute(&mut *tx).await.with_context(|| format!("catalog schema: {s}"))?;
         }
         tx.commit().await?;
         Ok(())
@@ -113,9 +94,7 @@ impl Catalog {
     /// catalog's size on disk is its real size and the log does not grow without bound.
     pub async fn compact_log(&self) -> Result<()> {
         if !self.postgres {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
         }
         Ok(())
     }
@@ -125,10 +104,7 @@ impl Catalog {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await;
         match row {
             Ok(r) => Ok(r.map(|r| r.get(0))),
             Err(_) => Ok(None), // no meta table: an empty catalog
@@ -136,11 +112,13 @@ impl Catalog {
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -167,18 +145,14 @@ pub fn placeholders(rows: usize, cols: usize, skip: usize) -> String {
 
 /// "$k,$k+1,..." for an IN list.
 pub fn list(n: usize, skip: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", skip + i + 1))
-        .collect::<Vec<_>>()
-        .join(",")
+    (0..n).map(|i| format!("${}", skip + i + 1)).collect::<Vec<_>>().join(",")
 }
 
 pub async fn cycle_start(conn: &mut AnyConnection) -> Result<i64> {
-    let row =
-        sqlx::query("INSERT INTO cycles (started_at, status) VALUES ($1, 'running') RETURNING id")
-            .bind(crate::util::now_rfc3339())
-            .fetch_one(conn)
-            .await?;
+    let row = sqlx::query("INSERT INTO cycles (started_at, status) VALUES ($1, 'running') RETURNING id")
+        .bind(crate::util::now_rfc3339())
+        .fetch_one(conn)
+        .await?;
     Ok(row.get(0))
 }
 
@@ -201,31 +175,30 @@ pub async fn log(
     ty: &str,
     msg: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO cycle_log (cycle_id, at, level, org, source, data_type, message) VALUES ($1,$2,$3,$4,$5,$6,$7)")
-        .bind(cycle)
-        .bind(crate::util::now_rfc3339())
-        .bind(level)
-        .bind(org)
-        .bind(source)
-        .bind(ty)
-        .bind(msg)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO cycle_log (cycle_id, at, level, org, source, data_type, message) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+    )
+    .bind(cycle)
+    .bind(crate::util::now_rfc3339())
+    .bind(level)
+    .bind(org)
+    .bind(source)
+    .bind(ty)
+    .bind(msg)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-pub async fn ensure_type(
-    conn: &mut AnyConnection,
-    org_id: i64,
-    source: &str,
-    name: &str,
-) -> Result<i64> {
-    sqlx::query("INSERT INTO types (org_id, source, name) VALUES ($1, $2, $3) ON CONFLICT (org_id, source, name) DO NOTHING")
-        .bind(org_id)
-        .bind(source)
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
+pub async fn ensure_type(conn: &mut AnyConnection, org_id: i64, source: &str, name: &str) -> Result<i64> {
+    sqlx::query(
+        "INSERT INTO types (org_id, source, name) VALUES ($1, $2, $3) ON CONFLICT (org_id, source, name) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(source)
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
     let row = sqlx::query("SELECT id FROM types WHERE org_id = $1 AND source = $2 AND name = $3")
         .bind(org_id)
         .bind(source)
@@ -244,15 +217,13 @@ pub async fn insert_pack(
     size: usize,
     entries: &[crate::vault::pack::PackEntry],
 ) -> Result<()> {
-    let row = sqlx::query(
-        "INSERT INTO packs (org_id, name, size, cycle_id) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(org_id)
-    .bind(name)
-    .bind(size as i64)
-    .bind(cycle)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = sqlx::query("INSERT INTO packs (org_id, name, size, cycle_id) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(org_id)
+        .bind(name)
+        .bind(size as i64)
+        .bind(cycle)
+        .fetch_one(&mut *conn)
+        .await?;
     let pack_id: i64 = row.get(0);
     for batch in entries.chunks(BATCH) {
         let sql = format!(
@@ -284,10 +255,7 @@ pub async fn existing_blobs(
 ) -> Result<std::collections::HashSet<[u8; 16]>> {
     let mut out = std::collections::HashSet::new();
     for batch in ids.chunks(BATCH) {
-        let sql = format!(
-            "SELECT id FROM blobs WHERE org_id = $1 AND id IN ({})",
-            list(batch.len(), 1)
-        );
+        let sql = format!("SELECT id FROM blobs WHERE org_id = $1 AND id IN ({})", list(batch.len(), 1));
         let mut q = sqlx::query(&sql).bind(org_id);
         for id in batch {
             q = q.bind(id.to_vec());
@@ -330,11 +298,7 @@ pub async fn blob_loc(conn: &mut AnyConnection, org_id: i64, id: &[u8]) -> Resul
 }
 
 /// A stored file: its pieces' blob ids, in order.
-pub async fn file(
-    conn: &mut AnyConnection,
-    org_id: i64,
-    uid: &str,
-) -> Result<Option<(u64, Vec<[u8; 16]>)>> {
+pub async fn file(conn: &mut AnyConnection, org_id: i64, uid: &str) -> Result<Option<(u64, Vec<[u8; 16]>)>> {
     let row = sqlx::query("SELECT size, pieces FROM files WHERE org_id = $1 AND uid = $2")
         .bind(org_id)
         .bind(uid)
@@ -342,13 +306,7 @@ pub async fn file(
         .await?;
     Ok(row.map(|r| {
         let pieces: Vec<u8> = r.get(1);
-        (
-            r.get::<i64, _>(0) as u64,
-            pieces
-                .chunks(16)
-                .filter_map(|c| c.try_into().ok())
-                .collect(),
-        )
+        (r.get::<i64, _>(0) as u64, pieces.chunks(16).filter_map(|c| c.try_into().ok()).collect())
     }))
 }
 
@@ -359,13 +317,15 @@ pub async fn insert_file(
     size: u64,
     pieces: &[[u8; 16]],
 ) -> Result<()> {
-    sqlx::query("INSERT INTO files (org_id, uid, size, pieces) VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, uid) DO NOTHING")
-        .bind(org_id)
-        .bind(uid)
-        .bind(size as i64)
-        .bind(pieces.concat())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO files (org_id, uid, size, pieces) VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, uid) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(uid)
+    .bind(size as i64)
+    .bind(pieces.concat())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -379,10 +339,7 @@ pub async fn lock(pool: &AnyPool, name: &str) -> Result<()> {
         .bind(now.to_rfc3339())
         .execute(pool)
         .await?;
-    let row = sqlx::query("SELECT holder, heartbeat FROM locks WHERE name = $1")
-        .bind(name)
-        .fetch_one(pool)
-        .await?;
+    let row = sqlx::query("SELECT holder, heartbeat FROM locks WHERE name = $1").bind(name).fetch_one(pool).await?;
     let (h, beat): (String, String) = (row.get(0), row.get(1));
     if h == me {
         return Ok(());
@@ -399,14 +356,13 @@ pub async fn lock(pool: &AnyPool, name: &str) -> Result<()> {
     if !(stale_time || dead_here) {
         bail!("another backup is running ({h}, last seen {beat}); wait for it to finish");
     }
-    let done =
-        sqlx::query("UPDATE locks SET holder = $1, heartbeat = $2 WHERE name = $3 AND holder = $4")
-            .bind(&me)
-            .bind(now.to_rfc3339())
-            .bind(name)
-            .bind(&h)
-            .execute(pool)
-            .await?;
+    let done = sqlx::query("UPDATE locks SET holder = $1, heartbeat = $2 WHERE name = $3 AND holder = $4")
+        .bind(&me)
+        .bind(now.to_rfc3339())
+        .bind(name)
+        .bind(&h)
+        .execute(pool)
+        .await?;
     if done.rows_affected() != 1 {
         bail!("another backup took the lock just now; wait for it to finish");
     }
@@ -425,11 +381,7 @@ pub async fn heartbeat(pool: &AnyPool, name: &str) -> Result<()> {
 }
 
 pub async fn unlock(pool: &AnyPool, name: &str) -> Result<()> {
-    sqlx::query("DELETE FROM locks WHERE name = $1 AND holder = $2")
-        .bind(name)
-        .bind(holder())
-        .execute(pool)
-        .await?;
+    sqlx::query("DELETE FROM locks WHERE name = $1 AND holder = $2").bind(name).bind(holder()).execute(pool).await?;
     Ok(())
 }
 
