@@ -11,8 +11,6 @@ use toml::Spanned;
 pub struct Config {
     pub vault: VaultConfig,
     #[serde(default)]
-    pub engine: EngineConfig,
-    #[serde(default)]
     pub orgs: Vec<OrgConfig>,
     /// Folder of the config file; relative paths resolve against it.
     #[serde(skip)]
@@ -28,24 +26,6 @@ pub struct VaultConfig {
     pub catalog: String,
     /// A folder for the blob store.
     pub store: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// A full re-read of every incremental source happens at least this often.
-    #[serde(default = "default_full_every_days")]
-    pub full_every_days: u32,
-}
-
-fn default_full_every_days() -> u32 {
-    7
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig { full_every_days: default_full_every_days() }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -77,6 +77,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Erase one org for good: its key, catalog rows and stored objects. Others are untouched.
+    EraseOrg {
+        /// The org's SID.
+        org: String,
+        /// The org's SID again, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
     /// Run the main job end to end on a sample account, offline.
     Demo {
         /// Folder for the demo (default: a new temporary folder).
@@ -103,6 +111,7 @@ async fn main() -> ExitCode {
             commands::diff::run(cfg, &data_type, &from, &to, json).await.map(|_| true)
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
+        Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };
     match r {

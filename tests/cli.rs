@@ -82,3 +82,23 @@ async fn demo_runs_end_to_end() {
         .unwrap();
     assert!(again.status.success());
 }
+
+#[test]
+fn config_example_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let cfg = daybook::config::Config::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!cfg.orgs.is_empty(), "the example shows at least one org");
+    assert!(cfg.orgs.iter().all(|o| !o.sources.is_empty()));
+}
+
+#[test]
+fn help_lists_every_command() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["init", "backup", "snapshots", "history", "show", "diff", "check", "erase-org", "demo"] {
+        assert!(
+            help.contains(&format!("  {cmd} ")) || help.contains(&format!("  {cmd}\n")),
+            "--help lacks {cmd}: {help}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod check;
 pub mod demo;
 pub mod diff;
+pub mod erase;
 pub mod history;
 pub mod init;
 pub mod show;

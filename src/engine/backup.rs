@@ -1,19 +1,21 @@
-//! One data type's part of a cycle, in one catalog transaction: read what the source has,
-//! store what is new or changed, mark what vanished as deleted, and close the snapshot.
-//! Nothing is committed unless the whole listing arrived and the counts agree.
+//! One data type's part of a cycle, in one savepoint of the cycle's transaction: read what
+//! the source has, store what is new or changed, mark what vanished as deleted, and close
+//! the snapshot. Nothing is kept unless the whole listing arrived and the counts agree.
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::connectors::{Connector, FileRef, ReadMode, Record};
-use crate::vault::catalog::{self, BATCH, Tx, placeholders};
+use crate::vault::catalog::{self, BATCH, placeholders};
 use crate::vault::crypto::sid_of_key;
-use crate::vault::pack::{BlobKind, FILE_PIECE, FinishedPack, Packer};
+use crate::vault::pack::{BlobKind, FILE_PIECE};
+
+use super::writer::{PackSink, Writer};
 use crate::vault::{Org, Vault};
 
 /// What the engine remembers per current record while it reads a data type: 38 bytes and
@@ -60,31 +62,33 @@ pub struct TypeJob<'a> {
     pub cycle: i64,
 }
 
-struct State<'a> {
+struct State<'a, 't, 'w> {
     job: &'a TypeJob<'a>,
-    tx: Tx,
+    tx: sqlx::Transaction<'t, sqlx::Any>,
+    sink: &'t mut PackSink<'w>,
+    sealed_at_start: u64,
     type_id: i64,
     live: HashMap<[u8; 10], Live>,
     buf: Vec<u8>,
     file_cache: HashMap<String, (String, String)>,
-    packer: Packer,
-    in_packer: HashSet<[u8; 16]>,
     pending: Vec<NewVersion>,
     pending_blobs: Vec<([u8; 16], Vec<u8>)>,
     stats: TypeStats,
 }
 
-pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
-    let mut tx = job.vault.catalog.begin().await?;
+pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
+    let (cycle_tx, sink) = writer.parts();
+    let mut tx = sqlx::Connection::begin(&mut **cycle_tx).await?;
     let type_id = catalog::ensure_type(&mut tx, job.org.id, job.source, job.data_type).await?;
+    let sealed_at_start = sink.end_chunk();
     let mut st = State {
         job,
+        sink,
+        sealed_at_start,
         type_id,
         live: HashMap::new(),
         buf: Vec::with_capacity(4096),
         file_cache: HashMap::new(),
-        packer: Packer::new(),
-        in_packer: HashSet::new(),
         pending: Vec::new(),
         pending_blobs: Vec::new(),
         stats: TypeStats::default(),
@@ -113,11 +117,11 @@ pub async fn backup_type(job: &TypeJob<'_>) -> Result<TypeStats> {
     let summary = read.map_err(|e| anyhow!("{e}"))?;
     tracing::debug!(data_type = job.data_type, "read and compared in {:?}", t0.elapsed());
     let stats = st.finish(summary.cursor).await;
-    tracing::debug!(data_type = job.data_type, "committed in {:?}", t0.elapsed());
+    tracing::debug!(data_type = job.data_type, "done in {:?}", t0.elapsed());
     stats
 }
 
-impl State<'_> {
+impl State<'_, '_, '_> {
     async fn load(&mut self) -> Result<()> {
         let state = sqlx::query("SELECT entries FROM type_state WHERE type_id = $1")
             .bind(self.type_id)
@@ -153,8 +157,13 @@ impl State<'_> {
             if let Some(b) = blob {
                 hash.copy_from_slice(&b[..16]);
             }
-            let live =
-                Live { hash, raw: [0; 16], version: r.get::<i64, _>(1) as u32, deleted: r.get::<i64, _>(2) != 0, seen: false };
+            let live = Live {
+                hash,
+                raw: [0; 16],
+                version: r.get::<i64, _>(1) as u32,
+                deleted: r.get::<i64, _>(2) != 0,
+                seen: false,
+            };
             self.live.insert(j.org.keys.record_key(j.source, j.data_type, &id), live);
         }
         Ok(())
@@ -254,12 +263,11 @@ impl State<'_> {
     /// Stores a file (once per org, whatever refers to it) and says what the record keeps.
     async fn file(&mut self, f: &FileRef) -> Result<Value> {
         let j = self.job;
-        if let (Some(fpr), Some((cached_fp, uid))) = (&f.fingerprint, self.file_cache.get(&f.key)) {
-            if fpr == cached_fp {
-                if let Some((size, _)) = catalog::file(&mut self.tx, j.org.id, uid).await? {
-                    return Ok(json!({ "name": f.name, "size": size, "uid": uid }));
-                }
-            }
+        if let (Some(fpr), Some((cached_fp, uid))) = (&f.fingerprint, self.file_cache.get(&f.key))
+            && fpr == cached_fp
+            && let Some((size, _)) = catalog::file(&mut self.tx, j.org.id, uid).await?
+        {
+            return Ok(json!({ "name": f.name, "size": size, "uid": uid }));
         }
         let mut reader = j.connector.fetch_file(f).await.map_err(|e| anyhow!("{e}"))?;
         let mut whole = j.org.keys.hasher();
@@ -282,8 +290,7 @@ impl State<'_> {
             whole.update(piece);
             size += n as u64;
             let id = j.org.keys.blob_id(piece);
-            if !self.in_packer.contains(&id) && catalog::existing_blobs(&mut self.tx, j.org.id, &[id]).await?.is_empty()
-            {
+            if !self.sink.holds(&id) && catalog::existing_blobs(&mut self.tx, j.org.id, &[id]).await?.is_empty() {
                 self.add_blob(BlobKind::FilePiece, id, piece.to_vec()).await?;
             }
             pieces.push(id);
@@ -311,22 +318,7 @@ impl State<'_> {
     }
 
     async fn add_blob(&mut self, kind: BlobKind, id: [u8; 16], data: Vec<u8>) -> Result<()> {
-        self.in_packer.insert(id);
-        if let Some(p) = self.packer.add(&self.job.org.keys.seal, kind, id, &data) {
-            self.write_pack(p).await?;
-        }
-        Ok(())
-    }
-
-    async fn write_pack(&mut self, p: FinishedPack) -> Result<()> {
-        let j = self.job;
-        self.stats.stored_bytes += p.bytes.len() as u64;
-        let size = p.bytes.len();
-        j.vault.put_pack(j.org, &p.name, p.bytes).await?;
-        crate::fault::point("pack-written");
-        catalog::insert_pack(&mut self.tx, j.org.id, j.cycle, &p.name, size, &p.entries).await?;
-        self.in_packer.clear();
-        Ok(())
+        self.sink.add(&mut self.tx, kind, id, &data).await
     }
 
     /// Packs pending blobs and writes pending version rows.
@@ -336,7 +328,7 @@ impl State<'_> {
         let ids: Vec<[u8; 16]> = blobs.iter().map(|(id, _)| *id).collect();
         let existing = catalog::existing_blobs(&mut self.tx, j.org.id, &ids).await?;
         for (id, data) in blobs {
-            if !existing.contains(&id) && !self.in_packer.contains(&id) {
+            if !existing.contains(&id) && !self.sink.holds(&id) {
                 self.add_blob(BlobKind::Record, id, data).await?;
             }
         }
@@ -413,9 +405,7 @@ impl State<'_> {
             }
         }
         self.flush().await?;
-        if let Some(p) = self.packer.finish(&j.org.keys.seal) {
-            self.write_pack(p).await?;
-        }
+        self.stats.stored_bytes = self.sink.end_chunk() - self.sealed_at_start;
         let live: i64 =
             sqlx::query("SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0")
                 .bind(self.type_id)
@@ -462,14 +452,13 @@ impl State<'_> {
             .execute(&mut *self.tx)
             .await?;
         let stats = self.stats.clone();
-        crate::fault::point("before-commit");
         self.tx.commit().await?;
-        crate::fault::point("after-commit");
+        crate::fault::point("type-done");
         Ok(stats)
     }
 }
 
-const STATE_ENTRY: usize = 10 + 16 + 16 + 4 + 1;
+use crate::vault::catalog::STATE_ENTRY;
 
 fn encode_state(live: &HashMap<[u8; 10], Live>) -> Vec<u8> {
     let mut out = Vec::with_capacity(live.len() * STATE_ENTRY);
@@ -484,7 +473,7 @@ fn encode_state(live: &HashMap<[u8; 10], Live>) -> Vec<u8> {
 }
 
 fn decode_state(b: &[u8]) -> Result<HashMap<[u8; 10], Live>> {
-    if b.len() % STATE_ENTRY != 0 {
+    if !b.len().is_multiple_of(STATE_ENTRY) {
         bail!("catalog: type_state row is damaged ({} bytes)", b.len());
     }
     Ok(b.chunks(STATE_ENTRY)

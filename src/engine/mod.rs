@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod query;
+pub mod writer;
 
 use anyhow::{Result, anyhow};
 use futures::TryStreamExt;
@@ -14,6 +15,7 @@ use crate::config::Config;
 use crate::connectors;
 use crate::vault::{Vault, catalog};
 use backup::{TypeJob, TypeStats};
+use writer::Writer;
 
 #[derive(Debug, Serialize)]
 pub struct TypeOutcome {
@@ -56,8 +58,7 @@ pub async fn run_cycle(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<C
 
 async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<CycleReport> {
     let orphan_packs_removed = remove_orphan_packs(vault).await?;
-    let mut conn = vault.catalog.pool.acquire().await?;
-    let cycle = catalog::cycle_start(&mut conn).await?;
+    let cycle = catalog::cycle_start(&mut *vault.catalog.pool.acquire().await?).await?;
     let mut report = CycleReport { cycle, types: Vec::new(), orphan_packs_removed };
     for org_cfg in &cfg.orgs {
         let org_sid = org_cfg.sid.get_ref();
@@ -65,71 +66,75 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             continue;
         }
         let org = vault.org(org_sid, &org_cfg.name).await?;
+        let mut writer = Writer::begin(vault, &org, cycle).await?;
         for src in &org_cfg.sources {
             let source = src.name.get_ref();
             if filter.source.as_ref().is_some_and(|s| s != source) {
                 continue;
             }
-            let fail = |ty: &str, e: String| TypeOutcome {
-                org: org_sid.clone(),
-                source: source.clone(),
-                data_type: ty.to_string(),
-                error: Some(e),
-                stats: TypeStats::default(),
+            let outcome = |ty: &str, r: Result<TypeStats>| {
+                let (error, stats) = match r {
+                    Ok(s) => (None, s),
+                    Err(e) => (Some(format!("{e:#}")), TypeStats::default()),
+                };
+                TypeOutcome { org: org_sid.clone(), source: source.clone(), data_type: ty.to_string(), error, stats }
             };
             let connector = match connectors::build(cfg, src) {
                 Ok(c) => c,
                 Err(e) => {
-                    report.types.push(fail("*", format!("{e:#}")));
+                    record(&mut writer, cycle, &mut report, outcome("*", Err(e))).await?;
                     continue;
                 }
             };
             let types = match connector.discover().await {
                 Ok(t) => t,
                 Err(e) => {
-                    report.types.push(fail("*", format!("cannot list data types: {e}")));
+                    record(&mut writer, cycle, &mut report, outcome("*", Err(anyhow!("cannot list data types: {e}"))))
+                        .await?;
                     continue;
                 }
             };
             for ty in types {
-                catalog::heartbeat(&vault.catalog.pool, LOCK).await?;
+                if vault.catalog.postgres {
+                    // Other hosts judge the lock by this; on SQLite the holder is local and
+                    // judged by its process id, and a second connection would wait on ours.
+                    catalog::heartbeat(&vault.catalog.pool, LOCK).await?;
+                }
                 let job =
                     TypeJob { vault, org: &org, source, data_type: &ty.name, connector: connector.as_ref(), cycle };
-                let outcome = match backup::backup_type(&job).await {
-                    Ok(stats) => TypeOutcome {
-                        org: org_sid.clone(),
-                        source: source.clone(),
-                        data_type: ty.name.clone(),
-                        error: None,
-                        stats,
-                    },
-                    Err(e) => fail(&ty.name, format!("{e:#}")),
-                };
-                let (level, msg) = match &outcome.error {
-                    Some(e) => {
-                        tracing::error!(org = %org_sid, source = %source, data_type = %ty.name, "not snapshotted this cycle: {e}");
-                        ("error", format!("not snapshotted this cycle: {e}"))
-                    }
-                    None => {
-                        let s = &outcome.stats;
-                        let m = format!(
-                            "{} live: {} added, {} changed, {} deleted, {} files fetched, {} bytes stored",
-                            s.live, s.added, s.changed, s.deleted, s.files_fetched, s.stored_bytes
-                        );
-                        tracing::info!(org = %org_sid, source = %source, data_type = %ty.name, "{m}");
-                        ("info", m)
-                    }
-                };
-                catalog::log(&mut conn, cycle, level, org_sid, source, &ty.name, &msg).await?;
-                report.types.push(outcome);
+                let r = backup::backup_type(&job, &mut writer).await;
+                record(&mut writer, cycle, &mut report, outcome(&ty.name, r)).await?;
+                writer.maybe_commit().await?;
             }
         }
+        writer.commit().await?;
     }
     let status = if report.failed() == 0 { "ok" } else { "partial" };
-    catalog::cycle_finish(&mut conn, cycle, status).await?;
-    drop(conn);
+    catalog::cycle_finish(&mut *vault.catalog.pool.acquire().await?, cycle, status).await?;
     vault.catalog.compact_log().await?;
     Ok(report)
+}
+
+/// Logs a data type's outcome (in the cycle's transaction: it is part of the backup log).
+async fn record(writer: &mut Writer<'_>, cycle: i64, report: &mut CycleReport, o: TypeOutcome) -> Result<()> {
+    let (level, msg) = match &o.error {
+        Some(e) => {
+            tracing::error!(org = %o.org, source = %o.source, data_type = %o.data_type, "not snapshotted this cycle: {e}");
+            ("error", format!("not snapshotted this cycle: {e}"))
+        }
+        None => {
+            let s = &o.stats;
+            let m = format!(
+                "{} live: {} added, {} changed, {} deleted, {} files fetched, {} bytes stored",
+                s.live, s.added, s.changed, s.deleted, s.files_fetched, s.stored_bytes
+            );
+            tracing::info!(org = %o.org, source = %o.source, data_type = %o.data_type, "{m}");
+            ("info", m)
+        }
+    };
+    catalog::log(writer.parts().0, cycle, level, &o.org, &o.source, &o.data_type, &msg).await?;
+    report.types.push(o);
+    Ok(())
 }
 
 /// Packs in the store that the catalog does not know were left by a backup that died

@@ -113,6 +113,26 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
         }
     }
 
+    // Each data type's compact current state must agree with its versions.
+    for r in sqlx::query(
+        "SELECT t.source, t.name, s.entries, (SELECT COUNT(*) FROM versions v WHERE v.type_id = t.id AND v.to_cycle IS NULL) \
+         FROM types t JOIN type_state s ON s.type_id = t.id",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let entries: Vec<u8> = r.get(2);
+        let current: i64 = r.get(3);
+        if (entries.len() / super::catalog::STATE_ENTRY) as i64 != current {
+            rep.problems.push(format!(
+                "{}/{}: the current-state row lists {} records, the versions {current}",
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                entries.len() / super::catalog::STATE_ENTRY
+            ));
+        }
+    }
+
     if read_data {
         for (name, p) in &packs {
             let Some((path, _)) = in_store.get(name) else {

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod check;
 pub mod crypto;
+pub mod erase;
 pub mod pack;
 pub mod store;
 
@@ -33,6 +34,10 @@ struct StoreConfig {
     created_at: String,
 }
 
+/// The last chunks read, by (pack, offset): reading a record's versions or an archive
+/// touches the same chunks in turn.
+type ChunkCache = Vec<((String, u32), Arc<Vec<u8>>)>;
+
 pub struct Org {
     pub id: i64,
     pub sid: String,
@@ -47,7 +52,7 @@ pub struct Vault {
     pub id: String,
     master: SealKey,
     orgs: Mutex<HashMap<String, Arc<Org>>>,
-    chunks: Mutex<Vec<((String, u32), Arc<Vec<u8>>)>>,
+    chunks: Mutex<ChunkCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,15 +194,44 @@ impl Vault {
         self.existing_org(&sid).await?.ok_or_else(|| anyhow!("org {sid} vanished"))
     }
 
+    pub fn forget_org(&self, sid: &str) {
+        self.orgs.lock().unwrap().remove(sid);
+    }
+
+    /// The folder behind a store path, when the store is a local folder.
+    pub fn local_dir(&self, p: &StorePath) -> Option<std::path::PathBuf> {
+        let root = std::path::Path::new(&self.store_display);
+        root.is_dir().then(|| root.join(p.as_ref()))
+    }
+
     pub fn pack_path(org: &Org, name: &str) -> StorePath {
         StorePath::from(format!("data/{}/{}/{}", org.store_id, &name[..2], name))
     }
 
+    /// Writes a pack durably: the catalog may name it once this returns.
     pub async fn put_pack(&self, org: &Org, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = Self::pack_path(org, name);
         self.store
-            .put(&Self::pack_path(org, name), bytes.into())
+            .put(&path, bytes.into())
             .await
             .with_context(|| format!("cannot write pack {name} to {}", self.store_display))?;
+        // The local store renames into place but does not fsync; after a power cut the
+        // catalog must not name a pack the disk never got. (S3 acknowledges durably.)
+        if let Some(file) = self.local_dir(&path) {
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                let mut dir = file.parent();
+                for _ in 0..2 {
+                    if let Some(d) = dir {
+                        std::fs::File::open(d)?.sync_all()?;
+                        dir = d.parent();
+                    }
+                }
+                Ok(())
+            })
+            .await?
+            .with_context(|| format!("cannot sync pack {name} to disk in {}", self.store_display))?;
+        }
         Ok(())
     }
 

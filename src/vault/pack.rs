@@ -53,6 +53,7 @@ pub struct FinishedPack {
 }
 
 pub struct Packer {
+    sealed: u64,
     chunk: Vec<u8>,
     chunk_blobs: Vec<(BlobId, u8, u32, u32)>,
     pack: Vec<u8>,
@@ -67,7 +68,7 @@ impl Default for Packer {
 
 impl Packer {
     pub fn new() -> Self {
-        Packer { chunk: Vec::new(), chunk_blobs: Vec::new(), pack: Vec::new(), entries: Vec::new() }
+        Packer { sealed: 0, chunk: Vec::new(), chunk_blobs: Vec::new(), pack: Vec::new(), entries: Vec::new() }
     }
 
     /// Adds a blob; returns a pack when one is full and must be written out.
@@ -83,8 +84,14 @@ impl Packer {
         if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.chunk_blobs.is_empty() && self.entries.is_empty()
+    /// Bytes sealed into chunks so far, over all packs.
+    pub fn sealed_bytes(&self) -> u64 {
+        self.sealed
+    }
+
+    /// Seals the open chunk now (at a data type's end: chunks do not mix data types).
+    pub fn end_chunk(&mut self, seal: &SealKey) {
+        self.flush_chunk(seal)
     }
 
     fn flush_chunk(&mut self, seal: &SealKey) {
@@ -105,6 +112,7 @@ impl Packer {
         for (id, kind, inner_off, len) in self.chunk_blobs.drain(..) {
             self.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
         }
+        self.sealed += sealed.len() as u64;
         self.pack.extend_from_slice(&sealed);
         self.chunk.clear();
     }
@@ -192,7 +200,10 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
 
 /// Verifies every chunk of a pack against its header: each blob must hash to its id.
 /// Returns the ids of blobs that are damaged, with the reason.
-pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Vec<(BlobId, String)>), PackError> {
+/// Damaged blobs of a pack, with the reason.
+pub type Damaged = Vec<(BlobId, String)>;
+
+pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Damaged), PackError> {
     let entries = read_header(&keys.seal, pack)?;
     let mut bad = Vec::new();
     let mut i = 0;

@@ -1,0 +1,60 @@
+//! Erasing an org for good: its wrapped key and every catalog row first (one transaction:
+//! from then on its packs cannot be decrypted by anyone), then its objects in the store.
+//! Other orgs share no key, pack or blob with it, so they are untouched.
+
+use anyhow::{Result, bail};
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use sqlx::Row;
+
+use super::Vault;
+
+pub struct Erased {
+    pub records: i64,
+    pub objects: u64,
+}
+
+pub async fn erase_org(vault: &Vault, sid: &str) -> Result<Erased> {
+    let mut tx = vault.catalog.begin().await?;
+    if !vault.catalog.postgres {
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
+    }
+    let Some(row) =
+        sqlx::query("SELECT id, store_id FROM orgs WHERE sid = $1").bind(sid).fetch_optional(&mut *tx).await?
+    else {
+        bail!("no org {sid:?} in the vault");
+    };
+    let (org_id, store_id): (i64, String) = (row.get(0), row.get(1));
+    let records: i64 =
+        sqlx::query("SELECT COUNT(*) FROM records WHERE type_id IN (SELECT id FROM types WHERE org_id = $1)")
+            .bind(org_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+    const BY_TYPE: [&str; 5] = ["versions", "records", "snapshots", "type_state", "file_cache"];
+    for table in BY_TYPE {
+        sqlx::query(&format!("DELETE FROM {table} WHERE type_id IN (SELECT id FROM types WHERE org_id = $1)"))
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for table in ["types", "files", "blobs", "packs"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM cycle_log WHERE org = $1").bind(sid).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    vault.forget_org(sid);
+    vault.catalog.scrub().await?;
+
+    let prefix = StorePath::from(format!("data/{store_id}"));
+    let paths: Vec<StorePath> = vault.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
+    for p in &paths {
+        vault.store.delete(p).await?;
+    }
+    // The local store leaves empty folders behind; they name nothing but are tidied.
+    if let Some(dir) = vault.local_dir(&prefix) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(Erased { records, objects: paths.len() as u64 })
+}
