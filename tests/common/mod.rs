@@ -51,8 +51,8 @@ impl Env {
         let env = Env { dir, catalog };
         std::fs::create_dir_all(env.export().join("records")).unwrap();
         env.write_config(
-            "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n"
-        ));
+            "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
+        );
         env
     }
 
