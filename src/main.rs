@@ -30,11 +30,13 @@ enum Command {
         /// Only this source (its name).
         #[arg(long)]
         source: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// List snapshots per org, source, data type and cycle, with counts and sizes.
     Snapshots {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -42,6 +44,7 @@ enum Command {
     History {
         /// The record's SID (or its id at the source, when that names one record).
         sid: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -52,6 +55,7 @@ enum Command {
         /// YYYY-MM-DD (end of that day in the org's timezone), an RFC 3339 time, or cycle:N.
         #[arg(long)]
         at: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -66,6 +70,7 @@ enum Command {
         /// YYYY-MM-DD, an RFC 3339 time, or cycle:N.
         #[arg(long)]
         to: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -74,6 +79,7 @@ enum Command {
         /// Also decrypt and verify every blob.
         #[arg(long)]
         read_data: bool,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

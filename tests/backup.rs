@@ -171,3 +171,32 @@ async fn flipped_byte_is_found_and_named(b: Backend) {
     assert!(!shown.status.success());
     assert!(String::from_utf8_lossy(&shown.stderr).contains("damaged"));
 }
+
+/// A data type that fails after one of its packs filled up must not take anything of the
+/// data types before it: their versions stay readable, today and after the next backup.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_type_after_a_full_pack_leaves_earlier_types_whole() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.write_records("a_small", &[json!({"id": "a1", "v": "hello"}), json!({"id": "a2", "v": "world"})]);
+    // About 60 MB of poorly compressible text: more than one pack, then a bad last line.
+    let mut big = String::new();
+    for i in 0..4000u32 {
+        let mut xof = blake3::Hasher::new().update(&i.to_le_bytes()).finalize_xof();
+        let mut noise = [0u8; 7500];
+        xof.fill(&mut noise);
+        big.push_str(&format!("{{\"id\":{i},\"blob\":\"{}\"}}\n", hex::encode(noise)));
+    }
+    env.write_raw("b_big", &format!("{big}{{not json\n"));
+    env.ok(&["init"]);
+    assert_eq!(env.run(&["backup"]).status.code(), Some(1));
+    assert_eq!(env.json(&["show", "a1"])["content"]["data"]["v"], "hello");
+    let check = env.json(&["check"]);
+    assert_eq!(check["problems"], json!([]));
+    assert!(!check["notes"].as_array().unwrap().is_empty(), "a pack filled up during the failing type: {check}");
+    env.write_raw("b_big", &big);
+    env.ok(&["backup"]);
+    assert_eq!(env.json(&["show", "a2"])["content"]["data"]["v"], "world");
+    assert_eq!(env.latest()["b_big"].1, 4000);
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!((check["problems"].clone(), check["notes"].clone()), (json!([]), json!([])));
+}

@@ -94,15 +94,14 @@ macro_rules! crashes {
 }
 
 // Points: a batch of records written to the catalog, a pack written to the store, a data
-// type's savepoint released, the cycle's commit about to happen / just done.
+// type's commit about to happen / just done.
 crashes! {
     day1_mid_read_after_a_batch: crash_on_day1("batch-flushed:2"),
     day1_after_a_pack_is_written: crash_on_day1("pack-written:1"),
-    day1_between_two_data_types: crash_on_day1("type-done:2"),
-    day1_just_before_the_commit: crash_on_day1("before-commit:1"),
-    day2_after_the_first_type: crash_on_day2("type-done:1"),
-    day2_after_a_pack_is_written: crash_on_day2("pack-written:1"),
-    day2_after_the_tasks_type: crash_on_day2("type-done:3"),
-    day2_just_before_the_commit: crash_on_day2("before-commit:1"),
-    day2_just_after_the_commit: crash_on_day2("after-commit:1"),
+    day1_just_before_a_commit: crash_on_day1("before-commit:2"),
+    day1_between_two_data_types: crash_on_day1("after-commit:2"),
+    day2_after_a_pack_is_written: crash_on_day2("pack-written:2"),
+    day2_just_before_the_tasks_commit: crash_on_day2("before-commit:3"),
+    day2_just_after_the_tasks_commit: crash_on_day2("after-commit:3"),
+    day2_after_the_first_type: crash_on_day2("after-commit:1"),
 }

@@ -45,7 +45,7 @@ pub struct Filter {
     pub source: Option<String>,
 }
 
-const LOCK: &str = "backup";
+pub(crate) const LOCK: &str = "backup";
 
 /// One backup cycle of every configured source (or those the filter keeps).
 /// A data type that fails is logged and left at its last snapshot; the others complete.
@@ -66,7 +66,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             continue;
         }
         let org = vault.org(org_sid, &org_cfg.name).await?;
-        let mut writer = Writer::begin(vault, &org, cycle).await?;
+        let mut writer = Writer::new(vault, &org, cycle);
         for src in &org_cfg.sources {
             let source = src.name.get_ref();
             if filter.source.as_ref().is_some_and(|s| s != source) {
@@ -82,14 +82,14 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
             let connector = match connectors::build(cfg, src) {
                 Ok(c) => c,
                 Err(e) => {
-                    record(&mut writer, cycle, &mut report, outcome("*", Err(e))).await?;
+                    record(vault, cycle, &mut report, outcome("*", Err(e))).await?;
                     continue;
                 }
             };
             let types = match connector.discover().await {
                 Ok(t) => t,
                 Err(e) => {
-                    record(&mut writer, cycle, &mut report, outcome("*", Err(anyhow!("cannot list data types: {e}"))))
+                    record(vault, cycle, &mut report, outcome("*", Err(anyhow!("cannot list data types: {e}"))))
                         .await?;
                     continue;
                 }
@@ -102,12 +102,16 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
                 }
                 let job =
                     TypeJob { vault, org: &org, source, data_type: &ty.name, connector: connector.as_ref(), cycle };
-                let r = backup::backup_type(&job, &mut writer).await;
-                record(&mut writer, cycle, &mut report, outcome(&ty.name, r)).await?;
-                writer.maybe_commit().await?;
+                let r = match backup::backup_type(&job, &mut writer).await {
+                    Ok(stats) => writer.commit().await.map(|_| stats),
+                    Err(e) => Err(e),
+                };
+                if r.is_err() {
+                    writer.abort().await?;
+                }
+                record(vault, cycle, &mut report, outcome(&ty.name, r)).await?;
             }
         }
-        writer.commit().await?;
     }
     let status = if report.failed() == 0 { "ok" } else { "partial" };
     catalog::cycle_finish(&mut *vault.catalog.pool.acquire().await?, cycle, status).await?;
@@ -115,8 +119,8 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
     Ok(report)
 }
 
-/// Logs a data type's outcome (in the cycle's transaction: it is part of the backup log).
-async fn record(writer: &mut Writer<'_>, cycle: i64, report: &mut CycleReport, o: TypeOutcome) -> Result<()> {
+/// Logs a data type's outcome in the cycle's backup log.
+async fn record(vault: &Vault, cycle: i64, report: &mut CycleReport, o: TypeOutcome) -> Result<()> {
     let (level, msg) = match &o.error {
         Some(e) => {
             tracing::error!(org = %o.org, source = %o.source, data_type = %o.data_type, "not snapshotted this cycle: {e}");
@@ -132,7 +136,8 @@ async fn record(writer: &mut Writer<'_>, cycle: i64, report: &mut CycleReport, o
             ("info", m)
         }
     };
-    catalog::log(writer.parts().0, cycle, level, &o.org, &o.source, &o.data_type, &msg).await?;
+    catalog::log(&mut *vault.catalog.pool.acquire().await?, cycle, level, &o.org, &o.source, &o.data_type, &msg)
+        .await?;
     report.types.push(o);
     Ok(())
 }

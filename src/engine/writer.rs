@@ -1,20 +1,16 @@
-//! The catalog transaction of a cycle for one org, and the pack being filled. Each data
-//! type runs in a savepoint inside it (a failed type rolls back alone). The transaction
-//! commits, after its pack is durably written, at the org's end and whenever it has been
-//! open a while, so a fast cycle pays one fsync'd pack and one commit, and a slow one
-//! (an API at its rate limit) still commits as it goes.
+//! Where a data type's backup goes: its own catalog transaction, and a pack filling with
+//! its blobs. A data type commits alone (a failed one rolls back alone), and only after
+//! its last pack is durably in the store, so the catalog never names a pack the store
+//! may not have.
 
 use anyhow::Result;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 use crate::vault::catalog::{self, Tx};
 use crate::vault::pack::{BlobId, BlobKind, FinishedPack, Packer};
 use crate::vault::{Org, Vault};
 
-const COMMIT_AFTER: Duration = Duration::from_secs(20);
-
-/// Blobs on their way into packs, shared by the data types of one transaction.
+/// Blobs on their way into packs.
 pub struct PackSink<'a> {
     vault: &'a Vault,
     org: &'a Org,
@@ -38,9 +34,8 @@ impl PackSink<'_> {
         Ok(())
     }
 
-    /// Seals what the data type added so far; returns the sealed bytes of everything yet.
-    pub fn end_chunk(&mut self) -> u64 {
-        self.packer.end_chunk(&self.org.keys.seal);
+    /// Bytes sealed so far.
+    pub fn sealed_bytes(&self) -> u64 {
         self.packer.sealed_bytes()
     }
 
@@ -48,7 +43,8 @@ impl PackSink<'_> {
         let size = p.bytes.len();
         self.vault.put_pack(self.org, &p.name, p.bytes).await?;
         crate::fault::point("pack-written");
-        catalog::insert_pack(conn, self.org.id, self.cycle, &p.name, size, &p.entries).await?;
+        catalog::insert_pack(conn, self.vault.catalog.postgres, self.org.id, self.cycle, &p.name, size, &p.entries)
+            .await?;
         self.in_packer.clear();
         Ok(())
     }
@@ -56,37 +52,28 @@ impl PackSink<'_> {
 
 pub struct Writer<'a> {
     vault: &'a Vault,
-    org: &'a Org,
     tx: Option<Tx>,
     sink: PackSink<'a>,
-    opened: Instant,
 }
 
 impl<'a> Writer<'a> {
-    pub async fn begin(vault: &'a Vault, org: &'a Org, cycle: i64) -> Result<Writer<'a>> {
-        let tx = vault.catalog.begin().await?;
+    pub fn new(vault: &'a Vault, org: &'a Org, cycle: i64) -> Writer<'a> {
         let sink = PackSink { vault, org, cycle, packer: Packer::new(), in_packer: HashSet::new() };
-        Ok(Writer { vault, org, tx: Some(tx), sink, opened: Instant::now() })
+        Writer { vault, tx: None, sink }
     }
 
-    /// The open transaction and the pack sink, for a data type to work in.
-    pub fn parts(&mut self) -> (&mut Tx, &mut PackSink<'a>) {
-        (self.tx.as_mut().expect("a writer always holds an open transaction"), &mut self.sink)
-    }
-
-    /// Commits if the transaction has been open long enough; called between data types.
-    pub async fn maybe_commit(&mut self) -> Result<()> {
-        if self.opened.elapsed() >= COMMIT_AFTER {
-            self.commit_now().await?;
+    /// The data type's transaction (opened on first use) and the pack sink.
+    pub async fn parts(&mut self) -> Result<(&mut Tx, &mut PackSink<'a>)> {
+        if self.tx.is_none() {
             self.tx = Some(self.vault.catalog.begin().await?);
-            self.opened = Instant::now();
         }
-        Ok(())
+        Ok((self.tx.as_mut().expect("just opened"), &mut self.sink))
     }
 
-    async fn commit_now(&mut self) -> Result<()> {
-        let mut tx = self.tx.take().expect("a writer always holds an open transaction");
-        if let Some(p) = self.sink.packer.finish(&self.org.keys.seal) {
+    /// Writes the data type's last pack durably, then commits its transaction.
+    pub async fn commit(&mut self) -> Result<()> {
+        let Some(mut tx) = self.tx.take() else { return Ok(()) };
+        if let Some(p) = self.sink.packer.finish(&self.sink.org.keys.seal) {
             self.sink.write(&mut tx, p).await?;
         }
         crate::fault::point("before-commit");
@@ -95,7 +82,14 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    pub async fn commit(mut self) -> Result<()> {
-        self.commit_now().await
+    /// Drops the data type's work: its transaction rolls back and its unwritten blobs go
+    /// (packs it wrote are not in the catalog; the next cycle removes them).
+    pub async fn abort(&mut self) -> Result<()> {
+        self.sink.packer = Packer::new();
+        self.sink.in_packer.clear();
+        if let Some(tx) = self.tx.take() {
+            tx.rollback().await?;
+        }
+        Ok(())
     }
 }

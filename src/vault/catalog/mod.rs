@@ -139,29 +139,34 @@ impl Catalog {
     }
 }
 
-/// Builds "($1,$2,$3),($4,$5,$6),..." for `rows` rows of `cols` values, after `skip` params.
-pub fn placeholders(rows: usize, cols: usize, skip: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push(',');
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push(',');
-            }
-            s.push('$');
-            s.push_str(&(skip + r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
+/// Placeholders for statements with many parameters, numbered in order: `$N` for
+/// PostgreSQL, anonymous `?` for SQLite (sqlx looks each named one up in a list, which
+/// makes a 3,000-parameter insert quadratic). A statement takes all of its placeholders
+/// from one `Params`, so the two kinds never mix.
+pub struct Params {
+    pg: bool,
+    n: usize,
 }
 
-/// "$k,$k+1,..." for an IN list.
-pub fn list(n: usize, skip: usize) -> String {
-    (0..n).map(|i| format!("${}", skip + i + 1)).collect::<Vec<_>>().join(",")
+impl Params {
+    pub fn new(pg: bool) -> Params {
+        Params { pg, n: 0 }
+    }
+
+    pub fn one(&mut self) -> String {
+        self.n += 1;
+        if self.pg { format!("${}", self.n) } else { "?".to_string() }
+    }
+
+    /// "a,b,c" for an IN list.
+    pub fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.one()).collect::<Vec<_>>().join(",")
+    }
+
+    /// "(a,b),(c,d),..." for a multi-row VALUES.
+    pub fn rows(&mut self, rows: usize, cols: usize) -> String {
+        (0..rows).map(|_| format!("({})", self.list(cols))).collect::<Vec<_>>().join(",")
+    }
 }
 
 pub async fn cycle_start(conn: &mut AnyConnection) -> Result<i64> {
@@ -227,6 +232,7 @@ pub async fn ensure_type(conn: &mut AnyConnection, org_id: i64, source: &str, na
 /// Records a pack and the blobs it holds.
 pub async fn insert_pack(
     conn: &mut AnyConnection,
+    pg: bool,
     org_id: i64,
     cycle: i64,
     name: &str,
@@ -244,7 +250,7 @@ pub async fn insert_pack(
     for batch in entries.chunks(BATCH) {
         let sql = format!(
             "INSERT INTO blobs (org_id, id, pack_id, kind, chunk_off, chunk_len, inner_off, len) VALUES {} ON CONFLICT (org_id, id) DO NOTHING",
-            placeholders(batch.len(), 8, 0)
+            Params::new(pg).rows(batch.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for e in batch {
@@ -266,12 +272,14 @@ pub async fn insert_pack(
 /// Which of `ids` the org already stores.
 pub async fn existing_blobs(
     conn: &mut AnyConnection,
+    pg: bool,
     org_id: i64,
     ids: &[[u8; 16]],
 ) -> Result<std::collections::HashSet<[u8; 16]>> {
     let mut out = std::collections::HashSet::new();
     for batch in ids.chunks(BATCH) {
-        let sql = format!("SELECT id FROM blobs WHERE org_id = $1 AND id IN ({})", list(batch.len(), 1));
+        let mut p = Params::new(pg);
+        let sql = format!("SELECT id FROM blobs WHERE org_id = {} AND id IN ({})", p.one(), p.list(batch.len()));
         let mut q = sqlx::query(&sql).bind(org_id);
         for id in batch {
             q = q.bind(id.to_vec());
