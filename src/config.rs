@@ -11,6 +11,8 @@ use toml::Spanned;
 pub struct Config {
     pub vault: VaultConfig,
     #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
     pub orgs: Vec<OrgConfig>,
     /// Folder of the config file; relative paths resolve against it.
     #[serde(skip)]
@@ -26,6 +28,25 @@ pub struct VaultConfig {
     pub catalog: String,
     /// A folder for the blob store.
     pub store: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Sources that can read only what changed are still read whole at least this often
+    /// (days), and what their change feed missed is reported as drift. 0: always whole.
+    #[serde(default = "default_full_every_days")]
+    pub full_every_days: u32,
+}
+
+fn default_full_every_days() -> u32 {
+    7
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { full_every_days: default_full_every_days() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

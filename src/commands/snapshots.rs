@@ -29,12 +29,17 @@ pub fn print(rows: &[SnapshotRow]) {
                 s.added.to_string(),
                 s.changed.to_string(),
                 s.deleted.to_string(),
+                if s.full_read { "whole".into() } else { "changes".into() },
+                s.drift.to_string(),
                 human_bytes(s.stored_bytes as u64),
             ]
         })
         .collect();
     print_table(
-        &["org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted", "stored"],
+        &[
+            "org", "source", "type", "cycle", "taken at", "live", "added", "changed", "deleted", "read", "drift",
+            "stored",
+        ],
         &table,
     );
 }

@@ -76,6 +76,9 @@ pub struct Record {
     pub files: Vec<FileRef>,
     /// Where the record came from (a line number in an export), for error messages.
     pub line: Option<u64>,
+    /// When the source last changed it (RFC 3339, UTC), where the source says: compared
+    /// with cursors to tell changes an incremental read should have returned.
+    pub modified: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +91,8 @@ pub enum ReadMode {
 
 #[derive(Debug, Clone, Default)]
 pub struct ReadSummary {
-    /// Where the next incremental read starts.
+    /// Where the next incremental read starts: the source's time (RFC 3339, UTC) up to
+    /// which this read saw every change.
     pub cursor: Option<String>,
 }
 

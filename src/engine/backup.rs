@@ -39,6 +39,10 @@ pub struct TypeStats {
     pub changed: u64,
     pub deleted: u64,
     pub unchanged: u64,
+    /// Whether the whole source was read (not only what changed).
+    pub full_read: bool,
+    /// Changes an incremental read should have returned and did not.
+    pub drift: u64,
     pub files_fetched: u64,
     pub stored_bytes: u64,
 }
@@ -59,7 +63,16 @@ pub struct TypeJob<'a> {
     pub data_type: &'a str,
     pub connector: &'a dyn Connector,
     pub cycle: i64,
+    pub full_every_days: u32,
+    /// Read the whole source whatever the schedule says.
+    pub force_full: bool,
 }
+
+/// The change feed of an incremental source missed records that its id listing shows:
+/// the data type must be read whole.
+#[derive(Debug, thiserror::Error)]
+#[error("the source's change feed missed {0} records that its id listing shows")]
+pub struct MissedByFeed(pub u64);
 
 struct State<'a, 't, 'w> {
     job: &'a TypeJob<'a>,
@@ -73,6 +86,8 @@ struct State<'a, 't, 'w> {
     pending: Vec<NewVersion>,
     pending_blobs: Vec<([u8; 16], Vec<u8>)>,
     stats: TypeStats,
+    /// In a full read of an incremental source: the cursor its last read reached.
+    drift_cursor: Option<String>,
 }
 
 pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
@@ -91,14 +106,17 @@ pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<T
         pending: Vec::new(),
         pending_blobs: Vec::new(),
         stats: TypeStats::default(),
+        drift_cursor: None,
         tx,
     };
     let t0 = std::time::Instant::now();
     st.load().await?;
     tracing::debug!(data_type = job.data_type, live = st.live.len(), "loaded current state in {:?}", t0.elapsed());
+    let mode = st.plan().await?;
+    st.stats.full_read = matches!(mode, ReadMode::Full);
 
     let (sender, mut rx) = mpsc::channel(4);
-    let reader = job.connector.read(job.data_type, ReadMode::Full, sender);
+    let reader = job.connector.read(job.data_type, mode, sender);
     let consumer = async {
         let mut beat = std::time::Instant::now();
         while let Some(batch) = rx.recv().await {
@@ -122,12 +140,60 @@ pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<T
     consumed?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
     tracing::debug!(data_type = job.data_type, "read and compared in {:?}", t0.elapsed());
+    if !st.stats.full_read {
+        st.mark_listed().await?;
+    }
     let stats = st.finish(summary.cursor).await;
     tracing::debug!(data_type = job.data_type, "done in {:?}", t0.elapsed());
     stats
 }
 
 impl State<'_, '_, '_> {
+    /// Only what changed since the cursor, for a source that can say, unless a full read
+    /// is due; a full read of such a source also counts what its change feed missed.
+    async fn plan(&mut self) -> Result<ReadMode> {
+        let j = self.job;
+        if !j.connector.incremental() {
+            return Ok(ReadMode::Full);
+        }
+        let row = sqlx::query(
+            "SELECT t.cursor, c.started_at FROM types t LEFT JOIN cycles c ON c.id = t.last_full_cycle WHERE t.id = $1",
+        )
+        .bind(self.type_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let (cursor, last_full): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+        let due = last_full.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok()).is_none_or(|t| {
+            chrono::Utc::now().signed_duration_since(t) >= chrono::Duration::days(j.full_every_days as i64)
+        });
+        match cursor {
+            Some(c) if !due && !j.force_full => Ok(ReadMode::Since(c)),
+            c => {
+                self.drift_cursor = c;
+                Ok(ReadMode::Full)
+            }
+        }
+    }
+
+    /// After a change feed: the id listing says which records exist; what it does not
+    /// list is deleted, and what it lists that we never saw means the feed missed it.
+    async fn mark_listed(&mut self) -> Result<()> {
+        let j = self.job;
+        let ids = j.connector.list_ids(j.data_type).await.map_err(|e| anyhow!("listing ids: {e}"))?;
+        let mut missed = 0;
+        for id in ids {
+            match self.live.get_mut(&j.org.keys.record_key(j.source, j.data_type, &id)) {
+                Some(e) if !e.deleted || e.seen => e.seen = true,
+                _ => missed += 1,
+            }
+        }
+        if missed > 0 {
+            return Err(MissedByFeed(missed).into());
+        }
+        self.stats.listed = self.live.values().filter(|e| e.seen && !e.deleted).count() as u64;
+        Ok(())
+    }
+
     async fn load(&mut self) -> Result<()> {
         let state = sqlx::query("SELECT entries FROM type_state WHERE type_id = $1")
             .bind(self.type_id)
@@ -215,8 +281,10 @@ impl State<'_, '_, '_> {
         let blob = j.org.keys.blob_id(&self.buf);
         let raw = raw.unwrap_or([0; 16]);
         let sid = || sid_of_key(&key);
+        let drift = self.drift_cursor.as_ref().is_some_and(|c| rec.modified.as_ref().is_some_and(|m| m <= c));
         let (version, new_record, closes_previous) = match self.live.get_mut(&key) {
             None => {
+                self.stats.drift += drift as u64;
                 self.live.insert(key, Live { hash: blob, raw, version: 1, deleted: false, seen: true });
                 self.stats.added += 1;
                 (1, Some(rec.id.clone()), false)
@@ -234,6 +302,7 @@ impl State<'_, '_, '_> {
                 } else {
                     self.stats.changed += 1
                 }
+                self.stats.drift += drift as u64;
                 e.deleted = false;
                 e.hash = blob;
                 e.version += 1;
@@ -441,21 +510,24 @@ impl State<'_, '_, '_> {
         .await?;
         let s = &self.stats;
         sqlx::query(
-            "INSERT INTO snapshots (type_id, cycle_id, taken_at, listed, live, added, changed, deleted, stored_bytes) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            "INSERT INTO snapshots (type_id, cycle_id, taken_at, full_read, listed, live, added, changed, deleted, drift, stored_bytes) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
         )
         .bind(self.type_id)
         .bind(j.cycle)
         .bind(crate::util::now_rfc3339())
+        .bind(s.full_read as i64)
         .bind(s.listed as i64)
         .bind(live)
         .bind(s.added as i64)
         .bind(s.changed as i64)
         .bind(s.deleted as i64)
+        .bind(s.drift as i64)
         .bind(s.stored_bytes as i64)
         .execute(&mut *self.tx)
         .await?;
-        sqlx::query("UPDATE types SET last_full_cycle = $1, cursor = $2 WHERE id = $3")
+        sqlx::query("UPDATE types SET last_full_cycle = CASE WHEN $1 = 1 THEN $2 ELSE last_full_cycle END, cursor = $3 WHERE id = $4")
+            .bind(s.full_read as i64)
             .bind(j.cycle)
             .bind(cursor)
             .bind(self.type_id)

@@ -11,10 +11,10 @@ use serde::Serialize;
 use sqlx::Row;
 use std::collections::HashSet;
 
-use crate::config::Config;
-use crate::connectors;
+use crate::config::{Config, SourceConfig};
+use crate::connectors::{self, Connector};
 use crate::vault::{Vault, catalog};
-use backup::{TypeJob, TypeStats};
+use backup::{MissedByFeed, TypeJob, TypeStats};
 use writer::Writer;
 
 #[derive(Debug, Serialize)]
@@ -47,16 +47,23 @@ pub struct Filter {
 
 pub(crate) const LOCK: &str = "backup";
 
+/// Makes a source's connector from its config (the registry, or a test's own).
+pub type Factory = dyn Fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>> + Sync;
+
 /// One backup cycle of every configured source (or those the filter keeps).
 /// A data type that fails is logged and left at its last snapshot; the others complete.
 pub async fn run_cycle(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<CycleReport> {
+    run_cycle_with(vault, cfg, filter, &connectors::build).await
+}
+
+pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
     catalog::lock(&vault.catalog.pool, LOCK).await?;
-    let r = cycle_locked(vault, cfg, filter).await;
+    let r = cycle_locked(vault, cfg, filter, factory).await;
     catalog::unlock(&vault.catalog.pool, LOCK).await?;
     r
 }
 
-async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<CycleReport> {
+async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
     let orphan_packs_removed = remove_orphan_packs(vault).await?;
     let cycle = catalog::cycle_start(&mut *vault.catalog.pool.acquire().await?).await?;
     let mut report = CycleReport { cycle, types: Vec::new(), orphan_packs_removed };
@@ -79,7 +86,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
                 };
                 TypeOutcome { org: org_sid.clone(), source: source.clone(), data_type: ty.to_string(), error, stats }
             };
-            let connector = match connectors::build(cfg, src) {
+            let connector = match factory(cfg, src) {
                 Ok(c) => c,
                 Err(e) => {
                     record(vault, cycle, &mut report, outcome("*", Err(e))).await?;
@@ -100,14 +107,26 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
                     // judged by its process id, and a second connection would wait on ours.
                     catalog::heartbeat(&vault.catalog.pool, LOCK).await?;
                 }
-                let job =
-                    TypeJob { vault, org: &org, source, data_type: &ty.name, connector: connector.as_ref(), cycle };
-                let r = match backup::backup_type(&job, &mut writer).await {
-                    Ok(stats) => writer.commit().await.map(|_| stats),
-                    Err(e) => Err(e),
+                let mut job = TypeJob {
+                    vault,
+                    org: &org,
+                    source,
+                    data_type: &ty.name,
+                    connector: connector.as_ref(),
+                    cycle,
+                    full_every_days: cfg.engine.full_every_days,
+                    force_full: false,
                 };
-                if r.is_err() {
-                    writer.abort().await?;
+                let mut r = backup_and_commit(&job, &mut writer).await;
+                if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
+                    tracing::warn!(org = %org_sid, source = %source, data_type = %ty.name, "the change feed missed {missed} records: reading the whole source");
+                    job.force_full = true;
+                    // The whole read counts what it finds behind the cursor; records without
+                    // a modification time are counted by the listing.
+                    r = backup_and_commit(&job, &mut writer).await.map(|mut s| {
+                        s.drift = s.drift.max(missed);
+                        s
+                    });
                 }
                 record(vault, cycle, &mut report, outcome(&ty.name, r)).await?;
             }
@@ -117,6 +136,17 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<Cy
     catalog::cycle_finish(&mut *vault.catalog.pool.acquire().await?, cycle, status).await?;
     vault.catalog.compact_log().await?;
     Ok(report)
+}
+
+async fn backup_and_commit(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
+    let r = match backup::backup_type(job, writer).await {
+        Ok(stats) => writer.commit().await.map(|_| stats),
+        Err(e) => Err(e),
+    };
+    if r.is_err() {
+        writer.abort().await?;
+    }
+    r
 }
 
 /// Logs a data type's outcome in the cycle's backup log.
@@ -129,11 +159,23 @@ async fn record(vault: &Vault, cycle: i64, report: &mut CycleReport, o: TypeOutc
         None => {
             let s = &o.stats;
             let m = format!(
-                "{} live: {} added, {} changed, {} deleted, {} files fetched, {} bytes stored",
-                s.live, s.added, s.changed, s.deleted, s.files_fetched, s.stored_bytes
+                "{} read: {} live, {} added, {} changed, {} deleted, {} files fetched, {} bytes stored",
+                if s.full_read { "whole source" } else { "changes" },
+                s.live,
+                s.added,
+                s.changed,
+                s.deleted,
+                s.files_fetched,
+                s.stored_bytes
             );
-            tracing::info!(org = %o.org, source = %o.source, data_type = %o.data_type, "{m}");
-            ("info", m)
+            if s.drift > 0 {
+                let d = format!("{m}; DRIFT: {} changes the incremental reads had missed", s.drift);
+                tracing::warn!(org = %o.org, source = %o.source, data_type = %o.data_type, "{d}");
+                ("warn", d)
+            } else {
+                tracing::info!(org = %o.org, source = %o.source, data_type = %o.data_type, "{m}");
+                ("info", m)
+            }
         }
     };
     catalog::log(&mut *vault.catalog.pool.acquire().await?, cycle, level, &o.org, &o.source, &o.data_type, &msg)

@@ -22,12 +22,14 @@ pub struct SnapshotRow {
     pub added: i64,
     pub changed: i64,
     pub deleted: i64,
+    pub full_read: bool,
+    pub drift: i64,
     pub stored_bytes: i64,
 }
 
 pub async fn snapshots(vault: &Vault) -> Result<Vec<SnapshotRow>> {
     let rows = sqlx::query(
-        "SELECT o.sid, t.source, t.name, s.cycle_id, s.taken_at, s.live, s.added, s.changed, s.deleted, s.stored_bytes \
+        "SELECT o.sid, t.source, t.name, s.cycle_id, s.taken_at, s.live, s.added, s.changed, s.deleted, s.stored_bytes, s.full_read, s.drift \
          FROM snapshots s JOIN types t ON t.id = s.type_id JOIN orgs o ON o.id = t.org_id \
          ORDER BY o.sid, t.source, t.name, s.cycle_id",
     )
@@ -46,6 +48,8 @@ pub async fn snapshots(vault: &Vault) -> Result<Vec<SnapshotRow>> {
             changed: r.get(7),
             deleted: r.get(8),
             stored_bytes: r.get(9),
+            full_read: r.get::<i64, _>(10) != 0,
+            drift: r.get(11),
         })
         .collect())
 }

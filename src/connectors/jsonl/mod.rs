@@ -73,7 +73,7 @@ impl Jsonl {
                     ));
                 }
             };
-            batch.push(Record { id, json: text.to_string(), files: Vec::new(), line: Some(n) });
+            batch.push(Record { id, json: text.to_string(), files: Vec::new(), line: Some(n), modified: None });
             if batch.len() == BATCH
                 && out.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
             {
@@ -106,6 +106,7 @@ impl Jsonl {
                 json,
                 files: vec![FileRef { key: name.clone(), name, fingerprint: Some(fingerprint) }],
                 line: None,
+                modified: None,
             });
             if batch.len() == BATCH && out.blocking_send(std::mem::take(&mut batch)).is_err() {
                 return Err(SourceError::Other("the engine stopped reading".into()));

@@ -29,9 +29,9 @@ CREATE INDEX IF NOT EXISTS versions_current ON versions (type_id, sid) WHERE to_
 CREATE INDEX IF NOT EXISTS versions_from ON versions (type_id, from_cycle);
 CREATE TABLE IF NOT EXISTS type_state (type_id BIGINT PRIMARY KEY, entries {blob} NOT NULL){norowid};
 CREATE TABLE IF NOT EXISTS snapshots (
-    type_id BIGINT NOT NULL, cycle_id BIGINT NOT NULL, taken_at TEXT NOT NULL,
+    type_id BIGINT NOT NULL, cycle_id BIGINT NOT NULL, taken_at TEXT NOT NULL, full_read BIGINT NOT NULL,
     listed BIGINT NOT NULL, live BIGINT NOT NULL, added BIGINT NOT NULL, changed BIGINT NOT NULL,
-    deleted BIGINT NOT NULL, stored_bytes BIGINT NOT NULL,
+    deleted BIGINT NOT NULL, drift BIGINT NOT NULL, stored_bytes BIGINT NOT NULL,
     PRIMARY KEY (type_id, cycle_id)){norowid};
 CREATE TABLE IF NOT EXISTS packs (
     id {pk}, org_id BIGINT NOT NULL, name TEXT NOT NULL UNIQUE, size BIGINT NOT NULL, cycle_id BIGINT NOT NULL);
