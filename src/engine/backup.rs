@@ -195,12 +195,21 @@ impl State<'_, '_, '_> {
     }
 
     async fn load(&mut self) -> Result<()> {
-        let state = sqlx::query("SELECT entries FROM type_state WHERE type_id = $1")
+        let size: Option<i64> = sqlx::query("SELECT SUM(LENGTH(entries)) FROM type_state WHERE type_id = $1")
             .bind(self.type_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        match state {
-            Some(row) => self.live = decode_state(&row.get::<Vec<u8>, _>(0))?,
+            .fetch_one(&mut *self.tx)
+            .await?
+            .get(0);
+        match size {
+            Some(bytes) => {
+                self.live.reserve(bytes as usize / STATE_ENTRY);
+                let mut parts = sqlx::query("SELECT entries FROM type_state WHERE type_id = $1 ORDER BY part")
+                    .bind(self.type_id)
+                    .fetch(&mut *self.tx);
+                while let Some(row) = parts.try_next().await? {
+                    decode_state(&row.get::<Vec<u8>, _>(0), &mut self.live)?;
+                }
+            }
             None => self.load_from_versions().await?,
         }
         let rows = sqlx::query("SELECT file_key, fingerprint, uid FROM file_cache WHERE type_id = $1")
@@ -501,13 +510,7 @@ impl State<'_, '_, '_> {
                 self.stats.listed
             );
         }
-        sqlx::query(
-            "INSERT INTO type_state (type_id, entries) VALUES ($1, $2) ON CONFLICT (type_id) DO UPDATE SET entries = excluded.entries",
-        )
-        .bind(self.type_id)
-        .bind(encode_state(&self.live))
-        .execute(&mut *self.tx)
-        .await?;
+        self.save_state().await?;
         let s = &self.stats;
         sqlx::query(
             "INSERT INTO snapshots (type_id, cycle_id, taken_at, full_read, listed, live, added, changed, deleted, drift, stored_bytes) \
@@ -540,32 +543,53 @@ impl State<'_, '_, '_> {
 
 use crate::vault::catalog::STATE_ENTRY;
 
-fn encode_state(live: &HashMap<[u8; 10], Live>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(live.len() * STATE_ENTRY);
-    for (k, e) in live {
-        out.extend_from_slice(k);
-        out.extend_from_slice(&e.hash);
-        out.extend_from_slice(&e.raw);
-        out.extend_from_slice(&e.version.to_le_bytes());
-        out.push(e.deleted as u8);
+/// Records per `type_state` row: rows of about 3 MB, so no buffer grows with the data type.
+const STATE_PART: usize = 65_536;
+
+impl State<'_, '_, '_> {
+    /// Rewrites the data type's current state (always at least one row, so an empty data
+    /// type is told from one whose state was never written).
+    async fn save_state(&mut self) -> Result<()> {
+        sqlx::query("DELETE FROM type_state WHERE type_id = $1").bind(self.type_id).execute(&mut *self.tx).await?;
+        let mut buf = Vec::with_capacity(STATE_PART.min(self.live.len()) * STATE_ENTRY);
+        let mut entries = self.live.iter().peekable();
+        let mut part = 0i64;
+        loop {
+            buf.clear();
+            for (k, e) in entries.by_ref().take(STATE_PART) {
+                buf.extend_from_slice(k);
+                buf.extend_from_slice(&e.hash);
+                buf.extend_from_slice(&e.raw);
+                buf.extend_from_slice(&e.version.to_le_bytes());
+                buf.push(e.deleted as u8);
+            }
+            sqlx::query("INSERT INTO type_state (type_id, part, entries) VALUES ($1, $2, $3)")
+                .bind(self.type_id)
+                .bind(part)
+                .bind(&buf[..])
+                .execute(&mut *self.tx)
+                .await?;
+            part += 1;
+            if entries.peek().is_none() {
+                return Ok(());
+            }
+        }
     }
-    out
 }
 
-fn decode_state(b: &[u8]) -> Result<HashMap<[u8; 10], Live>> {
+fn decode_state(b: &[u8], into: &mut HashMap<[u8; 10], Live>) -> Result<()> {
     if !b.len().is_multiple_of(STATE_ENTRY) {
-        bail!("catalog: type_state row is damaged ({} bytes)", b.len());
+        bail!("catalog: a type_state row is damaged ({} bytes)", b.len());
     }
-    Ok(b.chunks(STATE_ENTRY)
-        .map(|e| {
-            let live = Live {
-                hash: e[10..26].try_into().unwrap(),
-                raw: e[26..42].try_into().unwrap(),
-                version: u32::from_le_bytes(e[42..46].try_into().unwrap()),
-                deleted: e[46] != 0,
-                seen: false,
-            };
-            (e[..10].try_into().unwrap(), live)
-        })
-        .collect())
+    into.extend(b.chunks(STATE_ENTRY).map(|e| {
+        let live = Live {
+            hash: e[10..26].try_into().unwrap(),
+            raw: e[26..42].try_into().unwrap(),
+            version: u32::from_le_bytes(e[42..46].try_into().unwrap()),
+            deleted: e[46] != 0,
+            seen: false,
+        };
+        (e[..10].try_into().unwrap(), live)
+    }));
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! pack decrypted and checked against the ids the catalog holds.
 
 use anyhow::Result;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use serde::Serialize;
 use sqlx::Row;
@@ -27,6 +27,9 @@ impl CheckReport {
         self.problems.is_empty()
     }
 }
+
+/// A blob's place in its pack: chunk offset and length, offset and length inside the chunk.
+type Loc = (i64, i64, i64, i64);
 
 struct PackRow {
     id: i64,
@@ -86,16 +89,17 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
             r.get::<i64, _>(1)
         ));
     }
-    let known_blobs: HashSet<(i64, Vec<u8>)> = sqlx::query("SELECT org_id, id FROM blobs")
+    rep.blobs = sqlx::query("SELECT COUNT(*) FROM blobs").fetch_one(pool).await?.get::<i64, _>(0) as u64;
+    let file_pieces: HashSet<(i64, Vec<u8>)> = sqlx::query("SELECT org_id, id FROM blobs WHERE kind = $1")
+        .bind(pack::BlobKind::FilePiece as i64)
         .fetch_all(pool)
         .await?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    rep.blobs = known_blobs.len() as u64;
     for r in sqlx::query("SELECT org_id, uid, pieces FROM files").fetch_all(pool).await? {
         let pieces: Vec<u8> = r.get(2);
-        if pieces.chunks(16).any(|p| !known_blobs.contains(&(r.get(0), p.to_vec()))) {
+        if pieces.chunks(16).any(|p| !file_pieces.contains(&(r.get(0), p.to_vec()))) {
             rep.problems.push(format!("file {} has pieces the catalog does not have", r.get::<String, _>(1)));
         }
     }
@@ -115,71 +119,84 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
 
     // Each data type's compact current state must agree with its versions.
     for r in sqlx::query(
-        "SELECT t.source, t.name, s.entries, (SELECT COUNT(*) FROM versions v WHERE v.type_id = t.id AND v.to_cycle IS NULL) \
-         FROM types t JOIN type_state s ON s.type_id = t.id",
+        "SELECT t.source, t.name, (SELECT SUM(LENGTH(s.entries)) FROM type_state s WHERE s.type_id = t.id), \
+         (SELECT COUNT(*) FROM versions v WHERE v.type_id = t.id AND v.to_cycle IS NULL) FROM types t",
     )
     .fetch_all(pool)
     .await?
     {
-        let entries: Vec<u8> = r.get(2);
-        let current: i64 = r.get(3);
-        if (entries.len() / super::catalog::STATE_ENTRY) as i64 != current {
+        let (bytes, current): (Option<i64>, i64) = (r.get(2), r.get(3));
+        let listed = bytes.unwrap_or(0) / super::catalog::STATE_ENTRY as i64;
+        if bytes.is_some() && listed != current {
             rep.problems.push(format!(
-                "{}/{}: the current-state row lists {} records, the versions {current}",
+                "{}/{}: the current-state rows list {listed} records, the versions {current}",
                 r.get::<String, _>(0),
                 r.get::<String, _>(1),
-                entries.len() / super::catalog::STATE_ENTRY
             ));
         }
     }
 
     if read_data {
+        // Where the catalog says each blob is, by pack, in one pass over the table.
+        let mut expected: HashMap<i64, HashMap<Vec<u8>, Loc>> = HashMap::new();
+        let mut rows = sqlx::query("SELECT pack_id, id, chunk_off, chunk_len, inner_off, len FROM blobs").fetch(pool);
+        while let Some(r) = rows.try_next().await? {
+            expected.entry(r.get(0)).or_default().insert(r.get(1), (r.get(2), r.get(3), r.get(4), r.get(5)));
+        }
+        drop(rows);
+        // Packs are read and verified two at a time, on both cores.
+        let mut jobs = Vec::new();
         for (name, p) in &packs {
-            let Some((path, _)) = in_store.get(name) else {
-                continue;
-            };
+            let Some((path, _)) = in_store.get(name) else { continue };
             let Some(org_sid) = orgs.get(&p.org_id) else {
                 rep.problems.push(format!("pack {name} belongs to no org"));
                 continue;
             };
             let org = vault.existing_org(org_sid).await?.expect("org listed above");
-            let bytes = vault.store.get(path).await?.bytes().await?;
-            rep.bytes_read += bytes.len() as u64;
-            let expected: HashMap<Vec<u8>, (i64, i64, i64, i64)> =
-                sqlx::query("SELECT id, chunk_off, chunk_len, inner_off, len FROM blobs WHERE pack_id = $1")
-                    .bind(p.id)
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4))))
-                    .collect();
-            if blake3::hash(&bytes).to_hex().as_str() != name {
+            jobs.push((name.clone(), p.id, p.org_id, path.clone(), org));
+        }
+        let mut verified = futures::stream::iter(jobs)
+            .map(|(name, pack_id, org_id, path, org)| async move {
+                let bytes = vault.store.get(&path).await?.bytes().await?;
+                let len = bytes.len() as u64;
+                let expect = name.clone();
+                let (name_ok, verdict) = tokio::task::spawn_blocking(move || {
+                    (blake3::hash(&bytes).to_hex().as_str() == expect, pack::verify(&org.keys, &bytes))
+                })
+                .await?;
+                anyhow::Ok((name, pack_id, org_id, len, name_ok, verdict))
+            })
+            .buffer_unordered(2);
+        while let Some(done) = verified.next().await {
+            let (name, pack_id, org_id, len, name_ok, verdict) = done?;
+            rep.bytes_read += len;
+            let expected = expected.remove(&pack_id).unwrap_or_default();
+            if !name_ok {
                 rep.problems.push(format!("pack {name}: its bytes do not match its name (altered in the store)"));
             }
-            match pack::verify(&org.keys, &bytes) {
+            match verdict {
                 Err(e) => {
                     let why = format!("pack {name}: {e}");
                     rep.problems.push(why.clone());
                     for id in expected.keys() {
-                        damaged.push((p.org_id, id.clone(), why.clone()));
+                        damaged.push((org_id, id.clone(), why.clone()));
                     }
                 }
                 Ok((entries, bad)) => {
-                    let bad_ids: HashSet<[u8; 16]> = bad.iter().map(|(id, _)| *id).collect();
+                    let bad_ids: HashSet<Vec<u8>> = bad.iter().map(|(id, _)| id.to_vec()).collect();
                     for (id, why) in bad {
-                        damaged.push((p.org_id, id.to_vec(), format!("pack {name}: {why}")));
+                        damaged.push((org_id, id.to_vec(), format!("pack {name}: {why}")));
                     }
-                    let present: HashMap<Vec<u8>, (i64, i64, i64, i64)> = entries
+                    let present: HashMap<Vec<u8>, Loc> = entries
                         .iter()
-                        .filter(|e| !bad_ids.contains(&e.id))
                         .map(|e| {
                             (e.id.to_vec(), (e.chunk_off as i64, e.chunk_len as i64, e.inner_off as i64, e.len as i64))
                         })
                         .collect();
                     for (id, loc) in &expected {
-                        if present.get(id) != Some(loc) && !bad_ids.iter().any(|b| b[..] == id[..]) {
+                        if present.get(id) != Some(loc) && !bad_ids.contains(id) {
                             damaged.push((
-                                p.org_id,
+                                org_id,
                                 id.clone(),
                                 format!("pack {name} does not hold blob {} where the catalog says", hex::encode(id)),
                             ));

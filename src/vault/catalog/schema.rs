@@ -3,7 +3,7 @@
 //! A record's versions each carry the cycle range in which they were current
 //! (`from_cycle`, `to_cycle`), so a snapshot costs rows only for what changed, and the state
 //! at any cycle is "versions whose range holds that cycle". `type_state` holds each data
-//! type's current versions in one compact row (derivable from `versions`, rewritten in the
+//! type's current versions in a few compact rows (derivable from `versions`, rewritten in the
 //! same transaction), so a cycle starts with one read instead of one row per record.
 
 pub const SCHEMA_VERSION: i64 = 1;
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS versions (
     PRIMARY KEY (sid, version)){norowid};
 CREATE INDEX IF NOT EXISTS versions_current ON versions (type_id, sid) WHERE to_cycle IS NULL;
 CREATE INDEX IF NOT EXISTS versions_from ON versions (type_id, from_cycle);
-CREATE TABLE IF NOT EXISTS type_state (type_id BIGINT PRIMARY KEY, entries {blob} NOT NULL){norowid};
+CREATE TABLE IF NOT EXISTS type_state (
+    type_id BIGINT NOT NULL, part BIGINT NOT NULL, entries {blob} NOT NULL, PRIMARY KEY (type_id, part)){norowid};
 CREATE TABLE IF NOT EXISTS snapshots (
     type_id BIGINT NOT NULL, cycle_id BIGINT NOT NULL, taken_at TEXT NOT NULL, full_read BIGINT NOT NULL,
     listed BIGINT NOT NULL, live BIGINT NOT NULL, added BIGINT NOT NULL, changed BIGINT NOT NULL,
