@@ -75,14 +75,23 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
         }
     }
 
-    // Every version and file must point at a blob the catalog knows.
-    for r in sqlx::query(
+    // Every version and file must point at a blob the catalog knows: a lookup per version,
+    // so on SQLite with a page cache that holds the blob table.
+    let mut conn = pool.acquire().await?;
+    if !vault.catalog.postgres {
+        sqlx::query("PRAGMA cache_size = -262144").execute(&mut *conn).await?;
+    }
+    let dangling = sqlx::query(
         "SELECT v.sid, v.version FROM versions v JOIN types t ON t.id = v.type_id \
          LEFT JOIN blobs b ON b.org_id = t.org_id AND b.id = v.blob_id WHERE v.blob_id IS NOT NULL AND b.id IS NULL",
     )
-    .fetch_all(pool)
-    .await?
-    {
+    .fetch_all(&mut *conn)
+    .await;
+    if !vault.catalog.postgres {
+        sqlx::query("PRAGMA cache_size = -16384").execute(&mut *conn).await?;
+    }
+    drop(conn);
+    for r in dangling? {
         rep.problems.push(format!(
             "record {} version {} points at a blob the catalog does not have",
             r.get::<String, _>(0),
@@ -117,31 +126,40 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
         }
     }
 
-    // Each data type's compact current state must agree with its versions.
+    // Each data type's compact current state must agree with its versions. (Two grouped
+    // queries: as correlated subqueries SQLite reads every state blob to measure it.)
+    let sizes: HashMap<i64, i64> = sqlx::query("SELECT type_id, SUM(LENGTH(entries)) FROM type_state GROUP BY type_id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     for r in sqlx::query(
-        "SELECT t.source, t.name, (SELECT SUM(LENGTH(s.entries)) FROM type_state s WHERE s.type_id = t.id), \
-         (SELECT COUNT(*) FROM versions v WHERE v.type_id = t.id AND v.to_cycle IS NULL) FROM types t",
+        "SELECT t.id, t.source, t.name, COUNT(*) FROM versions v JOIN types t ON t.id = v.type_id \
+         WHERE v.to_cycle IS NULL GROUP BY t.id, t.source, t.name",
     )
     .fetch_all(pool)
     .await?
     {
-        let (bytes, current): (Option<i64>, i64) = (r.get(2), r.get(3));
-        let listed = bytes.unwrap_or(0) / super::catalog::STATE_ENTRY as i64;
-        if bytes.is_some() && listed != current {
+        let (type_id, current): (i64, i64) = (r.get(0), r.get(3));
+        let Some(bytes) = sizes.get(&type_id) else { continue };
+        let listed = bytes / super::catalog::STATE_ENTRY as i64;
+        if listed != current {
             rep.problems.push(format!(
                 "{}/{}: the current-state rows list {listed} records, the versions {current}",
-                r.get::<String, _>(0),
                 r.get::<String, _>(1),
+                r.get::<String, _>(2),
             ));
         }
     }
 
     if read_data {
         // Where the catalog says each blob is, by pack, in one pass over the table.
-        let mut expected: HashMap<i64, HashMap<Vec<u8>, Loc>> = HashMap::new();
+        let mut expected: HashMap<i64, HashMap<[u8; 16], Loc>> = HashMap::new();
         let mut rows = sqlx::query("SELECT pack_id, id, chunk_off, chunk_len, inner_off, len FROM blobs").fetch(pool);
         while let Some(r) = rows.try_next().await? {
-            expected.entry(r.get(0)).or_default().insert(r.get(1), (r.get(2), r.get(3), r.get(4), r.get(5)));
+            let id: [u8; 16] = r.get::<Vec<u8>, _>(1).try_into().unwrap_or_default();
+            expected.entry(r.get(0)).or_default().insert(id, (r.get(2), r.get(3), r.get(4), r.get(5)));
         }
         drop(rows);
         // Packs are read and verified two at a time, on both cores.
@@ -179,25 +197,23 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
                     let why = format!("pack {name}: {e}");
                     rep.problems.push(why.clone());
                     for id in expected.keys() {
-                        damaged.push((org_id, id.clone(), why.clone()));
+                        damaged.push((org_id, id.to_vec(), why.clone()));
                     }
                 }
                 Ok((entries, bad)) => {
-                    let bad_ids: HashSet<Vec<u8>> = bad.iter().map(|(id, _)| id.to_vec()).collect();
+                    let bad_ids: HashSet<[u8; 16]> = bad.iter().map(|(id, _)| *id).collect();
                     for (id, why) in bad {
                         damaged.push((org_id, id.to_vec(), format!("pack {name}: {why}")));
                     }
-                    let present: HashMap<Vec<u8>, Loc> = entries
+                    let present: HashMap<[u8; 16], Loc> = entries
                         .iter()
-                        .map(|e| {
-                            (e.id.to_vec(), (e.chunk_off as i64, e.chunk_len as i64, e.inner_off as i64, e.len as i64))
-                        })
+                        .map(|e| (e.id, (e.chunk_off as i64, e.chunk_len as i64, e.inner_off as i64, e.len as i64)))
                         .collect();
                     for (id, loc) in &expected {
                         if present.get(id) != Some(loc) && !bad_ids.contains(id) {
                             damaged.push((
                                 org_id,
-                                id.clone(),
+                                id.to_vec(),
                                 format!("pack {name} does not hold blob {} where the catalog says", hex::encode(id)),
                             ));
                         }
