@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS versions (
     from_cycle BIGINT NOT NULL, to_cycle BIGINT, deleted BIGINT NOT NULL,
     blob_id {blob}, size BIGINT NOT NULL,
     PRIMARY KEY (sid, version)){norowid};
-CREATE INDEX IF NOT EXISTS versions_current ON versions (type_id, deleted, sid) WHERE to_cycle IS NULL;
+CREATE INDEX IF NOT EXISTS versions_current ON versions (type_id, sid, deleted) WHERE to_cycle IS NULL;
 CREATE INDEX IF NOT EXISTS versions_from ON versions (type_id, from_cycle);
 CREATE TABLE IF NOT EXISTS type_state (
     type_id BIGINT NOT NULL, part BIGINT NOT NULL, entries {blob} NOT NULL, PRIMARY KEY (type_id, part)){norowid};
