@@ -2,6 +2,7 @@
 //! The engine asks a connector which data types it has, reads records (all, or changed
 //! since a cursor), lists the ids that exist now, and fetches file bytes.
 
+pub mod http;
 pub mod jsonl;
 
 use anyhow::{Result, bail};
