@@ -37,6 +37,14 @@ pub struct EngineConfig {
     /// (days), and what their change feed missed is reported as drift. 0: always whole.
     #[serde(default = "default_full_every_days")]
     pub full_every_days: u32,
+    /// A data type whose read would delete more than this share of its records (0 to 1) is
+    /// not committed: an export that broke off halfway must not read as mass deletion.
+    #[serde(default = "default_max_deleted_share")]
+    pub max_deleted_share: f64,
+}
+
+fn default_max_deleted_share() -> f64 {
+    0.5
 }
 
 fn default_full_every_days() -> u32 {
@@ -45,7 +53,7 @@ fn default_full_every_days() -> u32 {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { full_every_days: default_full_every_days() }
+        EngineConfig { full_every_days: default_full_every_days(), max_deleted_share: default_max_deleted_share() }
     }
 }
 
@@ -109,6 +117,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.engine.max_deleted_share) {
+            bail!("config: engine.max_deleted_share must be between 0 and 1 (a share of a data type's records)");
+        }
         let mut seen = std::collections::HashSet::new();
         for org in &self.orgs {
             let sid = org.sid.get_ref();

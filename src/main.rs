@@ -30,6 +30,10 @@ enum Command {
         /// Only this source (its name).
         #[arg(long)]
         source: Option<String>,
+        /// Commit deletions even beyond engine.max_deleted_share (when records really were
+        /// deleted in bulk at the source).
+        #[arg(long)]
+        allow_deletions: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -109,7 +113,9 @@ async fn main() -> ExitCode {
     let cfg = cli.config.as_path();
     let r = match cli.command {
         Command::Init => commands::init::run(cfg).await.map(|_| true),
-        Command::Backup { org, source, json } => commands::backup::run(cfg, Filter { org, source }, json).await,
+        Command::Backup { org, source, allow_deletions, json } => {
+            commands::backup::run(cfg, Filter { org, source, allow_deletions }, json).await
+        }
         Command::Snapshots { json } => commands::snapshots::run(cfg, json).await.map(|_| true),
         Command::History { sid, json } => commands::history::run(cfg, &sid, json).await.map(|_| true),
         Command::Show { sid, at, json } => commands::show::run(cfg, &sid, at.as_deref(), json).await.map(|_| true),

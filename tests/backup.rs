@@ -200,3 +200,25 @@ async fn a_failed_type_after_a_full_pack_leaves_earlier_types_whole() {
     let check = env.json(&["check", "--read-data"]);
     assert_eq!((check["problems"].clone(), check["notes"].clone()), (json!([]), json!([])));
 }
+
+/// An export that broke off (but parses) must not turn into mass deletion.
+#[tokio::test(flavor = "multi_thread")]
+async fn mass_deletion_is_held_back_until_allowed() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.write_records("tasks", &(0..40).map(|n| task(n, "kept")).collect::<Vec<_>>());
+    env.write_records("comments", &[json!({"id": "c1", "text": "x"})]);
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    let before = env.latest();
+
+    env.write_records("tasks", &(0..5).map(|n| task(n, "kept")).collect::<Vec<_>>());
+    let o = env.run(&["backup"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("35 would be marked deleted") && err.contains("--allow-deletions"), "{err}");
+    assert_eq!(env.latest()["tasks"], before["tasks"], "nothing of it is committed");
+
+    env.ok(&["backup", "--allow-deletions"]);
+    let after = env.latest()["tasks"];
+    assert_eq!((after.1, after.4), (5, 35), "allowed, the deletions are recorded");
+}

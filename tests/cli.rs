@@ -102,3 +102,33 @@ fn help_lists_every_command() {
         );
     }
 }
+
+#[test]
+fn readme_shows_each_commands_help_as_it_is() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for cmd in [
+        &[][..],
+        &["init"],
+        &["backup"],
+        &["snapshots"],
+        &["history"],
+        &["show"],
+        &["diff"],
+        &["check"],
+        &["erase-org"],
+        &["demo"],
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook"))
+            .args(cmd)
+            .arg("--help")
+            .env_remove("DAYBOOK_CONFIG")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            readme.contains(help.trim_end()),
+            "README.md lacks the current `daybook {} --help`:\n{help}",
+            cmd.join(" ")
+        );
+    }
+}

@@ -66,7 +66,13 @@ pub struct TypeJob<'a> {
     pub full_every_days: u32,
     /// Read the whole source whatever the schedule says.
     pub force_full: bool,
+    /// Refuse to delete more than this share of a data type's records (None: no limit).
+    pub max_deleted_share: Option<f64>,
 }
+
+/// Below this many records a data type is too small for the mass-deletion guard to mean
+/// anything.
+const GUARD_MIN_RECORDS: usize = 20;
 
 /// The change feed of an incremental source missed records that its id listing shows:
 /// the data type must be read whole.
@@ -88,6 +94,8 @@ struct State<'a, 't, 'w> {
     stats: TypeStats,
     /// In a full read of an incremental source: the cursor its last read reached.
     drift_cursor: Option<String>,
+    /// Records alive in the last snapshot.
+    live_before: usize,
 }
 
 pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
@@ -107,10 +115,12 @@ pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<T
         pending_blobs: Vec::new(),
         stats: TypeStats::default(),
         drift_cursor: None,
+        live_before: 0,
         tx,
     };
     let t0 = std::time::Instant::now();
     st.load().await?;
+    st.live_before = st.live.values().filter(|e| !e.deleted).count();
     tracing::debug!(data_type = job.data_type, live = st.live.len(), "loaded current state in {:?}", t0.elapsed());
     let mode = st.plan().await?;
     st.stats.full_read = matches!(mode, ReadMode::Full);
@@ -478,6 +488,20 @@ impl State<'_, '_, '_> {
 
     async fn finish(mut self, cursor: Option<String>) -> Result<TypeStats> {
         let j = self.job;
+        let vanished = self.live.values().filter(|e| !e.seen && !e.deleted).count();
+        let had = self.live_before;
+        if let Some(share) = j.max_deleted_share
+            && had >= GUARD_MIN_RECORDS
+            && vanished as f64 > share * had as f64
+        {
+            bail!(
+                "the source lists {} records where the last snapshot had {had}: {vanished} would be marked deleted, \
+                 more than engine.max_deleted_share ({:.0}%); not committed. If they really were deleted, run \
+                 `daybook backup --allow-deletions`",
+                self.stats.listed,
+                share * 100.0
+            );
+        }
         // The listing was complete: what was live and not seen is gone at the source.
         for (fp, e) in self.live.iter_mut() {
             if !e.seen && !e.deleted {

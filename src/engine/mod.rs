@@ -43,6 +43,8 @@ impl CycleReport {
 pub struct Filter {
     pub org: Option<String>,
     pub source: Option<String>,
+    /// Commit deletions however many there are (engine.max_deleted_share is lifted).
+    pub allow_deletions: bool,
 }
 
 pub(crate) const LOCK: &str = "backup";
@@ -116,6 +118,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                     cycle,
                     full_every_days: cfg.engine.full_every_days,
                     force_full: false,
+                    max_deleted_share: (!filter.allow_deletions).then_some(cfg.engine.max_deleted_share),
                 };
                 let mut r = backup_and_commit(&job, &mut writer).await;
                 if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
