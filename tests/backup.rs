@@ -11,7 +11,7 @@ async fn versions_snapshots_and_history(b: Backend) {
     let env = Env::new(b).await;
     env.write_records("tasks", &[task(1, "alpha"), task(2, "bravo ZEBRA-SECRET-7731"), task(3, "charlie")]);
     env.write_records("comments", &[json!({"id": 10, "text": "first"})]);
-    let scan = b"%PDF scanned invoice ".repeat(4000);
+    let scan = b"%PDF scanned invoice ".repeat(130_000); // 2.7 MB: three 1 MiB pieces
     env.write_attachment("invoice.pdf", &scan);
     env.write_attachment("invoice-copy.pdf", &scan);
     env.ok(&["init"]);
@@ -75,6 +75,13 @@ async fn versions_snapshots_and_history(b: Backend) {
     let b2 = env.json(&["show", &env.sid("attachments", "invoice-copy.pdf")]);
     assert_eq!(a["content"]["files"][0]["uid"], b2["content"]["files"][0]["uid"]);
     assert_eq!(a["content"]["files"][0]["size"], scan.len());
+    // And the bytes come back as they were.
+    let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
+    let vault = daybook::vault::Vault::open(&cfg, PASS).await.unwrap();
+    let org = vault.existing_org("acme").await.unwrap().unwrap();
+    let mut back = Vec::new();
+    vault.read_file(&org, a["content"]["files"][0]["uid"].as_str().unwrap(), &mut back).await.unwrap();
+    assert!(back == scan, "the stored file reads back byte for byte");
 
     let check = env.json(&["check", "--read-data"]);
     assert_eq!(check["problems"], json!([]));

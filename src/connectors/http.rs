@@ -128,17 +128,6 @@ impl Http {
         self.decode(path, &bytes)
     }
 
-    /// POST (or PATCH, ...) a JSON body, and read a JSON answer.
-    pub async fn send_json<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<T, HttpError> {
-        let bytes = self.send(method, path, &[], Some(body)).await?;
-        self.decode(path, &bytes)
-    }
-
     fn decode<T: DeserializeOwned>(&self, path: &str, bytes: &[u8]) -> Result<T, HttpError> {
         serde_json::from_slice(bytes).map_err(|e| HttpError::Decode { what: format!("GET {path}"), why: e.to_string() })
     }

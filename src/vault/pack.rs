@@ -25,16 +25,6 @@ pub enum BlobKind {
     FilePiece = 2,
 }
 
-impl BlobKind {
-    pub fn from_u8(v: u8) -> Option<BlobKind> {
-        match v {
-            1 => Some(BlobKind::Record),
-            2 => Some(BlobKind::FilePiece),
-            _ => None,
-        }
-    }
-}
-
 /// Where a blob lives inside its pack.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackEntry {
