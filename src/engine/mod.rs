@@ -5,11 +5,7 @@ pub mod query;
 pub mod writer;
 
 use anyhow::{Result, anyhow};
-use futures::TryStreamExt;
-use object_store::path::Path as StorePath;
 use serde::Serialize;
-use sqlx::Row;
-use std::collections::HashSet;
 
 use crate::config::{Config, SourceConfig};
 use crate::connectors::{self, Connector};
@@ -66,7 +62,7 @@ pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factor
 }
 
 async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
-    let orphan_packs_removed = remove_orphan_packs(vault).await?;
+    let orphan_packs_removed = vault.remove_unreferenced_packs().await?;
     let cycle = catalog::cycle_start(&mut *vault.catalog.pool.acquire().await?).await?;
     let mut report = CycleReport { cycle, types: Vec::new(), orphan_packs_removed };
     for org_cfg in &cfg.orgs {
@@ -185,35 +181,4 @@ async fn record(vault: &Vault, cycle: i64, report: &mut CycleReport, o: TypeOutc
         .await?;
     report.types.push(o);
     Ok(())
-}
-
-/// Packs in the store that the catalog does not know were left by a backup that died
-/// before its commit (or belong to an erased org). Only called under the backup lock.
-pub async fn remove_orphan_packs(vault: &Vault) -> Result<u64> {
-    let known: HashSet<String> = sqlx::query("SELECT name FROM packs")
-        .fetch_all(&vault.catalog.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
-    let orphans = orphan_packs(vault, &known).await?;
-    for p in &orphans {
-        vault.store.delete(p).await?;
-    }
-    if !orphans.is_empty() {
-        tracing::info!("removed {} unreferenced packs left by an interrupted backup", orphans.len());
-    }
-    Ok(orphans.len() as u64)
-}
-
-pub async fn orphan_packs(vault: &Vault, known: &HashSet<String>) -> Result<Vec<StorePath>> {
-    let mut out = Vec::new();
-    let mut list = vault.store.list(Some(&StorePath::from("data")));
-    while let Some(meta) = list.try_next().await.map_err(|e| anyhow!("listing the store: {e}"))? {
-        let name = meta.location.filename().unwrap_or_default();
-        if !known.contains(name) {
-            out.push(meta.location);
-        }
-    }
-    Ok(out)
 }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path as StorePath;
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
@@ -48,11 +47,7 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     }
     rep.packs = packs.len() as u64;
 
-    let mut in_store: HashMap<String, (StorePath, u64)> = HashMap::new();
-    let mut list = vault.store.list(Some(&StorePath::from("data")));
-    while let Some(m) = list.try_next().await? {
-        in_store.insert(m.location.filename().unwrap_or_default().to_string(), (m.location.clone(), m.size as u64));
-    }
+    let in_store = vault.stored_packs().await?;
     let orphans = in_store.keys().filter(|n| !packs.contains_key(*n)).count();
     if orphans > 0 {
         rep.notes.push(format!("{orphans} packs in the store are not in the catalog (left by an interrupted backup; the next backup removes them)"));

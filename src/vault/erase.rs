@@ -47,7 +47,7 @@ pub async fn erase_org(vault: &Vault, sid: &str) -> Result<Erased> {
     vault.forget_org(sid);
     vault.catalog.scrub().await?;
 
-    let prefix = StorePath::from(format!("data/{store_id}"));
+    let prefix = Vault::org_prefix(&store_id);
     let paths: Vec<StorePath> = vault.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
     for p in &paths {
         vault.store.delete(p).await?;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use catalog::Catalog;
 use crypto::{KeyFile, OrgKeys, SealKey};
+use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,8 @@ use crate::config::Config;
 
 const CONFIG_OBJ: &str = "config";
 const MASTER_KEY_OBJ: &str = "keys/master.json";
+/// Packs live under data/<org store id>/<first two hex digits>/<name>.
+const DATA: &str = "data";
 
 #[derive(Serialize, Deserialize)]
 struct StoreConfig {
@@ -204,8 +207,48 @@ impl Vault {
         root.is_dir().then(|| root.join(p.as_ref()))
     }
 
+    /// Where an org's objects are, to remove them all.
+    pub fn org_prefix(store_id: &str) -> StorePath {
+        StorePath::from(format!("{DATA}/{store_id}"))
+    }
+
+    /// Every pack in the store, by name: its path and size.
+    pub async fn stored_packs(&self) -> Result<HashMap<String, (StorePath, u64)>> {
+        let mut out = HashMap::new();
+        let mut list = self.store.list(Some(&StorePath::from(DATA)));
+        while let Some(m) =
+            list.try_next().await.map_err(|e| anyhow!("listing the store {}: {e}", self.store_display))?
+        {
+            out.insert(m.location.filename().unwrap_or_default().to_string(), (m.location.clone(), m.size as u64));
+        }
+        Ok(out)
+    }
+
+    /// Removes packs the catalog does not name: left by a backup that died before its
+    /// commit, by a data type that failed, or by an erased org. Only safe under the backup
+    /// lock (a running backup writes packs before naming them).
+    pub async fn remove_unreferenced_packs(&self) -> Result<u64> {
+        let known: std::collections::HashSet<String> = sqlx::query("SELECT name FROM packs")
+            .fetch_all(&self.catalog.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut removed = 0;
+        for (name, (path, _)) in self.stored_packs().await? {
+            if !known.contains(&name) {
+                self.store.delete(&path).await?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!("removed {removed} unreferenced packs left by an interrupted backup");
+        }
+        Ok(removed)
+    }
+
     pub fn pack_path(org: &Org, name: &str) -> StorePath {
-        StorePath::from(format!("data/{}/{}/{}", org.store_id, &name[..2], name))
+        StorePath::from(format!("{DATA}/{}/{}/{}", org.store_id, &name[..2], name))
     }
 
     /// Writes a pack durably: the catalog may name it once this returns.

@@ -123,7 +123,13 @@ impl Catalog {
         let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await;
         match row {
             Ok(r) => Ok(r.map(|r| r.get(0))),
-            Err(_) => Ok(None), // no meta table: an empty catalog
+            // No meta table yet: an empty catalog. Any other failure is a real one.
+            Err(sqlx::Error::Database(e))
+                if e.message().contains("no such table") || e.message().contains("does not exist") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(anyhow::anyhow!("catalog {}: {e}", self.display)),
         }
     }
 
