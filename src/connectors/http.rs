@@ -132,7 +132,7 @@ impl Http {
         serde_json::from_slice(bytes).map_err(|e| HttpError::Decode { what: format!("GET {path}"), why: e.to_string() })
     }
 
-    /// One request, paced and retried until it succeeds, fails for good, or the bound passes.
+    /// One request with an optional JSON body; see `send_with`.
     pub async fn send(
         &self,
         method: Method,
@@ -140,18 +140,54 @@ impl Http {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<Vec<u8>, HttpError> {
-        let what = format!("{method} {path}");
+        self.send_with(method, path, query, |req| match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// POST one file as `multipart/form-data` (field `field`), retried like any request.
+    pub async fn upload(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        field: &str,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, HttpError> {
+        self.send_with(Method::POST, path, query, |req| {
+            let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name.to_string());
+            req.multipart(reqwest::multipart::Form::new().part(field.to_string(), part))
+        })
+        .await
+    }
+
+    /// One request, paced and retried until it succeeds, fails for good, or the bound passes.
+    /// `path` may also be an absolute URL (a file's download link); credentials go only to
+    /// the base URL's host, never to another one the app links to.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, HttpError> {
         let url = self.url(path)?;
+        let ours = url.origin() == self.base.origin();
+        // Never the query: a signed link's query is a credential.
+        let what = match ours {
+            true => format!("{method} {}", url.path()),
+            false => format!("{method} {}{}", url.host_str().unwrap_or_default(), url.path()),
+        };
+        let headers = if ours { self.headers.clone() } else { HeaderMap::new() };
         let started = Instant::now();
         let mut tries = 0u32;
         loop {
             tries += 1;
             self.pacer.wait().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = self.client.request(method.clone(), url.clone()).headers(self.headers.clone()).query(query);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
+            let req = build(self.client.request(method.clone(), url.clone()).headers(headers.clone()).query(query));
             // What to do after a failed attempt: wait this long and retry, or stop.
             let (wait, last) = match req.send().await {
                 Err(e) => (None, describe(e)),

@@ -4,6 +4,8 @@
 
 pub mod http;
 pub mod jsonl;
+pub mod scope;
+pub mod secret;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
@@ -110,6 +112,25 @@ pub enum SourceError {
 
 pub type Batch = Vec<Record>;
 
+/// A stored file of a record being restored, read back from the vault.
+#[derive(Debug, Clone)]
+pub struct RestoreFile {
+    /// The `FileRef::key` the connector gave it when it was backed up.
+    pub key: String,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What a restore created at the source.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Restored {
+    /// The id the app gave the copy.
+    pub new_id: String,
+    pub files_uploaded: usize,
+    /// What could not be brought back, in words ("comments are restored as text: ...").
+    pub notes: Vec<String>,
+}
+
 #[async_trait]
 pub trait Connector: Send + Sync {
     /// Whether `read` can take `ReadMode::Since`.
@@ -135,6 +156,44 @@ pub trait Connector: Send + Sync {
     }
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
+
+    /// The containers (workspaces, bases, boards) the credentials could see at the last
+    /// `discover`, each as "name (id)", and those the scope left out, for the cycle's log:
+    /// a board missing from it is noticed.
+    fn visible(&self) -> Visibility {
+        Visibility::default()
+    }
+
+    /// API requests sent so far (every attempt), for the cycle's log and benchmarks.
+    fn requests(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether `restore` can create a record of this data type; the error says plainly why
+    /// not (the app's API cannot create it, say).
+    fn restorable(&self, data_type: &str) -> Result<(), String> {
+        Err(format!("{data_type}: this kind of source cannot create records"))
+    }
+
+    /// Creates a copy of a stored record (and its files, where the app allows) as a new
+    /// record in the app. Never overwrites, moves or deletes anything there.
+    async fn restore(
+        &self,
+        data_type: &str,
+        record: &serde_json::Value,
+        files: Vec<RestoreFile>,
+    ) -> Result<Restored, SourceError> {
+        let _ = (record, files);
+        Err(SourceError::Other(self.restorable(data_type).err().unwrap_or_default()))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Visibility {
+    /// What the credentials see and the scope keeps, each "kind name (id)".
+    pub kept: Vec<String>,
+    /// What they see and the scope leaves out.
+    pub skipped: Vec<String>,
 }
 
 /// The id field of a JSON object, read without building the whole object (most records of

@@ -22,10 +22,24 @@ pub struct TypeOutcome {
     pub stats: TypeStats,
 }
 
+/// What a source's connector saw and cost this cycle.
+#[derive(Debug, Serialize)]
+pub struct SourceOutcome {
+    pub org: String,
+    pub source: String,
+    /// Containers (workspaces, bases, boards) the credentials could see and the scope kept.
+    pub visible: Vec<String>,
+    /// Those the scope left out.
+    pub skipped: Vec<String>,
+    /// API requests, every attempt counted (none for exports).
+    pub requests: Option<u64>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CycleReport {
     pub cycle: i64,
     pub types: Vec<TypeOutcome>,
+    pub sources: Vec<SourceOutcome>,
     pub orphan_packs_removed: u64,
 }
 
@@ -64,7 +78,7 @@ pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factor
 async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
     let orphan_packs_removed = vault.remove_unreferenced_packs().await?;
     let cycle = catalog::cycle_start(&mut *vault.catalog.pool.acquire().await?).await?;
-    let mut report = CycleReport { cycle, types: Vec::new(), orphan_packs_removed };
+    let mut report = CycleReport { cycle, types: Vec::new(), sources: Vec::new(), orphan_packs_removed };
     for org_cfg in &cfg.orgs {
         let org_sid = org_cfg.sid.get_ref();
         if filter.org.as_ref().is_some_and(|o| o != org_sid) {
@@ -129,6 +143,16 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                 }
                 record(vault, cycle, &mut report, outcome(&ty.name, r)).await?;
             }
+            let vis = connector.visible();
+            let done = SourceOutcome {
+                org: org_sid.clone(),
+                source: source.clone(),
+                visible: vis.kept,
+                skipped: vis.skipped,
+                requests: connector.requests(),
+            };
+            log_source(vault, cycle, &done).await?;
+            report.sources.push(done);
         }
     }
     let status = if report.failed() == 0 { "ok" } else { "partial" };
@@ -146,6 +170,26 @@ async fn backup_and_commit(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result
         writer.abort().await?;
     }
     r
+}
+
+/// Logs what a source's credentials could see, so a workspace or board gone missing is noticed.
+async fn log_source(vault: &Vault, cycle: i64, s: &SourceOutcome) -> Result<()> {
+    let mut parts = Vec::new();
+    if !s.visible.is_empty() {
+        parts.push(format!("visible: {}", s.visible.join(", ")));
+    }
+    if !s.skipped.is_empty() {
+        parts.push(format!("left out by scope: {}", s.skipped.join(", ")));
+    }
+    if let Some(n) = s.requests {
+        parts.push(format!("{n} API requests"));
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let msg = parts.join("; ");
+    tracing::info!(org = %s.org, source = %s.source, "{msg}");
+    catalog::log(&mut *vault.catalog.pool.acquire().await?, cycle, "info", &s.org, &s.source, "*", &msg).await
 }
 
 /// Logs a data type's outcome in the cycle's backup log.
