@@ -10,7 +10,7 @@ use common::{Backend, Env};
 use serde_json::{Value, json};
 use server::Noco;
 
-both_backends!(backup_recover_restore, revoked_token_changes_nothing);
+both_backends!(backup_recover_restore, revoked_token_changes_nothing, scope_and_a_missing_attachment);
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -164,4 +164,50 @@ async fn revoked_token_changes_nothing(b: Backend) {
     assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "nothing is marked deleted");
     let latest = env.latest();
     assert_eq!(latest[&format!("{base_title}/Tickets")].1, 30, "the last snapshot stands");
+}
+
+async fn scope_and_a_missing_attachment(b: Backend) {
+    let noco = Noco::new();
+    let base_title = unique("Desk");
+    let base = noco.create_base(&base_title).await;
+    let files = json!([{"title": "Title", "uidt": "SingleLineText"}, {"title": "Files", "uidt": "Attachment"}]);
+    let tickets = noco.create_table(&base, "Tickets", files.clone()).await;
+    let archive = noco.create_table(&base, "Archive", files).await;
+    noco.insert(&archive, &[json!({"Title": "old"})]).await;
+    let screenshot = noco.upload(&format!("{}.png", unique("screen")), b"PNG bytes of a screenshot").await;
+    noco.insert(&tickets, &[json!({"Title": "printer on fire", "Files": [screenshot.clone()]})]).await;
+    noco.insert(&tickets, &(0..25).map(|i| json!({"Title": format!("t{i}")})).collect::<Vec<_>>()).await;
+
+    let env = env_for(b, &noco, &[&base_title]).await;
+    let cfg = std::fs::read_to_string(env.path().join("daybook.toml")).unwrap();
+    std::fs::write(env.path().join("daybook.toml"), format!("{cfg}exclude = [\"{base_title}/Archive\"]\n")).unwrap();
+
+    // The attachment's bytes are gone from NocoDB's disk: its download fails.
+    let stored = noco.server_path(&screenshot);
+    let bytes = std::fs::read(&stored).unwrap();
+    std::fs::remove_file(&stored).unwrap();
+    let out = env.run(&["backup", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "a failed download fails the cycle");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t =
+        report["types"].as_array().unwrap().iter().find(|t| t["data_type"] == format!("{base_title}/Tickets")).unwrap();
+    let err = t["error"].as_str().expect("the table with the missing file is not snapshotted");
+    assert!(err.contains(screenshot["title"].as_str().unwrap()), "the error names the file: {err}");
+    assert!(env.latest().get(&format!("{base_title}/Tickets")).is_none(), "no partial snapshot");
+
+    // Scope: Archive is seen, left out, and said to be left out.
+    let types: Vec<&str> =
+        report["types"].as_array().unwrap().iter().map(|t| t["data_type"].as_str().unwrap()).collect();
+    assert!(!types.iter().any(|t| t.contains("Archive")), "{types:?}");
+    let skipped = report["sources"][0]["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|s| s.as_str().unwrap().contains("Archive")), "{skipped:?}");
+
+    // With the file back, the next cycle stores the table whole, the file once.
+    std::fs::write(&stored, &bytes).unwrap();
+    let next = env.json(&["backup"]);
+    let s = type_stats(&next, &format!("{base_title}/Tickets"));
+    assert_eq!((s["live"].as_i64(), s["files_fetched"].as_i64()), (Some(26), Some(1)));
+    let sid = env.sid(&format!("{base_title}/Tickets"), "1");
+    let shown = env.json(&["show", &sid]);
+    assert_eq!(shown["content"]["files"][0]["size"], bytes.len());
 }

@@ -13,6 +13,8 @@ pub struct Server {
     pub url: String,
     /// An API token (`xc-token`), as a user would create one for daybook.
     pub token: String,
+    /// Its working folder: uploads are under nc/uploads.
+    pub work: std::path::PathBuf,
     _child: Child,
     _stdin: ChildStdin,
 }
@@ -81,7 +83,7 @@ fn start() -> Server {
             .unwrap();
         t.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
     });
-    Server { url, token, _child: child, _stdin: stdin }
+    Server { url, token, work, _child: child, _stdin: stdin }
 }
 
 /// A test's client to the NocoDB, using the API token.
@@ -189,6 +191,12 @@ impl Noco {
         let r = self.c.get(format!("{}/{link}", self.url)).send().await.unwrap();
         assert!(r.status().is_success());
         r.bytes().await.unwrap().to_vec()
+    }
+
+    /// Where NocoDB keeps an uploaded attachment on its disk.
+    pub fn server_path(&self, attachment: &Value) -> std::path::PathBuf {
+        let path = attachment["path"].as_str().unwrap().strip_prefix("download/").unwrap();
+        server().work.join("nc/uploads").join(path)
     }
 
     /// A NocoDB configuration block for daybook, scoped to the given bases or tables.

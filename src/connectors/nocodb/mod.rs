@@ -124,7 +124,10 @@ impl NocoDb {
         let mut cursor = since.map(str::to_string);
         let where_ = format!("{}/{}", t.base_title, t.title);
         let mut pager = Pager::new(self, t, None, filter)?;
+        let mut started = None;
         while let Some(rows) = pager.next().await? {
+            // NocoDB's clock when the read began: every change after it is for the next read.
+            started = started.or_else(|| self.http.get().and_then(Http::server_time));
             let mut batch = Vec::with_capacity(BATCH);
             for raw in rows {
                 let rec = self.row(&where_, &pk, stamps.as_ref(), &attachment_fields, raw.get())?;
@@ -139,6 +142,13 @@ impl NocoDb {
                 }
             }
             send(out, batch).await?;
+        }
+        // Without a Date header, the last change seen (which keeps re-reading the overlap
+        // before it until something newer changes).
+        if let Some(t) = started.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            && cursor.as_ref().is_none_or(|c| t > *c)
+        {
+            cursor = Some(t);
         }
         Ok(ReadSummary { cursor })
     }
