@@ -6,6 +6,7 @@ pub mod http;
 pub mod jsonl;
 pub mod scope;
 pub mod secret;
+pub mod trello;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, SourceConfig};
 
 /// The kinds a config may name, each with its builder.
-const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build)];
+const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("trello", trello::build)];
 
 type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
 
