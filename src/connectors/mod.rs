@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod jsonl;
+pub mod nocodb;
 pub mod scope;
 pub mod secret;
 pub mod trello;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, SourceConfig};
 
 /// The kinds a config may name, each with its builder.
-const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("trello", trello::build)];
+const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("nocodb", nocodb::build), ("trello", trello::build)];
 
 type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
 
