@@ -74,7 +74,12 @@ fn backup(env: &Env) -> (bool, Value, String) {
 }
 
 fn type_of<'r>(report: &'r Value, ty: &str) -> &'r Value {
-    report["types"].as_array().unwrap().iter().find(|t| t["data_type"] == ty).unwrap_or_else(|| panic!("{ty} in {report}"))
+    report["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["data_type"] == ty)
+        .unwrap_or_else(|| panic!("{ty} in {report}"))
 }
 
 fn failed(report: &Value) -> Vec<String> {
@@ -214,15 +219,19 @@ fn an_incremental_cycle_asks_only_for_what_changed_and_notices_deletions() {
 
     f.with(|a| {
         let cycle2 = &a.seen[before..];
-        let full: Vec<_> = cycle2.iter().filter(|r| r.path.ends_with("/cards/all") && r.q("attachments").is_some()).collect();
+        let full: Vec<_> =
+            cycle2.iter().filter(|r| r.path.ends_with("/cards/all") && r.q("attachments").is_some()).collect();
         assert!(full.is_empty(), "no full card pages when one card changed: {full:?}");
         let listing: Vec<_> = cycle2.iter().filter(|r| r.path.ends_with("/cards/all")).collect();
         assert!(listing.iter().all(|r| r.q("fields") == Some("id,dateLastActivity")), "{listing:?}");
-        let one: Vec<_> = cycle2.iter().filter(|r| r.path.starts_with("/1/cards/") && !r.path.contains("/download/")).collect();
+        let one: Vec<_> =
+            cycle2.iter().filter(|r| r.path.starts_with("/1/cards/") && !r.path.contains("/download/")).collect();
         assert_eq!(one.len(), 1, "only the changed card is fetched: {one:?}");
         assert!(one[0].path.ends_with(&s.launch));
-        let comments: Vec<_> =
-            cycle2.iter().filter(|r| r.path.ends_with("/actions") && r.q("filter") == Some("commentCard,updateComment")).collect();
+        let comments: Vec<_> = cycle2
+            .iter()
+            .filter(|r| r.path.ends_with("/actions") && r.q("filter") == Some("commentCard,updateComment"))
+            .collect();
         assert!(comments.iter().all(|r| r.q("since").is_some()), "comments asked since the cursor: {comments:?}");
     });
 }
@@ -268,7 +277,8 @@ fn scope_includes_and_excludes_workspaces_and_boards() {
     let env = block(env(&f, "include = [\"Product\", \"Ops\"]\nexclude = [\"archive\"]\n"));
     let (ok, report, err) = backup(&env);
     assert!(ok, "{err}");
-    let types: Vec<&str> = report["types"].as_array().unwrap().iter().map(|t| t["data_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        report["types"].as_array().unwrap().iter().map(|t| t["data_type"].as_str().unwrap()).collect();
     assert!(types.contains(&"Roadmap/cards") && types.contains(&"Design/cards"), "{types:?}");
     assert!(!types.iter().any(|t| t.starts_with("Archive/")), "{types:?}");
     let ops: Vec<&&str> = types.iter().filter(|t| t.starts_with("Ops (") && t.ends_with("/cards")).collect();
@@ -352,7 +362,8 @@ fn a_truncated_json_body_fails_only_that_type() {
     let env = block(env(&f, ""));
     assert!(backup(&env).0);
     f.with(|a| {
-        a.delete_card(&a.cards.iter().find(|c| c["name"] == "Rotate keys").unwrap()["id"].as_str().unwrap().to_string());
+        let gone = a.cards.iter().find(|c| c["name"] == "Rotate keys").unwrap()["id"].as_str().unwrap().to_string();
+        a.delete_card(&gone);
         a.lists.retain(|l| l["name"] != "Done");
         a.rule(Method::GET, "/lists", None, 0, None, Act::Truncated);
     });
@@ -415,7 +426,10 @@ fn an_attachment_whose_download_fails_is_not_stored() {
     assert!(!ok);
     let bad = failed(&report);
     assert_eq!(bad.len(), 1, "{bad:?}");
-    assert!(bad[0].starts_with("Roadmap/cards: ") && bad[0].contains("spec v2.pdf") && bad[0].contains("gave up"), "{bad:?}");
+    assert!(
+        bad[0].starts_with("Roadmap/cards: ") && bad[0].contains("spec v2.pdf") && bad[0].contains("gave up"),
+        "{bad:?}"
+    );
     assert!(!env.latest().contains_key("Roadmap/cards"), "no snapshot of cards without their files");
     f.with(|a| a.rules.clear());
     let (ok, _, err) = backup(&env);
@@ -494,7 +508,8 @@ fn restore_creates_a_copy_with_its_fields_and_files_and_changes_nothing() {
     let writes_before = f.with(|a| a.seen.len());
 
     let out = env.json(&["restore", &s.launch]);
-    let new_id = out["restored"]["new_id"].as_str().or(out["new_id"].as_str()).unwrap_or_else(|| panic!("{out}")).to_string();
+    let new_id =
+        out["restored"]["new_id"].as_str().or(out["new_id"].as_str()).unwrap_or_else(|| panic!("{out}")).to_string();
     assert_ne!(new_id, s.launch);
     f.with(|a| {
         let new = a.cards.iter().find(|c| c["id"] == new_id.as_str()).expect("the copy exists").clone();
@@ -511,7 +526,11 @@ fn restore_creates_a_copy_with_its_fields_and_files_and_changes_nothing() {
             .collect();
         assert_eq!(states, vec![("write notes", "complete"), ("tag release", "incomplete")]);
         assert_eq!(new["customFieldItems"][0]["value"], json!({"number": "5"}));
-        let comment = a.actions.iter().find(|x| x["data"]["card"]["id"] == new_id.as_str() && x["type"] == "commentCard").unwrap();
+        let comment = a
+            .actions
+            .iter()
+            .find(|x| x["data"]["card"]["id"] == new_id.as_str() && x["type"] == "commentCard")
+            .unwrap();
         let text = comment["data"]["text"].as_str().unwrap();
         assert!(text.contains("Looks good to me") && text.contains("Ada Lovelace"), "{text}");
         let att = &new["attachments"][0];

@@ -229,7 +229,15 @@ impl App {
         self.seen.iter().filter(|r| r.method == method && r.path.contains(path_contains)).cloned().collect()
     }
 
-    pub fn rule(&mut self, method: Method, path: &str, query: Option<&str>, skip: usize, times: Option<usize>, act: Act) {
+    pub fn rule(
+        &mut self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        skip: usize,
+        times: Option<usize>,
+        act: Act,
+    ) {
         self.rules.push(Rule {
             method,
             path_contains: path.into(),
@@ -263,12 +271,11 @@ impl Fake {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                let router = axum::Router::new().fallback(
-                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let router =
+                    axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                         let state = state.clone();
                         async move { handle(&state, method, uri, headers, body) }
-                    },
-                );
+                    });
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 axum::serve(listener, router).await.unwrap()
             })
@@ -316,7 +323,14 @@ fn handle(state: &Arc<Mutex<App>>, method: Method, uri: Uri, headers: HeaderMap,
         .collect();
     let creds = credentials(&headers);
     let authorized = creds.as_ref().is_some_and(|(k, t)| k == KEY && t == TOKEN) && !app.revoked;
-    let mut seen = Seen { method: method.to_string(), path: path.clone(), query: query.clone(), authorized, status: 200, at: Instant::now() };
+    let mut seen = Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        authorized,
+        status: 200,
+        at: Instant::now(),
+    };
     let resp = answer(&mut app, &method, &path, &query, creds.is_some(), authorized, &headers, &body);
     seen.status = resp.status().as_u16();
     app.seen.push(seen);
@@ -338,7 +352,10 @@ fn answer(
     // Scripted faults first.
     let mut act = None;
     for (i, r) in app.rules.iter_mut().enumerate() {
-        if r.method == method && path.contains(&r.path_contains) && r.query_contains.as_ref().is_none_or(|q| qs.contains(q)) {
+        if r.method == method
+            && path.contains(&r.path_contains)
+            && r.query_contains.as_ref().is_none_or(|q| qs.contains(q))
+        {
             if r.skip > 0 {
                 r.skip -= 1;
                 continue;
@@ -357,11 +374,17 @@ fn answer(
         let resp = match &app.rules[i].act {
             Act::Status(code, body) => Some(text(*code, body)),
             Act::Truncated => Some(
-                ([("content-type", "application/json; charset=utf-8")], "[{\"id\":\"65a0000000000000000000ff\",\"name\":\"To")
+                (
+                    [("content-type", "application/json; charset=utf-8")],
+                    "[{\"id\":\"65a0000000000000000000ff\",\"name\":\"To",
+                )
                     .into_response(),
             ),
             Act::UnauthorizedPage => Some(
-                ([("content-type", "text/html; charset=utf-8")], "<!DOCTYPE html><html><body><h1>unauthorized</h1></body></html>")
+                (
+                    [("content-type", "text/html; charset=utf-8")],
+                    "<!DOCTYPE html><html><body><h1>unauthorized</h1></body></html>",
+                )
                     .into_response(),
             ),
             Act::Mutate(_) => None,
@@ -428,7 +451,7 @@ fn answer(
                     }
                     let page = match paged(cards, q("before"), q("since"), q("limit"), None, "date") {
                         Ok(p) => p,
-                        Err(r) => return r,
+                        Err(why) => return text(400, why),
                     };
                     let mut page: Vec<Value> = page.into_iter().map(|c| card_view(app, c, query)).collect();
                     // Trello gives a board's cards in board order (list, then position).
@@ -449,7 +472,7 @@ fn answer(
                             page.reverse(); // newest first
                             json_response(&Value::Array(page.into_iter().map(|a| fields(a, q("fields"))).collect()))
                         }
-                        Err(r) => r,
+                        Err(why) => text(400, why),
                     }
                 }
                 ["lists"] => {
@@ -506,7 +529,9 @@ fn answer(
         ("PUT", ["cards", c, "customField", f, "item"]) => {
             let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let (c, f) = (c.to_string(), f.to_string());
-            if !app.custom_fields.iter().any(|x| x["id"] == f.as_str()) || !app.cards.iter().any(|x| x["id"] == c.as_str()) {
+            if !app.custom_fields.iter().any(|x| x["id"] == f.as_str())
+                || !app.cards.iter().any(|x| x["id"] == c.as_str())
+            {
                 return not_found();
             }
             let iid = app.new_id();
@@ -540,7 +565,7 @@ fn paged(
     limit: Option<&str>,
     default_limit: Option<usize>,
     date_field: &str,
-) -> Result<Vec<Value>, Response> {
+) -> Result<Vec<Value>, &'static str> {
     let is_id = |s: &str| s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit());
     items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     if let Some(b) = before {
@@ -554,19 +579,19 @@ fn paged(
         if is_id(s) {
             items.retain(|x| x["id"].as_str().unwrap() > s);
         } else {
-            let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| text(400, "invalid value for since"))?;
+            let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| "invalid value for since")?;
             items.retain(|x| {
                 x[date_field].as_str().and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok()).is_some_and(|d| d > t)
             });
         }
     }
     let limit = match limit {
-        Some(l) => Some(l.parse::<usize>().map_err(|_| text(400, "invalid value for limit"))?),
+        Some(l) => Some(l.parse::<usize>().map_err(|_| "invalid value for limit")?),
         None => default_limit,
     };
     if let Some(l) = limit {
         if l > 1000 {
-            return Err(text(400, "invalid value for limit"));
+            return Err("invalid value for limit");
         }
         let n = items.len();
         items = items.split_off(n.saturating_sub(l));
@@ -600,7 +625,10 @@ fn fields(v: Value, f: Option<&str>) -> Value {
             let keep: Vec<&str> = list.split(',').collect();
             let mut m = Map::new();
             for (k, x) in v.as_object().unwrap() {
-                if k == "id" || keep.contains(&k.as_str()) || ["attachments", "checklists", "customFieldItems"].contains(&k.as_str()) {
+                if k == "id"
+                    || keep.contains(&k.as_str())
+                    || ["attachments", "checklists", "customFieldItems"].contains(&k.as_str())
+                {
                     m.insert(k.clone(), x.clone());
                 }
             }
@@ -636,7 +664,11 @@ fn create(app: &mut App, seg: &[&str], headers: &HeaderMap, body: &Bytes) -> Res
             json_response(&json!({"id": id}))
         }
         ["labels"] => {
-            let id = app.label(v["idBoard"].as_str().unwrap_or_default(), v["name"].as_str().unwrap_or_default(), v["color"].as_str().unwrap_or_default());
+            let id = app.label(
+                v["idBoard"].as_str().unwrap_or_default(),
+                v["name"].as_str().unwrap_or_default(),
+                v["color"].as_str().unwrap_or_default(),
+            );
             json_response(&json!({"id": id}))
         }
         ["checklists"] => {
@@ -686,7 +718,9 @@ fn create(app: &mut App, seg: &[&str], headers: &HeaderMap, body: &Bytes) -> Res
 /// The file part of a multipart body: (file name, bytes).
 fn multipart_file(body: &[u8], boundary: &str) -> Option<(String, Vec<u8>)> {
     let delim = format!("--{boundary}");
-    let find = |hay: &[u8], needle: &[u8], from: usize| hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from);
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    };
     let start = find(body, delim.as_bytes(), 0)?;
     let head_end = find(body, b"\r\n\r\n", start)?;
     let head = String::from_utf8_lossy(&body[start..head_end]).to_string();

@@ -44,7 +44,12 @@ pub async fn get(http: &Http, about: &str, path: &str, query: &[(&str, String)])
     http.get_json(path, query).await.map_err(|e| err(about, e))
 }
 
-pub async fn get_list(http: &Http, about: &str, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, SourceError> {
+pub async fn get_list(
+    http: &Http,
+    about: &str,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<Vec<Value>, SourceError> {
     match get(http, about, path, query).await? {
         Value::Array(v) => Ok(v),
         other => Err(SourceError::Other(format!(
@@ -134,4 +139,24 @@ pub fn looks_unauthorized(bytes: &[u8]) -> bool {
         || t.starts_with("invalid token")
         || t.starts_with("invalid key")
         || ((t.starts_with("<!doctype html") || t.starts_with("<html")) && t.contains("unauthorized"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unauthorized_answer_is_told_from_a_file() {
+        assert!(looks_unauthorized(b"unauthorized permission requested"));
+        assert!(looks_unauthorized(b"invalid token\n"));
+        assert!(looks_unauthorized(b"<!DOCTYPE html><html><body>Unauthorized</body></html>"));
+        assert!(!looks_unauthorized(b"%PDF-1.7 unauthorized"));
+        assert!(!looks_unauthorized(b"<html><body>my own page</body></html>"));
+        assert!(!looks_unauthorized(&[b'u'; 5000]));
+    }
+
+    #[test]
+    fn the_header_carries_key_and_token() {
+        assert_eq!(oauth_header("k", "t"), "OAuth oauth_consumer_key=\"k\", oauth_token=\"t\"");
+    }
 }

@@ -175,6 +175,13 @@ impl Trello {
         Ok(Record { id: rid, json: v.to_string(), files, line: None, modified })
     }
 
+    /// Where a read of changes starts: the last cursor, less the overlap for clock skew.
+    fn since(&self, about: &str, cursor: &str) -> Result<DateTime<Utc>, SourceError> {
+        let t = DateTime::parse_from_rfc3339(cursor)
+            .map_err(|e| SourceError::Other(format!("{about}: cursor {cursor:?}: {e}")))?;
+        Ok(t.with_timezone(&Utc) - self.overlap)
+    }
+
     fn remember_ids(&self, data_type: &str, ids: Vec<String>) {
         self.listed.lock().unwrap().insert(data_type.to_string(), ids);
     }
@@ -193,7 +200,8 @@ impl Trello {
     async fn list_boards(&self) -> Result<(), SourceError> {
         let http = self.http().await?;
         let about = "listing the token's Trello boards";
-        let boards = get_list(http, about, "members/me/boards", &[("filter", "all".into()), ("fields", "all".into())]).await?;
+        let boards =
+            get_list(http, about, "members/me/boards", &[("filter", "all".into()), ("fields", "all".into())]).await?;
         let workspaces = get_list(http, about, "members/me/organizations", &[("fields", "all".into())]).await?;
         let ws_names: HashMap<&str, Vec<&str>> = workspaces
             .iter()
@@ -212,7 +220,8 @@ impl Trello {
             names.extend(str_of(&b, "shortLink"));
             let paths: Vec<String> = ws.iter().flat_map(|(_, ns)| ns.iter().map(|n| format!("{n}/{name}"))).collect();
             names.extend(paths.iter().map(String::as_str));
-            let parents: Vec<&str> = ws.iter().flat_map(|(w, ns)| std::iter::once(*w).chain(ns.iter().copied())).collect();
+            let parents: Vec<&str> =
+                ws.iter().flat_map(|(w, ns)| std::iter::once(*w).chain(ns.iter().copied())).collect();
             let all: Vec<&str> = names.iter().chain(parents.iter()).copied().collect();
             let shown = format!("board {name} ({bid})");
             // A board answers to its own names and its workspace's: a workspace named in
@@ -272,7 +281,13 @@ impl Trello {
     }
 
     /// Every comment on a board (commentCard actions), newest first, paged by id.
-    async fn comments(&self, b: &Board, since: Option<&str>, filter: &str, fields: Option<&str>) -> Result<Vec<Value>, SourceError> {
+    async fn comments(
+        &self,
+        b: &Board,
+        since: Option<&str>,
+        filter: &str,
+        fields: Option<&str>,
+    ) -> Result<Vec<Value>, SourceError> {
         let http = self.http().await?;
         let about = format!("{} comments", b.about());
         let mut q = vec![("filter", filter.to_string())];
@@ -293,8 +308,14 @@ impl Trello {
     /// A card as a record: Trello's card object, with the board's comments on it added as
     /// `comments` (so a restored card brings them as text), and its uploaded attachments
     /// as files.
-    fn card_record(&self, b: &Board, mut card: Value, comments: &HashMap<String, Vec<Value>>) -> Result<Record, SourceError> {
-        let cid = id(&card).ok_or_else(|| SourceError::Other(format!("{}: a card without an id", b.about())))?.to_string();
+    fn card_record(
+        &self,
+        b: &Board,
+        mut card: Value,
+        comments: &HashMap<String, Vec<Value>>,
+    ) -> Result<Record, SourceError> {
+        let cid =
+            id(&card).ok_or_else(|| SourceError::Other(format!("{}: a card without an id", b.about())))?.to_string();
         let mut files = Vec::new();
         for a in card.get("attachments").and_then(Value::as_array).into_iter().flatten() {
             // Links (isUpload false) are URLs elsewhere: kept in the record, not downloaded.
@@ -308,9 +329,10 @@ impl Trello {
             // The download route Trello recommends, built on the API's own host so the
             // OAuth header goes with it ("Authenticated Access to S3", Trello developer
             // changelog): /1/cards/{idCard}/attachments/{idAttachment}/download/{fileName}.
-            let mut url = self.base.join(&format!("cards/{cid}/attachments/{aid}/download/")).map_err(|e| {
-                SourceError::Other(format!("{}: card {cid}: attachment {aid}: {e}", b.about()))
-            })?;
+            let mut url = self
+                .base
+                .join(&format!("cards/{cid}/attachments/{aid}/download/"))
+                .map_err(|e| SourceError::Other(format!("{}: card {cid}: attachment {aid}: {e}", b.about())))?;
             url.path_segments_mut()
                 .map_err(|_| SourceError::Other("base_url cannot take a path".into()))?
                 .pop_if_empty()
@@ -348,7 +370,13 @@ impl Trello {
         Ok(by)
     }
 
-    async fn read_cards(&self, ty: &str, b: &Board, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+    async fn read_cards(
+        &self,
+        ty: &str,
+        b: &Board,
+        mode: ReadMode,
+        out: mpsc::Sender<Batch>,
+    ) -> Result<ReadSummary, SourceError> {
         let http = self.http().await?;
         let started = Utc::now();
         let about = format!("{} cards", b.about());
@@ -358,10 +386,7 @@ impl Trello {
         let wanted: Option<HashSet<String>> = match &mode {
             ReadMode::Full => None,
             ReadMode::Since(cursor) => {
-                let since = DateTime::parse_from_rfc3339(cursor)
-                    .map_err(|e| SourceError::Other(format!("{about}: cursor {cursor:?}: {e}")))?
-                    .with_timezone(&Utc)
-                    - self.overlap;
+                let since = self.since(&about, cursor)?;
                 // The cheap listing: every card's id and last activity, which Trello moves
                 // on any change to the card, its checklists, attachments or comments.
                 let q = vec![("fields", "id,dateLastActivity".to_string())];
@@ -419,7 +444,12 @@ impl Trello {
         Ok(ReadSummary { cursor: Some(rfc3339(started)) })
     }
 
-    async fn read_comments(&self, b: &Board, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+    async fn read_comments(
+        &self,
+        b: &Board,
+        mode: ReadMode,
+        out: mpsc::Sender<Batch>,
+    ) -> Result<ReadSummary, SourceError> {
         let started = Utc::now();
         let comment = |a: Value| {
             let m = modified(&a, &["/data/dateLastEdited", "/date"]);
@@ -430,10 +460,7 @@ impl Trello {
                 self.comments(b, None, "commentCard", None).await?.into_iter().map(comment).collect::<Result<_, _>>()?
             }
             ReadMode::Since(cursor) => {
-                let since = DateTime::parse_from_rfc3339(&cursor)
-                    .map_err(|e| SourceError::Other(format!("{} comments: cursor {cursor:?}: {e}", b.about())))?
-                    .with_timezone(&Utc)
-                    - self.overlap;
+                let since = self.since(&format!("{} comments", b.about()), &cursor)?;
                 // New comments are commentCard actions since then; an edit keeps the
                 // comment's date and leaves an updateComment action naming it.
                 let actions = self.comments(b, Some(&rfc3339(since)), "commentCard,updateComment", None).await?;
@@ -486,7 +513,12 @@ impl Connector for Trello {
         Ok(types)
     }
 
-    async fn read(&self, data_type: &str, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+    async fn read(
+        &self,
+        data_type: &str,
+        mode: ReadMode,
+        out: mpsc::Sender<Batch>,
+    ) -> Result<ReadSummary, SourceError> {
         let (records, ids) = match self.target(data_type)? {
             Target::Board(b, "cards") => return self.read_cards(data_type, &b, mode, out).await,
             Target::Board(b, "comments") => return self.read_comments(&b, mode, out).await,
@@ -510,7 +542,10 @@ impl Connector for Trello {
                         .map(|b| self.record(b.json.clone(), modified(&b.json, &["/dateLastActivity"]), Vec::new()))
                         .collect::<Result<_, _>>()?
                 } else {
-                    seen.workspaces.iter().map(|w| self.record(w.clone(), None, Vec::new())).collect::<Result<_, _>>()?
+                    seen.workspaces
+                        .iter()
+                        .map(|w| self.record(w.clone(), None, Vec::new()))
+                        .collect::<Result<_, _>>()?
                 };
                 let ids = recs.iter().map(|r| r.id.clone()).collect();
                 (recs, ids)
@@ -545,7 +580,9 @@ impl Connector for Trello {
             Target::Board(b, kind) => {
                 Ok(self.small(&b, kind).await?.iter().filter_map(|v| id(v).map(str::to_string)).collect())
             }
-            Target::Workspaces => Ok(self.seen.lock().unwrap().workspaces.iter().filter_map(|w| id(w).map(str::to_string)).collect()),
+            Target::Workspaces => {
+                Ok(self.seen.lock().unwrap().workspaces.iter().filter_map(|w| id(w).map(str::to_string)).collect())
+            }
             Target::Boards => Ok(self.seen.lock().unwrap().boards.iter().map(|b| b.id.clone()).collect()),
         }
     }
@@ -594,5 +631,24 @@ impl Connector for Trello {
         restore::restorable(data_type).map_err(SourceError::Other)?;
         let http = self.http().await?;
         restore::restore(http, data_type, record, files).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn board_names_make_safe_data_type_stems() {
+        assert_eq!(label_of("Sales / Leads"), "Sales - Leads");
+        assert_eq!(label_of("  "), "unnamed board");
+        assert_eq!(label_of("a\nb"), "a-b");
+    }
+
+    #[test]
+    fn dates_come_out_in_the_engines_form() {
+        let v = json!({"date": "2026-01-02T03:04:05.6Z", "data": {"dateLastEdited": null}});
+        assert_eq!(modified(&v, &["/data/dateLastEdited", "/date"]).as_deref(), Some("2026-01-02T03:04:05.600Z"));
+        assert_eq!(modified(&json!({}), &["/date"]), None);
     }
 }

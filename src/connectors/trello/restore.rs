@@ -63,7 +63,12 @@ fn pick(from: &Value, keys: &[&str]) -> Map<String, Value> {
     keys.iter().filter_map(|k| from.get(*k).filter(|v| !v.is_null()).map(|v| (k.to_string(), v.clone()))).collect()
 }
 
-pub async fn restore(http: &Http, data_type: &str, record: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
+pub async fn restore(
+    http: &Http,
+    data_type: &str,
+    record: &Value,
+    files: Vec<RestoreFile>,
+) -> Result<Restored, SourceError> {
     let rec = unwrap(record);
     let kind = data_type.rsplit_once('/').map_or(data_type, |(_, k)| k);
     match kind {
@@ -93,9 +98,10 @@ pub async fn restore(http: &Http, data_type: &str, record: &Value, files: Vec<Re
             Ok(Restored { new_id: made, ..Default::default() })
         }
         _ => {
-            let card = rec.pointer("/data/card/id").and_then(Value::as_str).ok_or_else(|| {
-                SourceError::Other("comment: the backed-up record names no card".into())
-            })?;
+            let card = rec
+                .pointer("/data/card/id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| SourceError::Other("comment: the backed-up record names no card".into()))?;
             if !exists(http, "restoring a comment", &format!("cards/{card}")).await? {
                 return Err(SourceError::Other(format!(
                     "comment: its card {card} no longer exists; restore the card (its copy brings its comments)"
@@ -106,13 +112,10 @@ pub async fn restore(http: &Http, data_type: &str, record: &Value, files: Vec<Re
                 rec.get("date"),
                 rec.pointer("/data/text"),
             );
-            let made = post(http, "restoring a comment", &format!("cards/{card}/actions/comments"), &json!({ "text": text }))
-                .await?;
-            Ok(Restored {
-                new_id: new_id(&made, "comment")?,
-                notes: vec![AUTHOR_NOTE.into()],
-                ..Default::default()
-            })
+            let made =
+                post(http, "restoring a comment", &format!("cards/{card}/actions/comments"), &json!({ "text": text }))
+                    .await?;
+            Ok(Restored { new_id: new_id(&made, "comment")?, notes: vec![AUTHOR_NOTE.into()], ..Default::default() })
         }
     }
 }
@@ -122,7 +125,12 @@ const AUTHOR_NOTE: &str = "Trello's API posts comments as the token's member and
 
 fn comment_text(author: Option<&Value>, date: Option<&Value>, text: Option<&Value>) -> String {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("?").to_string();
-    format!("[restored by daybook; written by {} on {}]\n\n{}", s(author), s(date), text.and_then(Value::as_str).unwrap_or(""))
+    format!(
+        "[restored by daybook; written by {} on {}]\n\n{}",
+        s(author),
+        s(date),
+        text.and_then(Value::as_str).unwrap_or("")
+    )
 }
 
 async fn checklist(http: &Http, card: &str, cl: &Value) -> Result<String, SourceError> {
@@ -132,7 +140,9 @@ async fn checklist(http: &Http, card: &str, cl: &Value) -> Result<String, Source
     let made = post(http, about, "checklists", &Value::Object(body)).await?;
     let new = new_id(&made, "checklist")?;
     let mut items: Vec<&Value> = cl.get("checkItems").and_then(Value::as_array).into_iter().flatten().collect();
-    items.sort_by(|a, b| a.get("pos").and_then(Value::as_f64).partial_cmp(&b.get("pos").and_then(Value::as_f64)).unwrap());
+    items.sort_by(|a, b| {
+        a.get("pos").and_then(Value::as_f64).partial_cmp(&b.get("pos").and_then(Value::as_f64)).unwrap()
+    });
     for item in items {
         let mut body = pick(item, &["name", "due"]);
         body.insert("checked".into(), (str_of(item, "state") == Some("complete")).into());
@@ -154,8 +164,13 @@ async fn ids(http: &Http, board: &str, kind: &str) -> Result<HashSet<String>, So
 
 /// Keeps the ids of `field` that still exist; says what was dropped.
 fn still(card: &Value, field: &str, alive: &HashSet<String>, what: &str, notes: &mut Vec<String>) -> Vec<String> {
-    let all: Vec<String> =
-        card.get(field).and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect();
+    let all: Vec<String> = card
+        .get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
     let (kept, gone): (Vec<String>, Vec<String>) = all.into_iter().partition(|i| alive.contains(i));
     if !gone.is_empty() {
         notes.push(format!("{} {what} no longer on the board, left off: {}", gone.len(), gone.join(", ")));
@@ -172,14 +187,17 @@ async fn card(http: &Http, card: &Value, files: Vec<RestoreFile>) -> Result<Rest
     if !exists(http, about, &format!("lists/{list}")).await? {
         let open = get_list(http, about, &format!("boards/{board}/lists"), &[("filter", "open".into())]).await?;
         let first = open.first().and_then(id).ok_or_else(|| {
-            SourceError::Other(format!("{about}: its list {list} is gone and board {board} has no open list to put it in"))
+            SourceError::Other(format!(
+                "{about}: its list {list} is gone and board {board} has no open list to put it in"
+            ))
         })?;
         notes.push(format!("its list {list} no longer exists: the copy is in list {first}"));
         list = first.to_string();
     }
     let labels = still(card, "idLabels", &ids(http, board, "labels").await?, "labels", &mut notes);
     let members = still(card, "idMembers", &ids(http, board, "members").await?, "members", &mut notes);
-    let mut body = pick(card, &["name", "desc", "due", "start", "dueComplete", "address", "locationName", "coordinates"]);
+    let mut body =
+        pick(card, &["name", "desc", "due", "start", "dueComplete", "address", "locationName", "coordinates"]);
     body.insert("idList".into(), list.into());
     body.insert("pos".into(), "bottom".into());
     body.insert("idLabels".into(), labels.into());
