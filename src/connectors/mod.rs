@@ -7,6 +7,7 @@ pub mod jsonl;
 pub mod nocodb;
 pub mod scope;
 pub mod secret;
+pub mod trello;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, SourceConfig};
 
 /// The kinds a config may name, each with its builder.
-const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("nocodb", nocodb::build)];
+const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("nocodb", nocodb::build), ("trello", trello::build)];
 
 type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
 
