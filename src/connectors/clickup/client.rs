@@ -177,7 +177,9 @@ impl Api {
 fn take_array(mut v: Value, key: &str, path: &str) -> Result<Vec<Value>, SourceError> {
     match v.get_mut(key).map(Value::take) {
         Some(Value::Array(a)) => Ok(a),
-        _ => Err(SourceError::Other(format!("GET /{path}: the answer has no {key:?} array (not ClickUp's documented shape)"))),
+        _ => Err(SourceError::Other(format!(
+            "GET /{path}: the answer has no {key:?} array (not ClickUp's documented shape)"
+        ))),
     }
 }
 
@@ -202,8 +204,5 @@ pub fn ms_to_rfc3339(v: &Value) -> Option<String> {
 }
 
 pub fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }

@@ -98,7 +98,13 @@ impl Sink {
         self.seen.contains(id)
     }
 
-    async fn push(&mut self, id: String, v: &Value, files: Vec<FileRef>, modified: Option<String>) -> Result<(), SourceError> {
+    async fn push(
+        &mut self,
+        id: String,
+        v: &Value,
+        files: Vec<FileRef>,
+        modified: Option<String>,
+    ) -> Result<(), SourceError> {
         if !self.seen.insert(id.clone()) {
             return Ok(());
         }
@@ -136,11 +142,7 @@ impl<'a> Pager<'a> {
 
     fn next_phase(&mut self) {
         self.page = 0;
-        if self.archived {
-            self.done = true
-        } else {
-            self.archived = true
-        }
+        if self.archived { self.done = true } else { self.archived = true }
     }
 
     async fn next(&mut self) -> Result<Option<Vec<Value>>, SourceError> {
@@ -250,12 +252,19 @@ impl ClickUp {
         files
     }
 
-    async fn read_tasks(&self, api: &Api, ws: &Workspace, since_ms: Option<i64>, sink: &mut Sink) -> Result<(), SourceError> {
+    async fn read_tasks(
+        &self,
+        api: &Api,
+        ws: &Workspace,
+        since_ms: Option<i64>,
+        sink: &mut Sink,
+    ) -> Result<(), SourceError> {
         for list in ws.kept_lists() {
             let mut pager = Pager::new(api, list, since_ms);
             while let Some(tasks) = pager.next().await? {
                 for t in tasks {
-                    let id = id_str(&t).ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
+                    let id = id_str(&t)
+                        .ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
                     if sink.has(&id) {
                         continue;
                     }
@@ -283,7 +292,8 @@ impl ClickUp {
             let mut pager = Pager::new(api, list, None);
             while let Some(tasks) = pager.next().await? {
                 for t in tasks {
-                    let id = id_str(&t).ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
+                    let id = id_str(&t)
+                        .ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
                     if seen.insert(id.clone()) {
                         ids.push(id);
                     }
@@ -416,7 +426,12 @@ impl Connector for ClickUp {
         Ok(types)
     }
 
-    async fn read(&self, data_type: &str, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
+    async fn read(
+        &self,
+        data_type: &str,
+        mode: ReadMode,
+        out: mpsc::Sender<Batch>,
+    ) -> Result<ReadSummary, SourceError> {
         // Everything changed after this is asked for again next cycle.
         let cursor = Some(rfc3339_ms(now_ms()));
         let api = self.api().await?;
@@ -425,7 +440,8 @@ impl Connector for ClickUp {
         match ws {
             None => {
                 let tree = self.tree.lock().unwrap().clone();
-                for w in tree.iter().filter(|w| w.node.judge != Judge::Excluded && (w.keeps_any() || w.error.is_some())) {
+                for w in tree.iter().filter(|w| w.node.judge != Judge::Excluded && (w.keeps_any() || w.error.is_some()))
+                {
                     sink.push(w.node.id.clone(), &w.node.raw, Vec::new(), None).await?;
                 }
             }

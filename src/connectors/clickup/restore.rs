@@ -36,7 +36,9 @@ fn field_value(f: &Value) -> Result<Option<Value>, String> {
     Ok(Some(match ty {
         "short_text" | "text" | "email" | "url" | "phone" | "labels" => v.clone(),
         "number" | "currency" | "emoji" => match v {
-            Value::String(s) => s.parse::<f64>().map(|n| json!(n)).map_err(|_| format!("value {s:?} is not a number"))?,
+            Value::String(s) => {
+                s.parse::<f64>().map(|n| json!(n)).map_err(|_| format!("value {s:?} is not a number"))?
+            }
             other => other.clone(),
         },
         "date" => json!(ms(v).ok_or("the date is not Unix milliseconds")?),
@@ -123,11 +125,11 @@ pub async fn comment(api: &Api, c: &Value) -> Result<Restored, SourceError> {
     }
     let when = super::client::ms_to_rfc3339(&c["date"]).unwrap_or_else(|| "an unknown time".into());
     let who = c["user"]["username"].as_str().unwrap_or("someone");
-    let text = format!("{}\n\n(restored from a daybook backup: first written by {who} at {when})", str_of(&c["comment_text"]));
-    let made = api
-        .create_comment(&task, &json!({ "comment_text": text, "notify_all": false }))
-        .await
-        .map_err(|e| SourceError::Other(format!("adding the comment to task {task} (restore the task first if it was deleted): {e}")))?;
+    let text =
+        format!("{}\n\n(restored from a daybook backup: first written by {who} at {when})", str_of(&c["comment_text"]));
+    let made = api.create_comment(&task, &json!({ "comment_text": text, "notify_all": false })).await.map_err(|e| {
+        SourceError::Other(format!("adding the comment to task {task} (restore the task first if it was deleted): {e}"))
+    })?;
     Ok(Restored {
         new_id: str_of(&made["id"]),
         files_uploaded: 0,

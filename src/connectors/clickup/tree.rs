@@ -89,7 +89,13 @@ fn judge(scope: &Scope, names: &[&str], parent: Judge) -> Judge {
     }
 }
 
-fn make_node(raw: Value, parent_path: Option<&str>, extra_paths: &[String], scope: &Scope, parent: Judge) -> Option<Node> {
+fn make_node(
+    raw: Value,
+    parent_path: Option<&str>,
+    extra_paths: &[String],
+    scope: &Scope,
+    parent: Judge,
+) -> Option<Node> {
     let id = id_str(&raw)?;
     let name = str_of(&raw["name"]);
     let path = match parent_path {
