@@ -140,3 +140,23 @@ pub async fn comment(api: &Api, c: &Value) -> Result<Restored, SourceError> {
         ],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::field_value;
+    use serde_json::json;
+
+    #[test]
+    fn field_values_are_written_in_the_form_create_task_takes() {
+        let drop = json!({"type": "drop_down", "value": 1, "type_config": {"options": [
+            {"id": "a-0", "orderindex": 0}, {"id": "b-1", "orderindex": 1}]}});
+        assert_eq!(field_value(&drop).unwrap(), Some(json!("b-1")), "orderindex read, option id written");
+        assert_eq!(field_value(&json!({"type": "number", "value": "8.5"})).unwrap(), Some(json!(8.5)));
+        assert_eq!(field_value(&json!({"type": "date", "value": "1508369194377"})).unwrap(), Some(json!(1508369194377_i64)));
+        assert_eq!(field_value(&json!({"type": "checkbox", "value": "true"})).unwrap(), Some(json!(true)));
+        assert_eq!(field_value(&json!({"type": "short_text"})).unwrap(), None, "unset stays unset");
+        assert!(field_value(&json!({"type": "users", "value": [{"id": 1}]})).is_err(), "said, not guessed");
+        let gone = json!({"type": "drop_down", "value": 5, "type_config": {"options": []}});
+        assert!(field_value(&gone).is_err());
+    }
+}
