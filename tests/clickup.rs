@@ -576,3 +576,27 @@ async fn restore_creates_a_copy_with_its_fields_and_attachment_and_changes_nothi
         assert!(w.log.iter().all(|q| q.method == "GET" || q.method == "POST"), "no PUT or DELETE");
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_past_25_comments() {
+    let (fake, env) = setup(Backend::Sqlite, "attachments = false\n", |w| {
+        seed(w);
+        for i in 0..60 {
+            w.comment("t5", &format!("k{i}"), &format!("Comment {i}"), OLD + i * 1000);
+        }
+    })
+    .await;
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stats("9001-comments").0, 3 + 60);
+    assert_eq!(content(&env, "k0")["data"]["comment_text"], "Comment 0", "the oldest comment too");
+    fake.with(|w| {
+        let pages: Vec<Option<String>> =
+            w.requests("GET", "/task/t5/comment").iter().map(|q| q.q("start_id").map(str::to_string)).collect();
+        assert_eq!(
+            pages,
+            vec![None, Some("k35".into()), Some("k10".into())],
+            "start/start_id of the oldest comment so far"
+        );
+    });
+}

@@ -152,7 +152,10 @@ mod tests {
             {"id": "a-0", "orderindex": 0}, {"id": "b-1", "orderindex": 1}]}});
         assert_eq!(field_value(&drop).unwrap(), Some(json!("b-1")), "orderindex read, option id written");
         assert_eq!(field_value(&json!({"type": "number", "value": "8.5"})).unwrap(), Some(json!(8.5)));
-        assert_eq!(field_value(&json!({"type": "date", "value": "1508369194377"})).unwrap(), Some(json!(1508369194377_i64)));
+        assert_eq!(
+            field_value(&json!({"type": "date", "value": "1508369194377"})).unwrap(),
+            Some(json!(1508369194377_i64))
+        );
         assert_eq!(field_value(&json!({"type": "checkbox", "value": "true"})).unwrap(), Some(json!(true)));
         assert_eq!(field_value(&json!({"type": "short_text"})).unwrap(), None, "unset stays unset");
         assert!(field_value(&json!({"type": "users", "value": [{"id": 1}]})).is_err(), "said, not guessed");
