@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use daybook::commands;
 use daybook::engine::Filter;
+use daybook::engine::restore::{RecoverFilter, RestoreRequest};
 
 /// Daily, encrypted, versioned backups of cloud apps' data.
 ///
@@ -78,6 +79,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List records deleted at the source: last known content, last seen, deletion noticed.
+    Recover {
+        /// Only this source (its name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this data type.
+        #[arg(long = "type")]
+        data_type: Option<String>,
+        /// Only records whose last content holds this text (any case).
+        #[arg(long)]
+        search: Option<String>,
+        /// Only deletions noticed since: YYYY-MM-DD (start of that day), an RFC 3339 time, or cycle:N.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a copy of a stored record (and its files) in its app. Never overwrites or
+    /// deletes anything there; prints the copy's new id.
+    Restore {
+        /// The record's SID (or its id at the source, when that names one record).
+        sid: String,
+        /// The version to copy (default: the last one with content).
+        #[arg(long)]
+        version: Option<i64>,
+        /// Show what would be created, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Make another copy of a version that was already restored.
+        #[arg(long)]
+        again: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the catalog against the store. Exit status 0 only if all is well.
     Check {
         /// Also decrypt and verify every blob.
@@ -121,6 +158,14 @@ async fn main() -> ExitCode {
         Command::Show { sid, at, json } => commands::show::run(cfg, &sid, at.as_deref(), json).await.map(|_| true),
         Command::Diff { data_type, from, to, json } => {
             commands::diff::run(cfg, &data_type, &from, &to, json).await.map(|_| true)
+        }
+        Command::Recover { source, data_type, search, since, json } => {
+            let f = RecoverFilter { source, data_type, search, since };
+            commands::recover::run(cfg, &f, json).await.map(|_| true)
+        }
+        Command::Restore { sid, version, dry_run, again, json } => {
+            let req = RestoreRequest { sid: &sid, version, dry_run, again };
+            commands::restore::run(cfg, &req, json).await.map(|_| true)
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),

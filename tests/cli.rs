@@ -34,7 +34,11 @@ async fn config_errors_name_the_line_and_the_fix() {
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n[[orgs.sources]]\nname = \"x\"\nkind = \"trelo\"\npath = \"export\"\n");
     let o = env.run(&["init"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("config line 11: unknown source kind \"trelo\" (known: jsonl)"), "{err}");
+    assert!(err.contains("config line 11: unknown source kind \"trelo\" (known: jsonl, nocodb)"), "{err}");
+
+    env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n[[orgs.sources]]\nname = \"x\"\nkind = \"nocodb\"\ntokn_env = \"T\"\n");
+    let err = String::from_utf8_lossy(&env.run(&["init"]).stderr).to_string();
+    assert!(err.contains("config line 11") && err.contains("tokn_env") && err.contains("token_env"), "{err}");
 
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"Mars/Olympus\"\n");
     let err = String::from_utf8_lossy(&env.run(&["init"]).stderr).to_string();
@@ -95,7 +99,9 @@ fn config_example_is_valid() {
 fn help_lists_every_command() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["init", "backup", "snapshots", "history", "show", "diff", "check", "erase-org", "demo"] {
+    for cmd in
+        ["init", "backup", "snapshots", "history", "show", "diff", "recover", "restore", "check", "erase-org", "demo"]
+    {
         assert!(
             help.contains(&format!("  {cmd} ")) || help.contains(&format!("  {cmd}\n")),
             "--help lacks {cmd}: {help}"
@@ -114,6 +120,8 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["history"],
         &["show"],
         &["diff"],
+        &["recover"],
+        &["restore"],
         &["check"],
         &["erase-org"],
         &["demo"],

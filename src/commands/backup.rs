@@ -41,6 +41,18 @@ pub fn print(r: &CycleReport) {
         })
         .collect();
     print_table(&["org", "source", "type", "status", "live", "added", "changed", "deleted", "files", "stored"], &rows);
+    for s in &r.sources {
+        // A board or table missing here is one the credentials no longer see.
+        if !s.visible.is_empty() {
+            println!("{}/{}: visible: {}", s.org, s.source, s.visible.join(", "));
+        }
+        if !s.skipped.is_empty() {
+            println!("{}/{}: left out by scope: {}", s.org, s.source, s.skipped.join(", "));
+        }
+        if let Some(n) = s.requests {
+            println!("{}/{}: {n} API requests", s.org, s.source);
+        }
+    }
     for t in r.types.iter().filter(|t| t.error.is_some()) {
         eprintln!(
             "error: {}/{}/{}: {} (its last snapshot is kept)",

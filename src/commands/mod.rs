@@ -8,6 +8,8 @@ pub mod diff;
 pub mod erase;
 pub mod history;
 pub mod init;
+pub mod recover;
+pub mod restore;
 pub mod show;
 pub mod snapshots;
 

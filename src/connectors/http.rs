@@ -74,6 +74,8 @@ pub struct Http {
     pacer: Pacer,
     limits: Limits,
     requests: AtomicU64,
+    /// The app's clock (its Date header, Unix seconds) at its last answer; 0 before any.
+    server_time: std::sync::atomic::AtomicI64,
 }
 
 impl Http {
@@ -110,12 +112,19 @@ impl Http {
             pacer: Pacer { interval, next: Mutex::new(Instant::now()) },
             limits,
             requests: AtomicU64::new(0),
+            server_time: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
     /// Requests sent so far (every attempt counts), for benchmarks and the cycle's log.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The app's own clock at its last answer, from the Date header. "Changed since" cursors
+    /// taken from it do not depend on this machine's clock.
+    pub fn server_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::from_timestamp(self.server_time.load(Ordering::Relaxed), 0).filter(|t| t.timestamp() > 0)
     }
 
     pub fn url(&self, path: &str) -> Result<reqwest::Url, HttpError> {
@@ -196,7 +205,13 @@ impl Http {
                     let headers = resp.headers().clone();
                     match status {
                         s if s.is_success() => match resp.bytes().await {
-                            Ok(b) => return Ok(b.to_vec()),
+                            Ok(b) => {
+                                let date = headers.get(reqwest::header::DATE).and_then(|d| d.to_str().ok());
+                                if let Some(t) = date.and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()) {
+                                    self.server_time.store(t.timestamp(), Ordering::Relaxed);
+                                }
+                                return Ok(b.to_vec());
+                            }
                             Err(e) => (None, describe(e)),
                         },
                         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {

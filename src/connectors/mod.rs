@@ -5,8 +5,10 @@
 pub mod clickup;
 pub mod http;
 pub mod jsonl;
+pub mod nocodb;
 pub mod scope;
 pub mod secret;
+pub mod trello;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
@@ -16,7 +18,8 @@ use tokio::sync::mpsc;
 use crate::config::{Config, SourceConfig};
 
 /// The kinds a config may name, each with its builder.
-const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("clickup", clickup::build)];
+const KINDS: &[(&str, Builder)] =
+    &[("jsonl", jsonl::build), ("nocodb", nocodb::build), ("trello", trello::build), ("clickup", clickup::build)];
 
 type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
 

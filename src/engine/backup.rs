@@ -361,7 +361,7 @@ impl State<'_, '_, '_> {
             && fpr == cached_fp
             && let Some((size, _)) = catalog::file(self.tx, j.org.id, uid).await?
         {
-            return Ok(json!({ "name": f.name, "size": size, "uid": uid }));
+            return Ok(json!({ "key": f.key, "name": f.name, "size": size, "uid": uid }));
         }
         let mut reader = j.connector.fetch_file(f).await.map_err(|e| anyhow!("{e}"))?;
         let mut whole = j.org.keys.hasher();
@@ -410,7 +410,7 @@ impl State<'_, '_, '_> {
             .await?;
             self.file_cache.insert(f.key.clone(), (fpr.clone(), uid.clone()));
         }
-        Ok(json!({ "name": f.name, "size": size, "uid": uid }))
+        Ok(json!({ "key": f.key, "name": f.name, "size": size, "uid": uid }))
     }
 
     async fn add_blob(&mut self, kind: BlobKind, id: [u8; 16], data: Vec<u8>) -> Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod query;
+pub mod restore;
 pub mod writer;
 
 use anyhow::{Result, anyhow};

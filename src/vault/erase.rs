@@ -31,7 +31,7 @@ pub async fn erase_org(vault: &Vault, sid: &str) -> Result<Erased> {
             .fetch_one(&mut *tx)
             .await?
             .get(0);
-    const BY_TYPE: [&str; 5] = ["versions", "records", "snapshots", "type_state", "file_cache"];
+    const BY_TYPE: [&str; 6] = ["versions", "records", "snapshots", "type_state", "file_cache", "restores"];
     for table in BY_TYPE {
         sqlx::query(&format!("DELETE FROM {table} WHERE type_id IN (SELECT id FROM types WHERE org_id = $1)"))
             .bind(org_id)

@@ -17,6 +17,8 @@ pub enum Backend {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub catalog: String,
+    /// Environment variables every command gets (an app's token, say).
+    pub vars: Vec<(String, String)>,
 }
 
 fn pg_base() -> String {
@@ -48,7 +50,7 @@ impl Env {
             Backend::Sqlite => "sqlite://vault/catalog.db".to_string(),
             Backend::Postgres => pg_schema().await,
         };
-        let env = Env { dir, catalog };
+        let env = Env { dir, catalog, vars: Vec::new() };
         std::fs::create_dir_all(env.export().join("records")).unwrap();
         env.write_config(
             "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
@@ -94,7 +96,8 @@ impl Env {
             .env("DAYBOOK_CONFIG", self.path().join("daybook.toml"))
             .env("DAYBOOK_PASSPHRASE", PASS)
             .env_remove("DAYBOOK_FAULT")
-            .env_remove("DAYBOOK_LOG");
+            .env_remove("DAYBOOK_LOG")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
 

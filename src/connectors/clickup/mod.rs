@@ -432,9 +432,11 @@ impl Connector for ClickUp {
         mode: ReadMode,
         out: mpsc::Sender<Batch>,
     ) -> Result<ReadSummary, SourceError> {
-        // Everything changed after this is asked for again next cycle.
-        let cursor = Some(rfc3339_ms(now_ms()));
         let api = self.api().await?;
+        // Everything changed after this is asked for again next cycle: ClickUp's own clock
+        // at its last answer (its Date header, whole seconds, so never late), else ours.
+        let start = api.http.server_time().map(|t| t.timestamp_millis()).unwrap_or_else(now_ms);
+        let cursor = Some(rfc3339_ms(start));
         let (ws, kind) = self.target(data_type)?;
         let mut sink = Sink::new(out);
         match ws {

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS file_cache (
 CREATE TABLE IF NOT EXISTS cycle_log (
     cycle_id BIGINT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, org TEXT NOT NULL,
     source TEXT NOT NULL, data_type TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS restores (
+    id {pk}, at TEXT NOT NULL, type_id BIGINT NOT NULL, sid TEXT NOT NULL, version BIGINT NOT NULL,
+    new_id TEXT NOT NULL, files BIGINT NOT NULL, notes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, heartbeat TEXT NOT NULL);
 "#;
 
