@@ -2,6 +2,7 @@
 //! The engine asks a connector which data types it has, reads records (all, or changed
 //! since a cursor), lists the ids that exist now, and fetches file bytes.
 
+pub mod clickup;
 pub mod http;
 pub mod jsonl;
 pub mod nocodb;
@@ -17,7 +18,8 @@ use tokio::sync::mpsc;
 use crate::config::{Config, SourceConfig};
 
 /// The kinds a config may name, each with its builder.
-const KINDS: &[(&str, Builder)] = &[("jsonl", jsonl::build), ("nocodb", nocodb::build), ("trello", trello::build)];
+const KINDS: &[(&str, Builder)] =
+    &[("jsonl", jsonl::build), ("nocodb", nocodb::build), ("trello", trello::build), ("clickup", clickup::build)];
 
 type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
 

@@ -1,0 +1,564 @@
+//! ClickUp (API v2, personal token). What the token sees, walked as Workspace > Space >
+//! Folder > List > Task, backed up as data types per workspace:
+//!
+//! | data type              | records                                   | read                     |
+//! | ---                    | ---                                       | ---                      |
+//! | `workspaces`           | workspaces (teams), with their members    | whole, from the walk     |
+//! | `<ws>-spaces`          | spaces (active and archived)              | whole, from the walk     |
+//! | `<ws>-folders`         | folders (active and archived)             | whole, from the walk     |
+//! | `<ws>-lists`           | lists, in folders or not (and archived)   | whole, from the walk     |
+//! | `<ws>-fields`          | custom field definitions                  | whole: 1 request a list  |
+//! | `<ws>-views`           | views of the workspace, spaces, folders, lists | whole: 1 request each |
+//! | `<ws>-tasks`           | tasks and subtasks, open, closed and archived, with custom field values; attachments as files | changes since the cursor |
+//! | `<ws>-comments`        | task comments and threaded replies        | whole: 1+ request a task |
+//!
+//! `<ws>` is the workspace's id: names change, ids do not, and the cycle log names each
+//! workspace with its id. Tasks are one data type per workspace, not per list: a list that
+//! is deleted then takes its tasks with it as deletions (which `recover` finds), where a
+//! per-list data type would simply stop being read.
+
+mod client;
+mod config;
+mod restore;
+mod tree;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{OnceCell, mpsc};
+
+use super::http::{Http, Limits};
+use super::scope::Scope;
+use super::secret::SecretRef;
+use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError};
+use crate::config::{Config as DaybookConfig, SourceConfig};
+use client::{Api, id_str, ms_to_rfc3339, rfc3339_ms, str_of};
+use tree::{Judge, Node, Workspace};
+
+pub use config::ClickUpConfig;
+
+pub const WORKSPACES: &str = "workspaces";
+/// The data types of each workspace, in the order they are backed up.
+const KINDS: &[&str] = &["spaces", "folders", "lists", "fields", "views", "tasks", "comments"];
+const BATCH: usize = 100;
+
+pub struct ClickUp {
+    cfg: ClickUpConfig,
+    scope: Scope,
+    secret: SecretRef,
+    api: OnceCell<Api>,
+    /// The hierarchy as the last `discover` saw it.
+    tree: Mutex<Vec<Workspace>>,
+    /// Attachment id -> its download link, from the tasks read this cycle.
+    links: Mutex<HashMap<String, String>>,
+    /// Data type -> the ids its whole read found this cycle (its id listing).
+    ids: Mutex<HashMap<String, Vec<String>>>,
+}
+
+pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
+    let c: ClickUpConfig = super::parse_options(cfg, src)?;
+    let line = cfg.line_of(src.kind.span().start);
+    if c.requests_per_minute == 0 {
+        anyhow::bail!("config line {line}: requests_per_minute must be at least 1");
+    }
+    if reqwest::Url::parse(&c.base_url).is_err() {
+        anyhow::bail!("config line {line}: base_url {:?} is not a URL", c.base_url);
+    }
+    let file = c.token_file.as_deref().map(|f| cfg.resolve(f));
+    let secret = SecretRef::new("ClickUp token", "token", c.token_env.as_deref(), "CLICKUP_TOKEN", file.as_deref());
+    Ok(Box::new(ClickUp::new(c, secret)))
+}
+
+/// A data type's name part for a workspace: its id, kept to the characters data type
+/// names allow.
+fn prefix(ws: &Node) -> String {
+    ws.id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Collects a read's records into batches for the engine, each id once.
+struct Sink {
+    out: mpsc::Sender<Batch>,
+    batch: Vec<Record>,
+    seen: HashSet<String>,
+    ids: Vec<String>,
+}
+
+impl Sink {
+    fn new(out: mpsc::Sender<Batch>) -> Sink {
+        Sink { out, batch: Vec::with_capacity(BATCH), seen: HashSet::new(), ids: Vec::new() }
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+
+    async fn push(
+        &mut self,
+        id: String,
+        v: &Value,
+        files: Vec<FileRef>,
+        modified: Option<String>,
+    ) -> Result<(), SourceError> {
+        if !self.seen.insert(id.clone()) {
+            return Ok(());
+        }
+        self.ids.push(id.clone());
+        self.batch.push(Record { id, json: v.to_string(), files, line: None, modified });
+        if self.batch.len() >= BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), SourceError> {
+        if !self.batch.is_empty() && self.out.send(std::mem::take(&mut self.batch)).await.is_err() {
+            return Err(SourceError::Other("the engine stopped reading".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Pages through one list's tasks: active ones, then archived ones (`archived=true`), each
+/// until `last_page` or an empty page.
+struct Pager<'a> {
+    api: &'a Api,
+    list: &'a Node,
+    since_ms: Option<i64>,
+    archived: bool,
+    page: u32,
+    done: bool,
+}
+
+impl<'a> Pager<'a> {
+    fn new(api: &'a Api, list: &'a Node, since_ms: Option<i64>) -> Pager<'a> {
+        Pager { api, list, since_ms, archived: false, page: 0, done: false }
+    }
+
+    fn next_phase(&mut self) {
+        self.page = 0;
+        if self.archived { self.done = true } else { self.archived = true }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<Value>>, SourceError> {
+        while !self.done {
+            let p = self.api.task_page(&self.list.id, self.archived, self.page, self.since_ms).await.map_err(|e| {
+                let gone = e.to_string().contains("HTTP 404");
+                SourceError::Other(format!(
+                    "list {:?} ({}): {e}{}",
+                    self.list.path,
+                    self.list.id,
+                    if gone { " (deleted or moved while the backup ran?)" } else { "" }
+                ))
+            })?;
+            if p.tasks.is_empty() {
+                self.next_phase();
+                continue;
+            }
+            if p.last_page == Some(true) {
+                self.next_phase()
+            } else {
+                self.page += 1
+            }
+            return Ok(Some(p.tasks));
+        }
+        Ok(None)
+    }
+}
+
+impl ClickUp {
+    pub fn new(cfg: ClickUpConfig, secret: SecretRef) -> ClickUp {
+        ClickUp {
+            scope: cfg.scope(),
+            cfg,
+            secret,
+            api: OnceCell::new(),
+            tree: Mutex::new(Vec::new()),
+            links: Mutex::new(HashMap::new()),
+            ids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The API client, made at the first request (only then is the token read).
+    async fn api(&self) -> Result<&Api, SourceError> {
+        self.api
+            .get_or_try_init(|| async {
+                let token = self.secret.read()?;
+                let mut base = self.cfg.base_url.clone();
+                if !base.ends_with('/') {
+                    base.push('/');
+                }
+                let limits = Limits {
+                    requests: self.cfg.requests_per_minute,
+                    per: Duration::from_secs(60),
+                    give_up_after: Duration::from_secs(self.cfg.give_up_after_seconds),
+                    timeout: Duration::from_secs(120),
+                };
+                // A personal token goes as it is: `Authorization: pk_...`
+                // (https://developer.clickup.com/docs/authentication).
+                let http = Http::new(&base, &[("Authorization", token.as_str())], &self.secret.hint(), limits)
+                    .map_err(|e| SourceError::Other(e.to_string()))?;
+                Ok(Api { http })
+            })
+            .await
+    }
+
+    /// The workspace a data type belongs to, and its kind.
+    fn target(&self, data_type: &str) -> Result<(Option<Workspace>, &'static str), SourceError> {
+        if data_type == WORKSPACES {
+            return Ok((None, WORKSPACES));
+        }
+        let unknown = || SourceError::Other(format!("{data_type}: not a ClickUp data type of this source"));
+        let (ws, kind) = data_type.rsplit_once('-').ok_or_else(unknown)?;
+        let kind = KINDS.iter().find(|k| **k == kind).ok_or_else(unknown)?;
+        let tree = self.tree.lock().unwrap();
+        let ws = tree.iter().find(|w| prefix(&w.node) == ws).cloned().ok_or_else(|| {
+            SourceError::Other(format!("{data_type}: workspace {ws} is not among those the token sees now"))
+        })?;
+        Ok((Some(ws), kind))
+    }
+
+    fn since_ms(&self, mode: &ReadMode) -> Result<Option<i64>, SourceError> {
+        match mode {
+            ReadMode::Full => Ok(None),
+            ReadMode::Since(c) => {
+                let t = chrono::DateTime::parse_from_rfc3339(c)
+                    .map_err(|e| SourceError::Other(format!("cursor {c:?} is not an RFC 3339 time: {e}")))?;
+                Ok(Some(t.timestamp_millis() - 1000 * self.cfg.overlap_seconds as i64))
+            }
+        }
+    }
+
+    /// A task as a record: the task as Get Task gives it, its attachments as files.
+    fn task_record(&self, v: &Value) -> Vec<FileRef> {
+        let mut files = Vec::new();
+        let mut links = self.links.lock().unwrap();
+        for a in v["attachments"].as_array().into_iter().flatten() {
+            let (Some(id), Some(url)) = (id_str(a), a["url"].as_str()) else { continue };
+            if a["is_folder"].as_bool() == Some(true) {
+                continue;
+            }
+            let name = Some(str_of(&a["title"])).filter(|t| !t.is_empty()).unwrap_or_else(|| id.clone());
+            // A new upload gets a new id; a new version of one bumps `version`.
+            let fingerprint = format!("{id}:{}:{}", str_of(&a["version"]), str_of(&a["size"]));
+            links.insert(id.clone(), url.to_string());
+            files.push(FileRef { key: id, name, fingerprint: Some(fingerprint) });
+        }
+        files
+    }
+
+    async fn read_tasks(
+        &self,
+        api: &Api,
+        ws: &Workspace,
+        since_ms: Option<i64>,
+        sink: &mut Sink,
+    ) -> Result<(), SourceError> {
+        for list in ws.kept_lists() {
+            let mut pager = Pager::new(api, list, since_ms);
+            while let Some(tasks) = pager.next().await? {
+                for t in tasks {
+                    let id = id_str(&t)
+                        .ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
+                    if sink.has(&id) {
+                        continue;
+                    }
+                    let task = match self.cfg.attachments {
+                        // Only Get Task lists a task's attachments.
+                        true => match api.task(&id).await? {
+                            Some(full) => full,
+                            None => continue, // deleted since its page was read
+                        },
+                        false => t,
+                    };
+                    let files = if self.cfg.attachments { self.task_record(&task) } else { Vec::new() };
+                    let modified = ms_to_rfc3339(&task["date_updated"]);
+                    sink.push(id, &task, files, modified).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn task_ids(&self, api: &Api, ws: &Workspace) -> Result<Vec<String>, SourceError> {
+        let mut seen = HashSet::new();
+        let mut ids = Vec::new();
+        for list in ws.kept_lists() {
+            let mut pager = Pager::new(api, list, None);
+            while let Some(tasks) = pager.next().await? {
+                for t in tasks {
+                    let id = id_str(&t)
+                        .ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
+                    if seen.insert(id.clone()) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn read_comments(&self, api: &Api, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
+        for task in self.task_ids(api, ws).await? {
+            let comments = match api.comments(&task).await {
+                Ok(c) => c,
+                // Deleted since its list was read: its comments went with it.
+                Err(e) if e.to_string().contains("HTTP 404") => continue,
+                Err(e) => return Err(SourceError::Other(format!("comments of task {task}: {e}"))),
+            };
+            for mut c in comments {
+                let Some(id) = id_str(&c) else { continue };
+                let replies = str_of(&c["reply_count"]).parse::<u64>().unwrap_or(0);
+                // The comment as ClickUp gives it, and the task it is on (which its JSON
+                // does not say).
+                c["task_id"] = Value::String(task.clone());
+                sink.push(id.clone(), &c, Vec::new(), None).await?;
+                if replies > 0 {
+                    for mut r in api.replies(&id).await? {
+                        let Some(rid) = id_str(&r) else { continue };
+                        r["task_id"] = Value::String(task.clone());
+                        r["parent_comment_id"] = Value::String(id.clone());
+                        sink.push(rid, &r, Vec::new(), None).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_views(&self, api: &Api, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
+        let mut parents = vec![("team", ws.node.id.clone(), ws.node.path.clone())];
+        for s in ws.spaces.iter().filter(|s| s.keeps_any()) {
+            parents.push(("space", s.node.id.clone(), s.node.path.clone()));
+            for f in s.folders.iter().filter(|f| f.keeps_any()) {
+                parents.push(("folder", f.node.id.clone(), f.node.path.clone()));
+            }
+        }
+        for l in ws.kept_lists() {
+            parents.push(("list", l.id.clone(), l.path.clone()));
+        }
+        for (kind, id, path) in parents {
+            let views =
+                api.views(kind, &id).await.map_err(|e| SourceError::Other(format!("views of {kind} {path:?}: {e}")))?;
+            for v in views {
+                if let Some(vid) = id_str(&v) {
+                    sink.push(vid, &v, Vec::new(), None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_whole(&self, api: &Api, ws: &Workspace, kind: &str, sink: &mut Sink) -> Result<(), SourceError> {
+        match kind {
+            "spaces" => {
+                for s in ws.spaces.iter().filter(|s| s.keeps_any()) {
+                    sink.push(s.node.id.clone(), &s.node.raw, Vec::new(), None).await?;
+                }
+            }
+            "folders" => {
+                for f in ws.spaces.iter().flat_map(|s| s.folders.iter()).filter(|f| f.keeps_any()) {
+                    sink.push(f.node.id.clone(), &f.node.raw, Vec::new(), None).await?;
+                }
+            }
+            "lists" => {
+                for l in ws.kept_lists() {
+                    sink.push(l.id.clone(), &l.raw, Vec::new(), None).await?;
+                }
+            }
+            "fields" => {
+                for l in ws.kept_lists() {
+                    let fields = api
+                        .fields(&l.id)
+                        .await
+                        .map_err(|e| SourceError::Other(format!("custom fields of list {:?}: {e}", l.path)))?;
+                    for f in fields {
+                        if let Some(id) = id_str(&f) {
+                            sink.push(id, &f, Vec::new(), None).await?;
+                        }
+                    }
+                }
+            }
+            "views" => self.read_views(api, ws, sink).await?,
+            "comments" => self.read_comments(api, ws, sink).await?,
+            other => return Err(SourceError::Other(format!("no whole read for {other}"))),
+        }
+        Ok(())
+    }
+}
+
+fn describe(judge: Judge, what: &str, n: &Node) -> (bool, String) {
+    (judge != Judge::Excluded, format!("{what} {} ({})", n.path, n.id))
+}
+
+#[async_trait]
+impl Connector for ClickUp {
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    fn location(&self, data_type: &str) -> String {
+        format!("ClickUp {data_type}")
+    }
+
+    async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
+        let api = self.api().await?;
+        let tree = tree::walk(api, &self.scope).await?;
+        let mut types = vec![DataType { name: WORKSPACES.into() }];
+        for ws in &tree {
+            if ws.node.judge == Judge::Excluded || (ws.error.is_none() && !ws.keeps_any()) {
+                continue;
+            }
+            for kind in KINDS {
+                if *kind == "comments" && !self.cfg.comments {
+                    continue;
+                }
+                types.push(DataType { name: format!("{}-{kind}", prefix(&ws.node)) });
+            }
+        }
+        *self.tree.lock().unwrap() = tree;
+        self.ids.lock().unwrap().clear();
+        Ok(types)
+    }
+
+    async fn read(
+        &self,
+        data_type: &str,
+        mode: ReadMode,
+        out: mpsc::Sender<Batch>,
+    ) -> Result<ReadSummary, SourceError> {
+        let api = self.api().await?;
+        // Everything changed after this is asked for again next cycle: ClickUp's own clock
+        // at its last answer (its Date header, whole seconds, so never late), else ours.
+        let start = api.http.server_time().map(|t| t.timestamp_millis()).unwrap_or_else(now_ms);
+        let cursor = Some(rfc3339_ms(start));
+        let (ws, kind) = self.target(data_type)?;
+        let mut sink = Sink::new(out);
+        match ws {
+            None => {
+                let tree = self.tree.lock().unwrap().clone();
+                for w in tree.iter().filter(|w| w.node.judge != Judge::Excluded && (w.keeps_any() || w.error.is_some()))
+                {
+                    sink.push(w.node.id.clone(), &w.node.raw, Vec::new(), None).await?;
+                }
+            }
+            Some(ws) => {
+                if let Some(e) = &ws.error {
+                    return Err(SourceError::Other(e.clone()));
+                }
+                match kind {
+                    "tasks" => self.read_tasks(api, &ws, self.since_ms(&mode)?, &mut sink).await?,
+                    // ClickUp cannot say which of these changed: they are read whole.
+                    _ => self.read_whole(api, &ws, kind, &mut sink).await?,
+                }
+            }
+        }
+        sink.flush().await?;
+        if kind != "tasks" {
+            self.ids.lock().unwrap().insert(data_type.to_string(), sink.ids);
+        }
+        Ok(ReadSummary { cursor })
+    }
+
+    async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
+        let (ws, kind) = self.target(data_type)?;
+        if kind == "tasks" {
+            let ws = ws.expect("tasks belong to a workspace");
+            if let Some(e) = &ws.error {
+                return Err(SourceError::Other(e.clone()));
+            }
+            return self.task_ids(self.api().await?, &ws).await;
+        }
+        // Read whole this cycle (the engine reads before it lists): what that read found.
+        if let Some(ids) = self.ids.lock().unwrap().get(data_type) {
+            return Ok(ids.clone());
+        }
+        let (tx, mut rx) = mpsc::channel::<Batch>(16);
+        let drain = async {
+            let mut ids = Vec::new();
+            while let Some(b) = rx.recv().await {
+                ids.extend(b.into_iter().map(|r| r.id));
+            }
+            ids
+        };
+        let (r, ids) = tokio::join!(self.read(data_type, ReadMode::Full, tx), drain);
+        r.map(|_| ids)
+    }
+
+    async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
+        let link = self.links.lock().unwrap().get(&file.key).cloned().ok_or_else(|| {
+            SourceError::Other(format!("attachment {:?}: no download link was read for it this cycle", file.name))
+        })?;
+        // The link is absolute, on ClickUp's attachment host: the HTTP layer sends the token
+        // only to the API's own host.
+        let bytes = self
+            .api()
+            .await?
+            .http
+            .send_with(reqwest::Method::GET, &link, &[], |r| r)
+            .await
+            .map_err(|e| SourceError::Other(format!("downloading attachment {:?}: {e}", file.name)))?;
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn visible(&self) -> super::Visibility {
+        let tree = self.tree.lock().unwrap();
+        let mut vis = super::Visibility::default();
+        let mut put = |keep: bool, s: String| if keep { vis.kept.push(s) } else { vis.skipped.push(s) };
+        for ws in tree.iter() {
+            let (walked, label) = describe(ws.node.judge, "workspace", &ws.node);
+            put(walked && (ws.keeps_any() || ws.error.is_some()), label);
+            if !walked {
+                continue;
+            }
+            for s in &ws.spaces {
+                let (walked, label) = describe(s.node.judge, "space", &s.node);
+                put(walked && s.keeps_any(), label);
+                if !walked {
+                    continue;
+                }
+                for f in &s.folders {
+                    if !f.keeps_any() {
+                        put(false, describe(f.node.judge, "folder", &f.node).1);
+                        continue;
+                    }
+                    for l in f.lists.iter().filter(|l| l.judge != Judge::Included) {
+                        put(false, describe(l.judge, "list", l).1);
+                    }
+                }
+                for l in s.lists.iter().filter(|l| l.judge != Judge::Included) {
+                    put(false, describe(l.judge, "list", l).1);
+                }
+            }
+        }
+        vis
+    }
+
+    fn requests(&self) -> Option<u64> {
+        Some(self.api.get().map(|a| a.http.requests()).unwrap_or(0))
+    }
+
+    fn restorable(&self, data_type: &str) -> Result<(), String> {
+        restore::restorable(data_type.rsplit_once('-').map(|(_, k)| k).unwrap_or(data_type))
+    }
+
+    async fn restore(&self, data_type: &str, record: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
+        let kind = data_type.rsplit_once('-').map(|(_, k)| k).unwrap_or(data_type);
+        restore::restorable(kind).map_err(SourceError::Other)?;
+        // The stored form is {"data": <the record>, "files": [...]}; take either.
+        let data = match record.get("data") {
+            Some(d) if d.is_object() && record.get("id").is_none() => d,
+            _ => record,
+        };
+        let api = self.api().await?;
+        match kind {
+            "tasks" => restore::task(api, data, files).await,
+            _ => restore::comment(api, data).await,
+        }
+    }
+}
