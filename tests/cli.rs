@@ -34,7 +34,10 @@ async fn config_errors_name_the_line_and_the_fix() {
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n[[orgs.sources]]\nname = \"x\"\nkind = \"trelo\"\npath = \"export\"\n");
     let o = env.run(&["init"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("config line 11: unknown source kind \"trelo\" (known: jsonl, nocodb, trello)"), "{err}");
+    assert!(
+        err.contains("config line 11: unknown source kind \"trelo\" (known: jsonl, nocodb, trello, clickup)"),
+        "{err}"
+    );
 
     env.write_config("[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n[[orgs.sources]]\nname = \"x\"\nkind = \"nocodb\"\ntokn_env = \"T\"\n");
     let err = String::from_utf8_lossy(&env.run(&["init"]).stderr).to_string();

@@ -269,7 +269,8 @@ async fn incremental_cycles_ask_only_for_changes_and_notice_deletions() {
             .filter(|q| !q.path.ends_with("/comment"))
             .map(|q| q.path.clone())
             .collect();
-        assert_eq!(fetched, vec!["/task/t5"], "only the changed task is fetched");
+        // The changed task, and the deleted one, asked for by id to confirm it is gone.
+        assert_eq!(fetched, vec!["/task/t5", "/task/t2"], "only the changed and the deleted task are fetched");
     });
     assert_eq!(content(&env, "t5")["data"]["name"], "Triage mail (done)");
     let gone = env.json(&["show", "t2"]);
@@ -451,6 +452,42 @@ async fn a_task_that_changes_while_being_paged_is_caught_next_cycle() {
         "Renamed mid-read",
         "the change made during the read is in the next cycle's changes"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_deleted_while_the_listing_pages_is_the_only_deletion() {
+    let (fake, env) = setup(Backend::Sqlite, "comments = false\n", |w| {
+        seed(w);
+        for i in 0..150 {
+            w.task("125", &format!("p{i}"), &format!("Paged task {i}"), OLD);
+        }
+    })
+    .await;
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stats("9001-tasks").0, 155);
+    fake.with(|w| {
+        let mut fired = false;
+        w.hooks.push(Box::new(move |q, w| {
+            // p0 goes while the id listing (no date filter) reads page 1: p100 moves onto
+            // page 0, already read, and the listing never shows it.
+            if !fired && q.path == "/list/125/task" && q.q("page") == Some("1") && q.q("date_updated_gt").is_none() {
+                fired = true;
+                w.remove_task("p0");
+            }
+        }));
+    });
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    // p0 was listed before it went; p100, skipped, was asked for by id and kept.
+    assert_eq!(r.stats("9001-tasks"), (155, 0, 0, 0), "no task is marked deleted for a shifted page");
+    assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "no phantom deletion");
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stats("9001-tasks"), (154, 0, 0, 1), "the next cycle notices p0 gone, and nothing else");
+    let deleted = env.json(&["recover", "--type", "9001-tasks"]);
+    let ids: Vec<&str> = deleted.as_array().unwrap().iter().map(|d| d["source_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["p0"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

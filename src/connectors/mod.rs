@@ -161,6 +161,14 @@ pub trait Connector: Send + Sync {
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
 
+    /// Of the ids a complete read or listing no longer shows, those really gone from the
+    /// source. A source whose listings can skip a record (pages by offset, while records
+    /// before the offset are deleted) asks the app about each; the others trust the listing.
+    async fn confirm_deleted(&self, data_type: &str, ids: Vec<String>) -> Result<Vec<String>, SourceError> {
+        let _ = data_type;
+        Ok(ids)
+    }
+
     /// The containers (workspaces, bases, boards) the credentials could see at the last
     /// `discover`, each as "name (id)", and those the scope left out, for the cycle's log:
     /// a board missing from it is noticed.

@@ -486,6 +486,40 @@ impl State<'_, '_, '_> {
         Ok(())
     }
 
+    /// Asks the source about each record its read or listing no longer showed: one a
+    /// listing skipped is kept (unchanged) rather than marked deleted.
+    async fn confirm_vanished(&mut self) -> Result<()> {
+        let j = self.job;
+        let vanished: Vec<String> =
+            self.live.iter().filter(|(_, e)| !e.seen && !e.deleted).map(|(fp, _)| sid_of_key(fp)).collect();
+        if vanished.is_empty() {
+            return Ok(());
+        }
+        let ids = catalog::source_ids(self.tx, j.vault.catalog.postgres, &vanished).await?;
+        let gone: std::collections::HashSet<String> = j
+            .connector
+            .confirm_deleted(j.data_type, ids.values().cloned().collect())
+            .await
+            .map_err(|e| anyhow!("checking deletions: {e}"))?
+            .into_iter()
+            .collect();
+        let mut kept = 0;
+        for (fp, e) in self.live.iter_mut().filter(|(_, e)| !e.seen && !e.deleted) {
+            if ids.get(&sid_of_key(fp)).is_some_and(|id| !gone.contains(id)) {
+                e.seen = true;
+                kept += 1;
+            }
+        }
+        if kept > 0 {
+            tracing::warn!(
+                data_type = j.data_type,
+                "{kept} records the listing skipped still exist at the source: kept"
+            );
+            self.stats.listed += kept;
+        }
+        Ok(())
+    }
+
     async fn finish(mut self, cursor: Option<String>) -> Result<TypeStats> {
         let j = self.job;
         let vanished = self.live.values().filter(|e| !e.seen && !e.deleted).count();
@@ -502,6 +536,7 @@ impl State<'_, '_, '_> {
                 share * 100.0
             );
         }
+        self.confirm_vanished().await?;
         // The listing was complete: what was live and not seen is gone at the source.
         for (fp, e) in self.live.iter_mut() {
             if !e.seen && !e.deleted {

@@ -490,6 +490,30 @@ impl Connector for ClickUp {
         r.map(|_| ids)
     }
 
+    /// Tasks are listed by page number, so a task deleted from an earlier page while later
+    /// ones are read shifts another one past the listing: each task the listing no longer
+    /// shows is asked for by id, and counts as deleted only if ClickUp says it is gone, or
+    /// it now lives in a list the scope leaves out.
+    async fn confirm_deleted(&self, data_type: &str, ids: Vec<String>) -> Result<Vec<String>, SourceError> {
+        let (ws, kind) = self.target(data_type)?;
+        let Some(ws) = ws.filter(|_| kind == "tasks") else { return Ok(ids) };
+        let api = self.api().await?;
+        let mut gone = Vec::new();
+        for id in ids {
+            match api.task(&id).await? {
+                None => gone.push(id),
+                Some(t) => {
+                    let list =
+                        t["list"]["id"].as_str().map(str::to_string).unwrap_or_else(|| t["list"]["id"].to_string());
+                    if !ws.kept_lists().any(|l| l.id == list) {
+                        gone.push(id);
+                    }
+                }
+            }
+        }
+        Ok(gone)
+    }
+
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
         let link = self.links.lock().unwrap().get(&file.key).cloned().ok_or_else(|| {
             SourceError::Other(format!("attachment {:?}: no download link was read for it this cycle", file.name))

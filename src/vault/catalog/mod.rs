@@ -300,6 +300,27 @@ pub async fn existing_blobs(
     Ok(out)
 }
 
+/// Records' ids at their source, by SID.
+pub async fn source_ids(
+    conn: &mut AnyConnection,
+    pg: bool,
+    sids: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for batch in sids.chunks(BATCH) {
+        let mut p = Params::new(pg);
+        let sql = format!("SELECT sid, source_id FROM records WHERE sid IN ({})", p.list(batch.len()));
+        let mut q = sqlx::query(&sql);
+        for sid in batch {
+            q = q.bind(sid);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.insert(r.get(0), r.get(1));
+        }
+    }
+    Ok(out)
+}
+
 /// Where a blob is: pack name and offsets.
 #[derive(Clone, Debug)]
 pub struct BlobLoc {
