@@ -491,6 +491,54 @@ async fn a_task_deleted_while_the_listing_pages_is_the_only_deletion() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn comments_of_a_task_skipped_by_a_shifted_page_are_not_marked_deleted() {
+    let (fake, env) = setup(Backend::Sqlite, "", |w| {
+        seed(w);
+        for i in 0..150 {
+            w.task("125", &format!("p{i}"), &format!("Paged task {i}"), OLD);
+        }
+        w.comment("p100", "k1", "keep me", OLD);
+    })
+    .await;
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    env.sid("9001-comments", "k1"); // p100's comment is backed up
+    fake.with(|w| {
+        let mut n = 0;
+        w.hooks.push(Box::new(move |q, w| {
+            // Both listings of this cycle (the tasks' and the comment read's) lose a task
+            // from page 0 while they read page 1: each skips one task, p100 or p101.
+            if q.path == "/list/125/task" && q.q("page") == Some("1") && q.q("date_updated_gt").is_none() && n < 2 {
+                w.remove_task(&format!("p{n}"));
+                n += 1;
+            }
+        }));
+    });
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    let phantom: Vec<String> = env
+        .json(&["recover"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source_id"].as_str().unwrap().to_string())
+        .filter(|id| !["p0", "p1"].contains(&id.as_str()))
+        .collect();
+    assert!(phantom.is_empty(), "records marked deleted though they exist: {phantom:?}");
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    let mut gone: Vec<String> = env
+        .json(&["recover"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source_id"].as_str().unwrap().to_string())
+        .collect();
+    gone.sort();
+    assert_eq!(gone, ["p0", "p1"], "exactly the deleted tasks");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_attachment_whose_download_fails_is_retried_then_fails_its_type_only() {
     let (fake, env) = setup(Backend::Sqlite, "", |w| {
         seed(w);

@@ -30,7 +30,8 @@ enum Answer {
 }
 
 async fn answer(State(s): State<Script>, Path(route): Path<String>, headers: HeaderMap) -> Response {
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let auth =
+        headers.get("authorization").or(headers.get("xc-token")).and_then(|v| v.to_str().ok()).map(str::to_string);
     s.seen.lock().unwrap().push((route.clone(), Instant::now(), auth));
     let a = {
         let mut all = s.answers.lock().unwrap();
@@ -55,7 +56,7 @@ async fn answer(State(s): State<Script>, Path(route): Path<String>, headers: Hea
 }
 
 async fn serve(script: Script) -> String {
-    let app = Router::new().route("/{route}", get(answer)).with_state(script);
+    let app = Router::new().route("/{route}", get(answer).post(answer)).with_state(script);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -116,7 +117,8 @@ async fn a_429_waits_as_retry_after_says() {
             (
                 "reset",
                 vec![
-                    Answer::Status(429, vec![("x-ratelimit-reset", (chrono::Utc::now().timestamp() + 2).to_string())]),
+                    // At least 1 s after the "limited" call below, which takes 1 s.
+                    Answer::Status(429, vec![("x-ratelimit-reset", (chrono::Utc::now().timestamp() + 3).to_string())]),
                     Answer::Json("[]"),
                 ],
             ),
@@ -168,4 +170,47 @@ async fn requests_are_paced_under_the_limit_before_any_429() {
             t[i] - t[i - 5]
         );
     }
+}
+
+#[tokio::test]
+async fn a_post_that_may_have_reached_the_app_is_not_sent_twice() {
+    // A restore's POST that times out or meets a 5xx may have created the copy already.
+    let (http, s) =
+        setup(&[("create", vec![Answer::Status(502, vec![]), Answer::Json("{\"id\":1}")])], limits(100, 1000, 20_000))
+            .await;
+    let e =
+        http.send(reqwest::Method::POST, "create", &[], Some(&serde_json::json!({"name": "copy"}))).await.unwrap_err();
+    assert!(e.to_string().contains("not sent again"), "{e}");
+    assert_eq!(calls(&s, "create").len(), 1, "one POST, not a retry");
+    // A 429 says the app did nothing: that one is sent again.
+    let (http, s) = setup(
+        &[("create", vec![Answer::Status(429, vec![("retry-after", "0".into())]), Answer::Json("{\"id\":1}")])],
+        limits(100, 1000, 20_000),
+    )
+    .await;
+    http.send(reqwest::Method::POST, "create", &[], Some(&serde_json::json!({}))).await.unwrap();
+    assert_eq!(calls(&s, "create").len(), 2);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_carries_no_credentials() {
+    let other = Script::default();
+    other.answers.lock().unwrap().insert("landing".into(), vec![Answer::Json("{\"ok\":1}")]);
+    let elsewhere = serve(other.clone()).await;
+    let script = Script::default();
+    script
+        .answers
+        .lock()
+        .unwrap()
+        .insert("moved".into(), vec![Answer::Status(302, vec![("location", format!("{elsewhere}landing"))])]);
+    let base = serve(script.clone()).await;
+    // A custom credential header, as NocoDB's xc-token: reqwest itself strips only Authorization.
+    let http = Http::new(&base, &[("xc-token", "SECRET-TOKEN")], "NOCODB_TOKEN", limits(100, 1000, 20_000)).unwrap();
+    let v: serde_json::Value = http.get_json("moved", &[]).await.unwrap();
+    assert_eq!(v["ok"], 1, "the redirect is followed");
+    let here = script.seen.lock().unwrap().clone();
+    let there = other.seen.lock().unwrap().clone();
+    assert_eq!(here[0].2.as_deref(), Some("SECRET-TOKEN"), "the app's own host gets the credential");
+    assert_eq!(there.len(), 1);
+    assert_eq!(there[0].2, None, "the other host does not");
 }

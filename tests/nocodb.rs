@@ -210,4 +210,15 @@ async fn scope_and_a_missing_attachment(b: Backend) {
     let sid = env.sid(&format!("{base_title}/Tickets"), "1");
     let shown = env.json(&["show", &sid]);
     assert_eq!(shown["content"]["files"][0]["size"], bytes.len());
+
+    // A table that goes (here: out of scope) is named as gone, every cycle; nothing is deleted.
+    std::fs::write(
+        env.path().join("daybook.toml"),
+        format!("{cfg}exclude = [\"{base_title}/Archive\", \"Tickets\"]\n"),
+    )
+    .unwrap();
+    let after = env.json(&["backup"]);
+    let missing = after["sources"][0]["missing"].as_array().unwrap();
+    assert!(missing.iter().any(|m| m == &json!(format!("{base_title}/Tickets"))), "{missing:?}");
+    assert!(env.json(&["recover"]).as_array().unwrap().is_empty());
 }

@@ -52,6 +52,15 @@ pub fn print(r: &CycleReport) {
         if let Some(n) = s.requests {
             println!("{}/{}: {n} API requests", s.org, s.source);
         }
+        if !s.missing.is_empty() {
+            eprintln!(
+                "warning: {}/{}: gone from the source (deleted, renamed, no longer visible, or out of scope), kept at \
+                 their last snapshot: {}",
+                s.org,
+                s.source,
+                s.missing.join(", ")
+            );
+        }
     }
     for t in r.types.iter().filter(|t| t.error.is_some()) {
         eprintln!(

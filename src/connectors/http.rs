@@ -98,7 +98,10 @@ impl Http {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        // Redirects are followed by hand: reqwest keeps custom credential headers (xc-token)
+        // on a redirect to another host.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(limits.timeout)
             .user_agent(concat!("daybook/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -173,8 +176,8 @@ impl Http {
     }
 
     /// One request, paced and retried until it succeeds, fails for good, or the bound passes.
-    /// `path` may also be an absolute URL (a file's download link); credentials go only to
-    /// the base URL's host, never to another one the app links to.
+    /// `path` may also be an absolute URL; credentials go only to the base URL's host, never
+    /// to another one the app links or redirects to.
     pub async fn send_with(
         &self,
         method: Method,
@@ -182,24 +185,48 @@ impl Http {
         query: &[(&str, String)],
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, HttpError> {
-        let url = self.url(path)?;
-        let ours = url.origin() == self.base.origin();
+        self.send_inner(method, path, None, query, build).await
+    }
+
+    /// A file's bytes from its download link, which messages call `label` (the link itself
+    /// is often a credential).
+    pub async fn download(&self, link: &str, label: &str) -> Result<Vec<u8>, HttpError> {
+        self.send_inner(Method::GET, link, Some(label), &[], |r| r).await
+    }
+
+    async fn send_inner(
+        &self,
+        method: Method,
+        path: &str,
+        label: Option<&str>,
+        query: &[(&str, String)],
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, HttpError> {
+        let mut url = self.url(path)?;
         // Never the query: a signed link's query is a credential.
-        let what = match ours {
-            true => format!("{method} {}", url.path()),
-            false => format!("{method} {}{}", url.host_str().unwrap_or_default(), url.path()),
+        let what = match label {
+            Some(l) => format!("{method} {l}"),
+            None if url.origin() == self.base.origin() => format!("{method} {}", url.path()),
+            None => format!("{method} {}{}", url.host_str().unwrap_or_default(), url.path()),
         };
-        let headers = if ours { self.headers.clone() } else { HeaderMap::new() };
+        // A POST that may have reached the app is not sent again: it could act twice (two
+        // copies of a restored record).
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
         let started = Instant::now();
-        let mut tries = 0u32;
+        let (mut tries, mut redirects) = (0u32, 0u32);
         loop {
             tries += 1;
             self.pacer.wait().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let req = build(self.client.request(method.clone(), url.clone()).headers(headers.clone()).query(query));
-            // What to do after a failed attempt: wait this long and retry, or stop.
-            let (wait, last) = match req.send().await {
-                Err(e) => (None, describe(e)),
+            let headers = if url.origin() == self.base.origin() { self.headers.clone() } else { HeaderMap::new() };
+            let req = build(self.client.request(method.clone(), url.clone()).headers(headers).query(query));
+            // What to do after a failed attempt: wait this long and retry (if the request
+            // surely did nothing, or may be repeated), or stop.
+            let (wait, last, unsent) = match req.send().await {
+                Err(e) => {
+                    let unsent = e.is_connect();
+                    (None, describe(e), unsent)
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
@@ -212,8 +239,23 @@ impl Http {
                                 }
                                 return Ok(b.to_vec());
                             }
-                            Err(e) => (None, describe(e)),
+                            Err(e) => (None, describe(e), false),
                         },
+                        s if s.is_redirection() && method == Method::GET && redirects < 10 => {
+                            let next = headers
+                                .get(reqwest::header::LOCATION)
+                                .and_then(|l| l.to_str().ok())
+                                .and_then(|l| url.join(l).ok())
+                                .ok_or_else(|| HttpError::Status {
+                                    what: what.clone(),
+                                    status: s.as_u16(),
+                                    body: "a redirect without a usable Location".into(),
+                                })?;
+                            url = next;
+                            redirects += 1;
+                            tries -= 1;
+                            continue;
+                        }
                         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                             return Err(HttpError::Refused {
                                 what,
@@ -225,10 +267,10 @@ impl Http {
                         StatusCode::TOO_MANY_REQUESTS => {
                             let wait = retry_after(&headers).unwrap_or(Duration::from_secs(1));
                             self.pacer.hold_until(Instant::now() + wait).await;
-                            (Some(Duration::ZERO), format!("HTTP 429, told to wait {} s", wait.as_secs_f32()))
+                            (Some(Duration::ZERO), format!("HTTP 429, told to wait {} s", wait.as_secs_f32()), true)
                         }
                         s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-                            (None, format!("HTTP {}", s.as_u16()))
+                            (None, format!("HTTP {}", s.as_u16()), false)
                         }
                         s => {
                             let body = resp.text().await.unwrap_or_default();
@@ -241,6 +283,10 @@ impl Http {
                     }
                 }
             };
+            if !idempotent && !unsent {
+                let last = format!("{last}; not sent again, as the app may have acted on it: check before retrying");
+                return Err(HttpError::GaveUp { what, tries, secs: started.elapsed().as_secs(), last });
+            }
             let wait = wait.unwrap_or_else(|| backoff(tries));
             if started.elapsed() + wait > self.limits.give_up_after {
                 return Err(HttpError::GaveUp { what, tries, secs: started.elapsed().as_secs(), last });
@@ -271,9 +317,9 @@ pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
     }
     let reset = h.get("x-ratelimit-reset").and_then(|v| v.to_str().ok())?.trim().parse::<i64>().ok()?;
     // Some apps give milliseconds.
-    let reset = if reset > 100_000_000_000 { reset / 1000 } else { reset };
-    let now = chrono::Utc::now().timestamp();
-    Some(Duration::from_secs((reset - now).max(0) as u64))
+    let reset_ms = if reset > 100_000_000_000 { reset } else { reset * 1000 };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis((reset_ms - now_ms).max(0) as u64))
 }
 
 /// A transport error in words, without the URL's query (which may carry a key).

@@ -125,6 +125,13 @@ pub struct RestoreFile {
     pub bytes: Vec<u8>,
 }
 
+/// A record a read or listing no longer shows: its id and its last stored content.
+#[derive(Debug, Clone)]
+pub struct Vanished {
+    pub id: String,
+    pub last: serde_json::Value,
+}
+
 /// What a restore created at the source.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Restored {
@@ -161,12 +168,18 @@ pub trait Connector: Send + Sync {
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
 
-    /// Of the ids a complete read or listing no longer shows, those really gone from the
-    /// source. A source whose listings can skip a record (pages by offset, while records
-    /// before the offset are deleted) asks the app about each; the others trust the listing.
-    async fn confirm_deleted(&self, data_type: &str, ids: Vec<String>) -> Result<Vec<String>, SourceError> {
+    /// Whether `confirm_deleted` should be asked about this data type's vanished records.
+    fn confirms_deletions(&self, data_type: &str) -> bool {
         let _ = data_type;
-        Ok(ids)
+        false
+    }
+
+    /// Of the records a complete read or listing no longer shows (each with its last stored
+    /// content), the ids really gone from the source. A source whose listings can skip a
+    /// record (pages by offset, while records before the offset are deleted) asks the app.
+    async fn confirm_deleted(&self, data_type: &str, vanished: Vec<Vanished>) -> Result<Vec<String>, SourceError> {
+        let _ = data_type;
+        Ok(vanished.into_iter().map(|v| v.id).collect())
     }
 
     /// The containers (workspaces, bases, boards) the credentials could see at the last
@@ -206,6 +219,27 @@ pub struct Visibility {
     pub kept: Vec<String>,
     /// What they see and the scope leaves out.
     pub skipped: Vec<String>,
+}
+
+/// Checks a downloaded file before it is stored: an app's error or sign-in page answered
+/// with 200 must never be kept as the file. `expected` is the size the app lists.
+pub fn check_download(name: &str, bytes: &[u8], expected: Option<u64>) -> Result<(), SourceError> {
+    if let Some(n) = expected
+        && n != bytes.len() as u64
+    {
+        return Err(SourceError::Other(format!(
+            "attachment {name}: the download gave {} bytes where the app lists {n}; not stored",
+            bytes.len()
+        )));
+    }
+    let is_html_name = [".htm", ".html", ".xhtml"].iter().any(|e| name.to_ascii_lowercase().ends_with(e));
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim_start().to_ascii_lowercase();
+    if !is_html_name && (head.starts_with("<!doctype html") || head.starts_with("<html")) {
+        return Err(SourceError::Other(format!(
+            "attachment {name}: the download is a web page, not the file (an error or sign-in page); not stored"
+        )));
+    }
+    Ok(())
 }
 
 /// The id field of a JSON object, read without building the whole object (most records of

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::connectors::{Connector, FileRef, ReadMode, Record};
+use crate::connectors::{Connector, FileRef, ReadMode, Record, Vanished};
 use crate::vault::catalog::{self, BATCH, Params};
 use crate::vault::crypto::sid_of_key;
 use crate::vault::pack::{BlobKind, FILE_PIECE};
@@ -490,15 +490,25 @@ impl State<'_, '_, '_> {
     /// listing skipped is kept (unchanged) rather than marked deleted.
     async fn confirm_vanished(&mut self) -> Result<()> {
         let j = self.job;
-        let vanished: Vec<String> =
-            self.live.iter().filter(|(_, e)| !e.seen && !e.deleted).map(|(fp, _)| sid_of_key(fp)).collect();
+        if !j.connector.confirms_deletions(j.data_type) {
+            return Ok(());
+        }
+        let vanished: Vec<([u8; 16], String)> =
+            self.live.iter().filter(|(_, e)| !e.seen && !e.deleted).map(|(fp, e)| (e.hash, sid_of_key(fp))).collect();
         if vanished.is_empty() {
             return Ok(());
         }
-        let ids = catalog::source_ids(self.tx, j.vault.catalog.postgres, &vanished).await?;
+        let sids: Vec<String> = vanished.iter().map(|(_, sid)| sid.clone()).collect();
+        let ids = catalog::source_ids(self.tx, j.vault.catalog.postgres, &sids).await?;
+        let mut asked = Vec::with_capacity(vanished.len());
+        for (blob, sid) in &vanished {
+            let Some(id) = ids.get(sid) else { continue };
+            let stored: serde_json::Value = serde_json::from_slice(&j.vault.read_blob(j.org, blob).await?)?;
+            asked.push(Vanished { id: id.clone(), last: stored["data"].clone() });
+        }
         let gone: std::collections::HashSet<String> = j
             .connector
-            .confirm_deleted(j.data_type, ids.values().cloned().collect())
+            .confirm_deleted(j.data_type, asked)
             .await
             .map_err(|e| anyhow!("checking deletions: {e}"))?
             .into_iter()

@@ -34,6 +34,8 @@ pub struct SourceOutcome {
     pub skipped: Vec<String>,
     /// API requests, every attempt counted (none for exports).
     pub requests: Option<u64>,
+    /// Data types backed up before that the source no longer has.
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +116,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                     continue;
                 }
             };
+            let missing = missing_types(vault, org.id, source, &types).await?;
             for ty in types {
                 if vault.catalog.postgres {
                     // Other hosts judge the lock by this; on SQLite the holder is local and
@@ -151,6 +154,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                 visible: vis.kept,
                 skipped: vis.skipped,
                 requests: connector.requests(),
+                missing,
             };
             log_source(vault, cycle, &done).await?;
             report.sources.push(done);
@@ -173,6 +177,24 @@ async fn backup_and_commit(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result
     r
 }
 
+/// Data types of earlier cycles that the source did not offer this time: a table or board
+/// deleted, renamed, no longer visible to the credentials, or left out by the scope. Their
+/// records stay at their last snapshot, so this is said loudly, every cycle.
+async fn missing_types(
+    vault: &Vault,
+    org_id: i64,
+    source: &str,
+    found: &[connectors::DataType],
+) -> Result<Vec<String>> {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT name FROM types WHERE org_id = $1 AND source = $2 ORDER BY name")
+        .bind(org_id)
+        .bind(source)
+        .fetch_all(&vault.catalog.pool)
+        .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).filter(|n| !found.iter().any(|t| &t.name == n)).collect())
+}
+
 /// Logs what a source's credentials could see, so a workspace or board gone missing is noticed.
 async fn log_source(vault: &Vault, cycle: i64, s: &SourceOutcome) -> Result<()> {
     let mut parts = Vec::new();
@@ -185,12 +207,22 @@ async fn log_source(vault: &Vault, cycle: i64, s: &SourceOutcome) -> Result<()> 
     if let Some(n) = s.requests {
         parts.push(format!("{n} API requests"));
     }
+    let mut conn = vault.catalog.pool.acquire().await?;
+    if !s.missing.is_empty() {
+        let msg = format!(
+            "data types backed up before are gone from the source (deleted, renamed, no longer visible to the \
+             credentials, or left out by the scope); their records stay at their last snapshot: {}",
+            s.missing.join(", ")
+        );
+        tracing::warn!(org = %s.org, source = %s.source, "{msg}");
+        catalog::log(&mut conn, cycle, "warn", &s.org, &s.source, "*", &msg).await?;
+    }
     if parts.is_empty() {
         return Ok(());
     }
     let msg = parts.join("; ");
     tracing::info!(org = %s.org, source = %s.source, "{msg}");
-    catalog::log(&mut *vault.catalog.pool.acquire().await?, cycle, "info", &s.org, &s.source, "*", &msg).await
+    catalog::log(&mut conn, cycle, "info", &s.org, &s.source, "*", &msg).await
 }
 
 /// Logs a data type's outcome in the cycle's backup log.

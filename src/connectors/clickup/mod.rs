@@ -55,6 +55,8 @@ pub struct ClickUp {
     links: Mutex<HashMap<String, String>>,
     /// Data type -> the ids its whole read found this cycle (its id listing).
     ids: Mutex<HashMap<String, Vec<String>>>,
+    /// The tasks whose comments the last comment read fetched.
+    comment_tasks: Mutex<std::collections::HashSet<String>>,
 }
 
 pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
@@ -181,6 +183,7 @@ impl ClickUp {
             tree: Mutex::new(Vec::new()),
             links: Mutex::new(HashMap::new()),
             ids: Mutex::new(HashMap::new()),
+            comment_tasks: Mutex::new(Default::default()),
         }
     }
 
@@ -304,7 +307,9 @@ impl ClickUp {
     }
 
     async fn read_comments(&self, api: &Api, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
-        for task in self.task_ids(api, ws).await? {
+        let tasks = self.task_ids(api, ws).await?;
+        *self.comment_tasks.lock().unwrap() = tasks.iter().cloned().collect();
+        for task in tasks {
             let comments = match api.comments(&task).await {
                 Ok(c) => c,
                 // Deleted since its list was read: its comments went with it.
@@ -490,23 +495,48 @@ impl Connector for ClickUp {
         r.map(|_| ids)
     }
 
+    fn confirms_deletions(&self, data_type: &str) -> bool {
+        data_type.ends_with("-tasks") || data_type.ends_with("-comments")
+    }
+
     /// Tasks are listed by page number, so a task deleted from an earlier page while later
-    /// ones are read shifts another one past the listing: each task the listing no longer
-    /// shows is asked for by id, and counts as deleted only if ClickUp says it is gone, or
-    /// it now lives in a list the scope leaves out.
-    async fn confirm_deleted(&self, data_type: &str, ids: Vec<String>) -> Result<Vec<String>, SourceError> {
+    /// ones are read shifts another one past the listing (and its comments past the comment
+    /// read). So a task the listing no longer shows is asked for by id, and counts as
+    /// deleted only if ClickUp says it is gone, or it now lives in a list the scope leaves
+    /// out; a comment counts as deleted only if its task's comments were read, or its task
+    /// is gone.
+    async fn confirm_deleted(
+        &self,
+        data_type: &str,
+        vanished: Vec<super::Vanished>,
+    ) -> Result<Vec<String>, SourceError> {
         let (ws, kind) = self.target(data_type)?;
-        let Some(ws) = ws.filter(|_| kind == "tasks") else { return Ok(ids) };
+        let Some(ws) = ws else { return Ok(vanished.into_iter().map(|v| v.id).collect()) };
         let api = self.api().await?;
+        let read = self.comment_tasks.lock().unwrap().clone();
         let mut gone = Vec::new();
-        for id in ids {
-            match api.task(&id).await? {
-                None => gone.push(id),
+        for v in vanished {
+            let task = match kind {
+                "tasks" => v.id.clone(),
+                "comments" => match v.last["task_id"].as_str() {
+                    Some(t) if !read.contains(t) => t.to_string(),
+                    _ => {
+                        gone.push(v.id);
+                        continue;
+                    }
+                },
+                _ => {
+                    gone.push(v.id);
+                    continue;
+                }
+            };
+            match api.task(&task).await? {
+                None => gone.push(v.id),
                 Some(t) => {
                     let list =
                         t["list"]["id"].as_str().map(str::to_string).unwrap_or_else(|| t["list"]["id"].to_string());
-                    if !ws.kept_lists().any(|l| l.id == list) {
-                        gone.push(id);
+                    if kind == "tasks" && !ws.kept_lists().any(|l| l.id == list) {
+                        gone.push(v.id);
                     }
                 }
             }
@@ -524,9 +554,12 @@ impl Connector for ClickUp {
             .api()
             .await?
             .http
-            .send_with(reqwest::Method::GET, &link, &[], |r| r)
+            .download(&link, &format!("attachment {:?}", file.name))
             .await
             .map_err(|e| SourceError::Other(format!("downloading attachment {:?}: {e}", file.name)))?;
+        // The fingerprint is "id:version:size".
+        let size = file.fingerprint.as_deref().and_then(|f| f.rsplit(':').next()?.parse().ok());
+        super::check_download(&file.name, &bytes, size)?;
         Ok(Box::new(std::io::Cursor::new(bytes)))
     }
 

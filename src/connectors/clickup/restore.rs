@@ -108,12 +108,17 @@ pub async fn task(api: &Api, t: &Value, files: Vec<RestoreFile>) -> Result<Resto
     if new_id.is_empty() {
         return Err(SourceError::Other("Create Task answered without the new task's id".into()));
     }
+    // The task exists from here on: a failed upload is a note, never an error that would
+    // lose the copy's id (and make a second copy on the next try).
     let mut uploaded = 0;
     for f in files {
-        api.upload(&new_id, &f.name, &f.bytes)
-            .await
-            .map_err(|e| SourceError::Other(format!("task copied as {new_id}, but attachment {:?}: {e}", f.name)))?;
-        uploaded += 1;
+        match api.upload(&new_id, &f.name, &f.bytes).await {
+            Ok(_) => uploaded += 1,
+            Err(e) => notes.push(format!("attachment {:?} not uploaded to the copy: {e}", f.name)),
+        }
+    }
+    if t["archived"].as_bool() == Some(true) {
+        notes.push("the task was archived: the copy is not".into());
     }
     Ok(Restored { new_id, files_uploaded: uploaded, notes })
 }

@@ -143,12 +143,11 @@ impl NocoDb {
             }
             send(out, batch).await?;
         }
-        // Without a Date header, the last change seen (which keeps re-reading the overlap
-        // before it until something newer changes).
-        if let Some(t) = started.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            && cursor.as_ref().is_none_or(|c| t > *c)
-        {
-            cursor = Some(t);
+        // The next read starts from when this one began, never from a later change it saw:
+        // a row edited after its page was read may be older than that change. Without a
+        // Date header, the last change seen (the overlap covers the rows read meanwhile).
+        if let Some(t) = started {
+            cursor = Some(t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
         Ok(ReadSummary { cursor })
     }
@@ -178,7 +177,20 @@ impl NocoDb {
         let mut files = Vec::new();
         let mut changed = false;
         for f in attachment_fields {
-            let Some(Value::Array(items)) = obj.get_mut(f) else { continue };
+            // Some NocoDB versions and databases give the field as JSON text.
+            if let Some(Value::String(text)) = obj.get(f) {
+                let parsed: Value = serde_json::from_str(text)
+                    .map_err(|e| bad(format!("{id} has an attachment field {f} that is not JSON: {e}")))?;
+                obj.insert(f.clone(), parsed);
+                changed = true;
+            }
+            let items = match obj.get_mut(f) {
+                Some(Value::Array(items)) => items,
+                None | Some(Value::Null) => continue,
+                Some(other) => {
+                    return Err(bad(format!("{id} has an attachment field {f} that is not a list: {other}")));
+                }
+            };
             let mut st = self.state.lock().unwrap();
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
                 let link = ["signedPath", "signedUrl", "url", "path"]
@@ -192,7 +204,11 @@ impl NocoDb {
                 let (Some(key), Some(link)) = (key, link) else {
                     return Err(bad(format!("{id} has an attachment in {f} without a path or url")));
                 };
-                let size = item.get("size").map(|s| s.to_string()).unwrap_or_default();
+                let size = match item.get("size") {
+                    Some(Value::Number(n)) => n.to_string(),
+                    Some(Value::String(t)) => t.clone(),
+                    _ => String::new(),
+                };
                 let name = item.get("title").and_then(Value::as_str).unwrap_or("attachment").to_string();
                 st.downloads.insert(key.clone(), link);
                 files.push(FileRef { fingerprint: Some(format!("{size}:{key}")), key, name });
@@ -429,19 +445,12 @@ impl Connector for NocoDb {
         let bytes = self
             .http()
             .await?
-            .send(reqwest::Method::GET, &link, &[], None)
+            .download(&link, &format!("attachment {}", file.name))
             .await
             .map_err(|e| SourceError::Other(format!("attachment {}: {e}", file.name)))?;
-        let expected = file.fingerprint.as_deref().and_then(|f| f.split(':').next()?.parse::<usize>().ok());
-        if let Some(n) = expected
-            && n != bytes.len()
-        {
-            return Err(SourceError::Other(format!(
-                "attachment {}: NocoDB says {n} bytes but the download gave {}; not stored",
-                file.name,
-                bytes.len()
-            )));
-        }
+        // The fingerprint is "size:key".
+        let size = file.fingerprint.as_deref().and_then(|f| f.split(':').next()?.parse().ok());
+        super::check_download(&file.name, &bytes, size)?;
         Ok(Box::new(std::io::Cursor::new(bytes)))
     }
 

@@ -592,25 +592,14 @@ impl Connector for Trello {
             SourceError::Other(format!("attachment {}: not among the cards read this cycle", file.key))
         })?;
         let http = self.http().await?;
-        let bytes = http
-            .send_with(reqwest::Method::GET, a.url.as_str(), &[], |r| r)
-            .await
-            .map_err(|e| client::err(&a.about, e))?;
+        let bytes = http.download(a.url.as_str(), &a.about).await.map_err(|e| client::err(&a.about, e))?;
         if client::looks_unauthorized(&bytes) {
             return Err(SourceError::Other(format!(
                 "{}: Trello answered the download with an \"unauthorized\" page, not the file; not stored",
                 a.about
             )));
         }
-        if let Some(n) = a.bytes
-            && n != bytes.len() as u64
-        {
-            return Err(SourceError::Other(format!(
-                "{}: the download gave {} bytes where Trello lists {n}; not stored",
-                a.about,
-                bytes.len()
-            )));
-        }
+        super::check_download(&file.name, &bytes, a.bytes)?;
         Ok(Box::new(std::io::Cursor::new(bytes)))
     }
 

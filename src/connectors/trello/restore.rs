@@ -208,57 +208,67 @@ async fn card(http: &Http, card: &Value, files: Vec<RestoreFile>) -> Result<Rest
         notes.push("the card was archived: the copy is open".into());
     }
 
-    for cl in card.get("checklists").and_then(Value::as_array).into_iter().flatten() {
-        checklist(http, &new, cl).await?;
-    }
-
-    let fields = ids(http, board, "customFields").await?;
-    for item in card.get("customFieldItems").and_then(Value::as_array).into_iter().flatten() {
-        let Some(field) = str_of(item, "idCustomField") else { continue };
-        if !fields.contains(field) {
-            notes.push(format!("custom field {field} no longer on the board: its value is left off"));
-            continue;
-        }
-        let body = match (item.get("idValue").filter(|v| !v.is_null()), item.get("value").filter(|v| !v.is_null())) {
-            (Some(v), _) => json!({ "idValue": v }),
-            (None, Some(v)) => json!({ "value": v }),
-            (None, None) => continue,
-        };
-        let path = format!("cards/{new}/customField/{field}/item");
-        http.send(Method::PUT, &path, &[], Some(&body)).await.map_err(|e| err(about, e))?;
-    }
-
-    let comments: Vec<&Value> = card.get("comments").and_then(Value::as_array).into_iter().flatten().collect();
-    for c in &comments {
-        let text = comment_text(c.get("author"), c.get("date"), c.get("text"));
-        post(http, about, &format!("cards/{new}/actions/comments"), &json!({ "text": text })).await?;
-    }
-    if !comments.is_empty() {
-        notes.push(AUTHOR_NOTE.into());
-    }
-
+    // The card exists from here on: a later step that fails is a note, never an error
+    // that would lose the copy's id (and make a second copy on the next try).
     let mut uploaded = 0;
-    for a in card.get("attachments").and_then(Value::as_array).into_iter().flatten() {
-        let Some(aid) = id(a) else { continue };
-        let name = str_of(a, "name").or(str_of(a, "fileName")).unwrap_or(aid);
-        let path = format!("cards/{new}/attachments");
-        if a.get("isUpload").and_then(Value::as_bool) != Some(true) {
-            if let Some(url) = str_of(a, "url") {
-                post(http, about, &path, &json!({ "url": url, "name": name })).await?;
+    let rest = async {
+        for cl in card.get("checklists").and_then(Value::as_array).into_iter().flatten() {
+            checklist(http, &new, cl).await?;
+        }
+
+        let fields = ids(http, board, "customFields").await?;
+        for item in card.get("customFieldItems").and_then(Value::as_array).into_iter().flatten() {
+            let Some(field) = str_of(item, "idCustomField") else { continue };
+            if !fields.contains(field) {
+                notes.push(format!("custom field {field} no longer on the board: its value is left off"));
+                continue;
             }
-            continue;
+            let body = match (item.get("idValue").filter(|v| !v.is_null()), item.get("value").filter(|v| !v.is_null()))
+            {
+                (Some(v), _) => json!({ "idValue": v }),
+                (None, Some(v)) => json!({ "value": v }),
+                (None, None) => continue,
+            };
+            let path = format!("cards/{new}/customField/{field}/item");
+            http.send(Method::PUT, &path, &[], Some(&body)).await.map_err(|e| err(about, e))?;
         }
-        let key = format!("{old}/{aid}");
-        let Some(f) = files.iter().find(|f| f.key == key) else {
-            notes.push(format!("attachment {name:?} was not in the backup: left off"));
-            continue;
-        };
-        let mut q = vec![("name", name.to_string())];
-        if let Some(m) = str_of(a, "mimeType").filter(|m| !m.is_empty()) {
-            q.push(("mimeType", m.to_string()));
+
+        let comments: Vec<&Value> = card.get("comments").and_then(Value::as_array).into_iter().flatten().collect();
+        for c in &comments {
+            let text = comment_text(c.get("author"), c.get("date"), c.get("text"));
+            post(http, about, &format!("cards/{new}/actions/comments"), &json!({ "text": text })).await?;
         }
-        http.upload(&path, &q, "file", &f.name, &f.bytes).await.map_err(|e| err(about, e))?;
-        uploaded += 1;
+        if !comments.is_empty() {
+            notes.push(AUTHOR_NOTE.into());
+        }
+
+        for a in card.get("attachments").and_then(Value::as_array).into_iter().flatten() {
+            let Some(aid) = id(a) else { continue };
+            let name = str_of(a, "name").or(str_of(a, "fileName")).unwrap_or(aid);
+            let path = format!("cards/{new}/attachments");
+            if a.get("isUpload").and_then(Value::as_bool) != Some(true) {
+                if let Some(url) = str_of(a, "url") {
+                    post(http, about, &path, &json!({ "url": url, "name": name })).await?;
+                }
+                continue;
+            }
+            let key = format!("{old}/{aid}");
+            let Some(f) = files.iter().find(|f| f.key == key) else {
+                notes.push(format!("attachment {name:?} was not in the backup: left off"));
+                continue;
+            };
+            let mut q = vec![("name", name.to_string())];
+            if let Some(m) = str_of(a, "mimeType").filter(|m| !m.is_empty()) {
+                q.push(("mimeType", m.to_string()));
+            }
+            http.upload(&path, &q, "file", &f.name, &f.bytes).await.map_err(|e| err(about, e))?;
+            uploaded += 1;
+        }
+        Ok::<(), SourceError>(())
+    }
+    .await;
+    if let Err(e) = rest {
+        notes.push(format!("the copy was created as card {new}, but not all of it: {e}; the rest is left off"));
     }
     Ok(Restored { new_id: new, files_uploaded: uploaded, notes })
 }
