@@ -234,9 +234,14 @@ pub fn check_download(name: &str, bytes: &[u8], expected: Option<u64>) -> Result
     }
     let is_html_name = [".htm", ".html", ".xhtml"].iter().any(|e| name.to_ascii_lowercase().ends_with(e));
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim_start().to_ascii_lowercase();
-    if !is_html_name && (head.starts_with("<!doctype html") || head.starts_with("<html")) {
+    let is_xml_name = name.to_ascii_lowercase().ends_with(".xml");
+    // An object store's error ("<?xml ...><Error><Code>AccessDenied...") is not the file either.
+    let store_error = head.starts_with("<?xml") && head.contains("<error>");
+    if (!is_html_name && (head.starts_with("<!doctype html") || head.starts_with("<html")))
+        || (!is_xml_name && store_error)
+    {
         return Err(SourceError::Other(format!(
-            "attachment {name}: the download is a web page, not the file (an error or sign-in page); not stored"
+            "attachment {name}: the download is an error or sign-in page, not the file; not stored"
         )));
     }
     Ok(())
@@ -306,4 +311,20 @@ pub fn id_of(text: &str, id_field: &str) -> Result<IdField, String> {
 pub enum IdField {
     Id(String),
     Missing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_download;
+
+    #[test]
+    fn error_pages_are_not_files() {
+        assert!(check_download("a.pdf", b"%PDF-1.7 ...", Some(12)).is_ok());
+        assert!(check_download("a.pdf", b"%PDF-1.7 ...", Some(13)).is_err(), "size differs");
+        assert!(check_download("a.pdf", b"  <!DOCTYPE html><title>Sign in</title>", None).is_err());
+        assert!(check_download("page.html", b"<!DOCTYPE html><p>mine</p>", None).is_ok());
+        let s3 = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>";
+        assert!(check_download("a.png", s3, None).is_err());
+        assert!(check_download("feed.xml", s3, None).is_ok());
+    }
 }

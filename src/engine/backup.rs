@@ -94,6 +94,10 @@ struct State<'a, 't, 'w> {
     stats: TypeStats,
     /// In a full read of an incremental source: the cursor its last read reached.
     drift_cursor: Option<String>,
+    /// The cursor this cycle started from.
+    prev_cursor: Option<String>,
+    /// Records the read or listing skipped but the source confirmed: kept unchanged.
+    kept_unread: u64,
     /// Records alive in the last snapshot.
     live_before: usize,
 }
@@ -115,6 +119,8 @@ pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<T
         pending_blobs: Vec::new(),
         stats: TypeStats::default(),
         drift_cursor: None,
+        prev_cursor: None,
+        kept_unread: 0,
         live_before: 0,
         tx,
     };
@@ -173,6 +179,7 @@ impl State<'_, '_, '_> {
         .fetch_one(&mut *self.tx)
         .await?;
         let (cursor, last_full): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+        self.prev_cursor = cursor.clone();
         let due = last_full.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok()).is_none_or(|t| {
             chrono::Utc::now().signed_duration_since(t) >= chrono::Duration::days(j.full_every_days as i64)
         });
@@ -531,6 +538,7 @@ impl State<'_, '_, '_> {
     }
 
     async fn finish(mut self, cursor: Option<String>) -> Result<TypeStats> {
+        let mut cursor = cursor;
         let j = self.job;
         let vanished = self.live.values().filter(|e| !e.seen && !e.deleted).count();
         let had = self.live_before;
@@ -547,6 +555,11 @@ impl State<'_, '_, '_> {
             );
         }
         self.confirm_vanished().await?;
+        if self.kept_unread > 0 {
+            // Their content was not read this cycle: the next one starts where this one did,
+            // so a change made to them before now is still asked for.
+            cursor = self.prev_cursor.clone();
+        }
         // The listing was complete: what was live and not seen is gone at the source.
         for (fp, e) in self.live.iter_mut() {
             if !e.seen && !e.deleted {

@@ -122,8 +122,15 @@ impl Api {
                 }
             }
             let Some(oldest) = all.last() else { break };
-            if !full || new == 0 {
+            if !full {
                 break;
+            }
+            if new == 0 {
+                // A full page of comments already read: paging did not move on. Stopping
+                // here would drop the older ones (and mark them deleted).
+                return Err(SourceError::Other(format!(
+                    "comments of task {task}: the next page repeats the last one; not taken as the end"
+                )));
             }
             let (date, id) = (str_of(&oldest["date"]), id_str(oldest).unwrap_or_default());
             q = vec![("start", date), ("start_id", id)];
