@@ -53,8 +53,6 @@ pub struct ClickUp {
     tree: Mutex<Vec<Workspace>>,
     /// Attachment id -> its download link, from the tasks read this cycle.
     links: Mutex<HashMap<String, String>>,
-    /// Data type -> the ids its whole read found this cycle (its id listing).
-    ids: Mutex<HashMap<String, Vec<String>>>,
     /// The tasks whose comments the last comment read fetched.
     comment_tasks: Mutex<std::collections::HashSet<String>>,
 }
@@ -88,12 +86,11 @@ struct Sink {
     out: mpsc::Sender<Batch>,
     batch: Vec<Record>,
     seen: HashSet<String>,
-    ids: Vec<String>,
 }
 
 impl Sink {
     fn new(out: mpsc::Sender<Batch>) -> Sink {
-        Sink { out, batch: Vec::with_capacity(BATCH), seen: HashSet::new(), ids: Vec::new() }
+        Sink { out, batch: Vec::with_capacity(BATCH), seen: HashSet::new() }
     }
 
     fn has(&self, id: &str) -> bool {
@@ -110,7 +107,6 @@ impl Sink {
         if !self.seen.insert(id.clone()) {
             return Ok(());
         }
-        self.ids.push(id.clone());
         self.batch.push(Record { id, json: v.to_string(), files, line: None, modified });
         if self.batch.len() >= BATCH {
             self.flush().await?;
@@ -182,7 +178,6 @@ impl ClickUp {
             api: OnceCell::new(),
             tree: Mutex::new(Vec::new()),
             links: Mutex::new(HashMap::new()),
-            ids: Mutex::new(HashMap::new()),
             comment_tasks: Mutex::new(Default::default()),
         }
     }
@@ -427,7 +422,6 @@ impl Connector for ClickUp {
             }
         }
         *self.tree.lock().unwrap() = tree;
-        self.ids.lock().unwrap().clear();
         Ok(types)
     }
 
@@ -464,10 +458,8 @@ impl Connector for ClickUp {
             }
         }
         sink.flush().await?;
-        if kind != "tasks" {
-            self.ids.lock().unwrap().insert(data_type.to_string(), sink.ids);
-        }
-        Ok(ReadSummary { cursor })
+        // Without a cursor the engine reads a type whole every cycle, the read being its listing.
+        Ok(ReadSummary { cursor: cursor.filter(|_| kind == "tasks") })
     }
 
     async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
@@ -479,20 +471,8 @@ impl Connector for ClickUp {
             }
             return self.task_ids(self.api().await?, &ws).await;
         }
-        // Read whole this cycle (the engine reads before it lists): what that read found.
-        if let Some(ids) = self.ids.lock().unwrap().get(data_type) {
-            return Ok(ids.clone());
-        }
-        let (tx, mut rx) = mpsc::channel::<Batch>(16);
-        let drain = async {
-            let mut ids = Vec::new();
-            while let Some(b) = rx.recv().await {
-                ids.extend(b.into_iter().map(|r| r.id));
-            }
-            ids
-        };
-        let (r, ids) = tokio::join!(self.read(data_type, ReadMode::Full, tx), drain);
-        r.map(|_| ids)
+        // The other types have no cursor: always read whole, never listed.
+        Err(SourceError::Other(format!("{data_type} is read whole, not listed")))
     }
 
     fn confirms_deletions(&self, data_type: &str) -> bool {

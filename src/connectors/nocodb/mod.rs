@@ -41,8 +41,6 @@ struct State {
     visible: Visibility,
     /// Where to download each attachment (its signed link), by file key, from the last read.
     downloads: HashMap<String, String>,
-    /// The ids the last read of each configuration type found.
-    listed: HashMap<String, Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -218,12 +216,7 @@ impl NocoDb {
         Ok(Record { id, json, files, line: None, modified })
     }
 
-    async fn read_config(
-        &self,
-        kind_name: &str,
-        kind: &Kind,
-        out: &mpsc::Sender<Batch>,
-    ) -> Result<ReadSummary, SourceError> {
+    async fn read_config(&self, kind: &Kind, out: &mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
         let mut batch = Vec::new();
         match kind {
             Kind::Tables(tables) => {
@@ -249,9 +242,9 @@ impl NocoDb {
             }
             Kind::Rows(_) => unreachable!(),
         }
-        self.state.lock().unwrap().listed.insert(kind_name.to_string(), batch.iter().map(|r| r.id.clone()).collect());
         send(out, batch).await?;
-        Ok(ReadSummary { cursor: Some(crate::util::now_rfc3339()) })
+        // No cursor: the engine reads it whole every cycle, and the read is its listing.
+        Ok(ReadSummary::default())
     }
 }
 
@@ -410,19 +403,15 @@ impl Connector for NocoDb {
                 self.read_rows(&t, since, &out).await
             }
             // Small: read whole each cycle; unchanged ones store nothing.
-            kind => self.read_config(data_type, &kind, &out).await,
+            kind => self.read_config(&kind, &out).await,
         }
     }
 
     async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
         let t = match self.kind(data_type)? {
             Kind::Rows(t) => t,
-            // Configuration is read whole every cycle, just before: that read's ids are the listing.
-            _ => {
-                return self.state.lock().unwrap().listed.remove(data_type).ok_or_else(|| {
-                    SourceError::Other(format!("{data_type}: listed before it was read (a daybook bug)"))
-                });
-            }
+            // Configuration has no cursor, so it is always read whole and never listed.
+            _ => return Err(SourceError::Other(format!("{data_type} is read whole, not listed"))),
         };
         let pk = t.pk().map_err(SourceError::Other)?.to_string();
         let mut ids = Vec::new();

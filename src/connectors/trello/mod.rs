@@ -519,7 +519,7 @@ impl Connector for Trello {
         mode: ReadMode,
         out: mpsc::Sender<Batch>,
     ) -> Result<ReadSummary, SourceError> {
-        let (records, ids) = match self.target(data_type)? {
+        let records = match self.target(data_type)? {
             Target::Board(b, "cards") => return self.read_cards(data_type, &b, mode, out).await,
             Target::Board(b, "comments") => return self.read_comments(&b, mode, out).await,
             Target::Board(b, kind) => {
@@ -531,12 +531,11 @@ impl Connector for Trello {
                         self.record(v, m, Vec::new())
                     })
                     .collect::<Result<_, _>>()?;
-                let ids = recs.iter().map(|r| r.id.clone()).collect();
-                (recs, ids)
+                recs
             }
             Target::Workspaces | Target::Boards => {
                 let seen = self.seen.lock().unwrap();
-                let recs: Vec<Record> = if data_type == "boards" {
+                if data_type == "boards" {
                     seen.boards
                         .iter()
                         .map(|b| self.record(b.json.clone(), modified(&b.json, &["/dateLastActivity"]), Vec::new()))
@@ -546,13 +545,10 @@ impl Connector for Trello {
                         .iter()
                         .map(|w| self.record(w.clone(), None, Vec::new()))
                         .collect::<Result<_, _>>()?
-                };
-                let ids = recs.iter().map(|r| r.id.clone()).collect();
-                (recs, ids)
+                }
             }
         };
         // Read whole every time: no cursor, so the engine takes each read as the listing.
-        self.remember_ids(data_type, ids);
         self.send_all(&out, records).await?;
         Ok(ReadSummary::default())
     }
@@ -577,13 +573,8 @@ impl Connector for Trello {
                 }
                 Ok(ids)
             }
-            Target::Board(b, kind) => {
-                Ok(self.small(&b, kind).await?.iter().filter_map(|v| id(v).map(str::to_string)).collect())
-            }
-            Target::Workspaces => {
-                Ok(self.seen.lock().unwrap().workspaces.iter().filter_map(|w| id(w).map(str::to_string)).collect())
-            }
-            Target::Boards => Ok(self.seen.lock().unwrap().boards.iter().map(|b| b.id.clone()).collect()),
+            // The rest have no cursor: always read whole, never listed.
+            _ => Err(SourceError::Other(format!("{data_type} is read whole, not listed"))),
         }
     }
 
