@@ -72,13 +72,27 @@ fn default_timezone() -> Spanned<String> {
     Spanned::new(0..0, "UTC".to_string())
 }
 
-/// A source's common keys; the rest belongs to its connector, which parses it.
+/// A source's common keys; the rest belongs to its connector, which parses it. It carries
+/// what a connector needs of the whole config: its line (for errors) and the config's folder
+/// (for relative paths).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourceConfig {
     pub name: Spanned<String>,
     pub kind: Spanned<String>,
     #[serde(flatten)]
     pub options: toml::Table,
+    /// The config line of its `kind` key.
+    #[serde(skip)]
+    pub line: usize,
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+impl SourceConfig {
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
 }
 
 impl Config {
@@ -102,6 +116,14 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         cfg.base = base;
         cfg.text = text.to_string();
+        for i in 0..cfg.orgs.len() {
+            for j in 0..cfg.orgs[i].sources.len() {
+                let line = cfg.line_of(cfg.orgs[i].sources[j].kind.span().start);
+                let src = &mut cfg.orgs[i].sources[j];
+                src.line = line;
+                src.base = cfg.base.clone();
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -154,7 +176,6 @@ impl Config {
                         self.line_of(src.name.span().start)
                     );
                 }
-                crate::connectors::check_config(self, src)?;
             }
         }
         Ok(())

@@ -604,7 +604,7 @@ async fn restore_creates_a_copy_with_its_fields_and_attachment_and_changes_nothi
     fake.clear_log();
 
     let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
-    let conn = daybook::connectors::build(&cfg, &cfg.orgs[0].sources[0]).unwrap();
+    let conn = daybook::connectors::build(&cfg.orgs[0].sources[0]).unwrap();
     assert!(conn.restorable("9001-tasks").is_ok());
     let no = conn.restorable("9001-fields").unwrap_err();
     assert!(no.contains("cannot create custom field"), "{no}");

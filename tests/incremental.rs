@@ -43,7 +43,7 @@ impl Connector for Feed {
         true
     }
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
-        Ok(vec![DataType { name: "cards".into() }])
+        Ok(vec![DataType::named("cards")])
     }
     async fn read(&self, _: &str, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
         let (batch, cursor) = {
@@ -82,7 +82,7 @@ impl Connector for Feed {
 
 async fn cycle(vault: &Vault, cfg: &Config, feed: &Feed) -> CycleReport {
     let f = feed.clone();
-    let factory = move |_: &Config, _: &SourceConfig| -> anyhow::Result<Box<dyn Connector>> { Ok(Box::new(f.clone())) };
+    let factory = move |_: &SourceConfig| -> anyhow::Result<Box<dyn Connector>> { Ok(Box::new(f.clone())) };
     let r = run_cycle_with(vault, cfg, &Filter::default(), &factory).await.unwrap();
     assert_eq!(r.failed(), 0, "{r:?}");
     r

@@ -556,7 +556,7 @@ async fn restore_through_the_library_says_what_trello_cannot_create() {
         config(&f, "")
     );
     let cfg = daybook::config::Config::parse(&text, dir.path().to_path_buf()).unwrap();
-    let c = daybook::connectors::build(&cfg, &cfg.orgs[0].sources[0]).unwrap();
+    let c = daybook::connectors::build(&cfg.orgs[0].sources[0]).unwrap();
     let e = c.restorable("Roadmap/members").unwrap_err();
     assert!(e.contains("cannot create members"), "{e}");
     assert!(c.restorable("boards").is_err() && c.restorable("Roadmap/custom-fields").is_err());

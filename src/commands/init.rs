@@ -1,11 +1,10 @@
 use anyhow::Result;
 use std::path::Path;
 
-use crate::config::Config;
 use crate::vault::Vault;
 
 pub async fn run(config: &Path) -> Result<()> {
-    let cfg = Config::load(config)?;
+    let cfg = super::load_config(config)?;
     let pass = crate::vault::passphrase()?;
     let vault = Vault::init(&cfg, &pass).await?;
     println!("created vault {} (store {}, catalog {})", vault.id, vault.store_display, vault.catalog.display);

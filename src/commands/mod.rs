@@ -13,14 +13,21 @@ pub mod restore;
 pub mod show;
 pub mod snapshots;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::Path;
 
 use crate::config::Config;
 use crate::vault::Vault;
 
-pub async fn open(config: &Path) -> Result<(Config, Vault)> {
+/// The config, with every source's kind and keys checked.
+pub fn load_config(config: &Path) -> Result<Config> {
     let cfg = Config::load(config)?;
+    crate::connectors::check_config(&cfg).with_context(|| format!("config {}", config.display()))?;
+    Ok(cfg)
+}
+
+pub async fn open(config: &Path) -> Result<(Config, Vault)> {
+    let cfg = load_config(config)?;
     let pass = crate::vault::passphrase()?;
     let vault = Vault::open(&cfg, &pass).await?;
     Ok((cfg, vault))

@@ -21,34 +21,35 @@ use crate::config::{Config, SourceConfig};
 const KINDS: &[(&str, Builder)] =
     &[("jsonl", jsonl::build), ("nocodb", nocodb::build), ("trello", trello::build), ("clickup", clickup::build)];
 
-type Builder = fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>>;
+type Builder = fn(&SourceConfig) -> Result<Box<dyn Connector>>;
 
-fn builder(cfg: &Config, src: &SourceConfig) -> Result<Builder> {
+fn builder(src: &SourceConfig) -> Result<Builder> {
     let kind = src.kind.get_ref();
     match KINDS.iter().find(|(k, _)| k == kind) {
         Some((_, b)) => Ok(*b),
         None => {
             let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-            bail!(
-                "config line {}: unknown source kind {kind:?} (known: {})",
-                cfg.line_of(src.kind.span().start),
-                known.join(", ")
-            )
+            bail!("config line {}: unknown source kind {kind:?} (known: {})", src.line, known.join(", "))
         }
     }
 }
 
-pub fn check_config(cfg: &Config, src: &SourceConfig) -> Result<()> {
-    builder(cfg, src)?(cfg, src).map(|_| ())
+/// Checks every source of a config: its kind is known and its keys parse. (The config
+/// itself knows nothing of connectors.)
+pub fn check_config(cfg: &Config) -> Result<()> {
+    for src in cfg.orgs.iter().flat_map(|o| o.sources.iter()) {
+        build(src)?;
+    }
+    Ok(())
 }
 
-pub fn build(cfg: &Config, src: &SourceConfig) -> Result<Box<dyn Connector>> {
-    builder(cfg, src)?(cfg, src)
+pub fn build(src: &SourceConfig) -> Result<Box<dyn Connector>> {
+    builder(src)?(src)
 }
 
 /// Parses a connector's own keys of a `[[orgs.sources]]` table, naming the line on error.
-pub fn parse_options<T: serde::de::DeserializeOwned>(cfg: &Config, src: &SourceConfig) -> Result<T> {
-    let line = cfg.line_of(src.kind.span().start);
+pub fn parse_options<T: serde::de::DeserializeOwned>(src: &SourceConfig) -> Result<T> {
+    let line = src.line;
     let table = toml::Value::Table(src.options.clone());
     table.try_into().map_err(|e: toml::de::Error| {
         anyhow::anyhow!(
@@ -60,9 +61,29 @@ pub fn parse_options<T: serde::de::DeserializeOwned>(cfg: &Config, src: &SourceC
     })
 }
 
-#[derive(Debug, Clone)]
+/// A data type as the source offers it now. It is known by `key`, made of the app's stable
+/// ids ("board:5f0c.../cards"), which no rename changes; `name` and `path` are what the app
+/// calls it and where it sits today, and may change any day.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataType {
+    /// Stable identity: the app's ids, never its names.
+    pub key: String,
+    /// The current display name ("Roadmap/cards").
     pub name: String,
+    /// Its place in the app's hierarchy, by current names (["Marketing", "Roadmap"] for a
+    /// Trello board in the Marketing workspace); empty at the top.
+    pub path: Vec<String>,
+    /// Keys an earlier release stored it under (its old names), so a vault written then keeps
+    /// its history under the stable key.
+    pub former: Vec<String>,
+}
+
+impl DataType {
+    /// A data type whose name is its identity (an export's file name).
+    pub fn named(name: impl Into<String>) -> DataType {
+        let name = name.into();
+        DataType { key: name.clone(), name, path: Vec::new(), former: Vec::new() }
+    }
 }
 
 /// A file a record refers to. `fingerprint` changes whenever the bytes may have changed

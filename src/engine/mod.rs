@@ -63,7 +63,7 @@ pub struct Filter {
 pub(crate) const LOCK: &str = "backup";
 
 /// Makes a source's connector from its config (the registry, or a test's own).
-pub type Factory = dyn Fn(&Config, &SourceConfig) -> Result<Box<dyn Connector>> + Sync;
+pub type Factory = dyn Fn(&SourceConfig) -> Result<Box<dyn Connector>> + Sync;
 
 /// One backup cycle of every configured source (or those the filter keeps).
 /// A data type that fails is logged and left at its last snapshot; the others complete.
@@ -101,7 +101,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                 };
                 TypeOutcome { org: org_sid.clone(), source: source.clone(), data_type: ty.to_string(), error, stats }
             };
-            let connector = match factory(cfg, src) {
+            let connector = match factory(src) {
                 Ok(c) => c,
                 Err(e) => {
                     record(vault, cycle, &mut report, outcome("*", Err(e))).await?;
@@ -127,7 +127,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                     vault,
                     org: &org,
                     source,
-                    data_type: &ty.name,
+                    data_type: &ty.key,
                     connector: connector.as_ref(),
                     cycle,
                     full_every_days: cfg.engine.full_every_days,
@@ -136,7 +136,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                 };
                 let mut r = backup_and_commit(&job, &mut writer).await;
                 if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
-                    tracing::warn!(org = %org_sid, source = %source, data_type = %ty.name, "the change feed missed {missed} records: reading the whole source");
+                    tracing::warn!(org = %org_sid, source = %source, data_type = %ty.key, "the change feed missed {missed} records: reading the whole source");
                     job.force_full = true;
                     // The whole read counts what it finds behind the cursor; records without
                     // a modification time are counted by the listing.
@@ -145,7 +145,7 @@ async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Fa
                         s
                     });
                 }
-                record(vault, cycle, &mut report, outcome(&ty.name, r)).await?;
+                record(vault, cycle, &mut report, outcome(&ty.key, r)).await?;
             }
             let vis = connector.visible();
             let done = SourceOutcome {
@@ -192,7 +192,7 @@ async fn missing_types(
         .bind(source)
         .fetch_all(&vault.catalog.pool)
         .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).filter(|n| !found.iter().any(|t| &t.name == n)).collect())
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).filter(|n| !found.iter().any(|t| &t.key == n)).collect())
 }
 
 /// Logs what a source's credentials could see, so a workspace or board gone missing is noticed.

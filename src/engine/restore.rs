@@ -170,7 +170,7 @@ pub async fn restore(
         .ok_or_else(|| {
             anyhow!("source {}/{} is no longer in the config: add it back to restore into it", info.org, info.source)
         })?;
-    let connector = factory(cfg, src)?;
+    let connector = factory(src)?;
     connector.discover().await.map_err(|e| anyhow!("{}: cannot reach the source: {e}", info.source))?;
     connector.restorable(&info.data_type).map_err(|e| anyhow!("cannot restore {}: {e}", info.sid))?;
     if let Some((at, new_id, _)) =

@@ -33,7 +33,7 @@ use super::http::{Http, Limits};
 use super::scope::Scope;
 use super::secret::SecretRef;
 use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError};
-use crate::config::{Config as DaybookConfig, SourceConfig};
+use crate::config::SourceConfig;
 use client::{Api, id_str, ms_to_rfc3339, rfc3339_ms, str_of};
 use tree::{Judge, Node, Workspace};
 
@@ -57,16 +57,16 @@ pub struct ClickUp {
     comment_tasks: Mutex<std::collections::HashSet<String>>,
 }
 
-pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: ClickUpConfig = super::parse_options(cfg, src)?;
-    let line = cfg.line_of(src.kind.span().start);
+pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
+    let c: ClickUpConfig = super::parse_options(src)?;
+    let line = src.line;
     if c.requests_per_minute == 0 {
         anyhow::bail!("config line {line}: requests_per_minute must be at least 1");
     }
     if reqwest::Url::parse(&c.base_url).is_err() {
         anyhow::bail!("config line {line}: base_url {:?} is not a URL", c.base_url);
     }
-    let file = c.token_file.as_deref().map(|f| cfg.resolve(f));
+    let file = c.token_file.as_deref().map(|f| src.resolve(f));
     let secret = SecretRef::new("ClickUp token", "token", c.token_env.as_deref(), "CLICKUP_TOKEN", file.as_deref());
     Ok(Box::new(ClickUp::new(c, secret)))
 }
@@ -409,7 +409,7 @@ impl Connector for ClickUp {
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
         let api = self.api().await?;
         let tree = tree::walk(api, &self.scope).await?;
-        let mut types = vec![DataType { name: WORKSPACES.into() }];
+        let mut types = vec![DataType::named(WORKSPACES)];
         for ws in &tree {
             if ws.node.judge == Judge::Excluded || (ws.error.is_none() && !ws.keeps_any()) {
                 continue;
@@ -418,7 +418,7 @@ impl Connector for ClickUp {
                 if *kind == "comments" && !self.cfg.comments {
                     continue;
                 }
-                types.push(DataType { name: format!("{}-{kind}", prefix(&ws.node)) });
+                types.push(DataType::named(format!("{}-{kind}", prefix(&ws.node))));
             }
         }
         *self.tree.lock().unwrap() = tree;

@@ -5,7 +5,7 @@
 mod config;
 
 use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, SourceError};
-use crate::config::{Config as DaybookConfig, SourceConfig};
+use crate::config::SourceConfig;
 use async_trait::async_trait;
 use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
@@ -22,9 +22,9 @@ pub struct Jsonl {
     id_field: String,
 }
 
-pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: JsonlConfig = super::parse_options(cfg, src)?;
-    Ok(Box::new(Jsonl { root: cfg.resolve(&c.path), id_field: c.id_field }))
+pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
+    let c: JsonlConfig = super::parse_options(src)?;
+    Ok(Box::new(Jsonl { root: src.resolve(&c.path), id_field: c.id_field }))
 }
 
 fn utf8_name(path: &std::path::Path) -> Result<String, SourceError> {
@@ -145,11 +145,11 @@ impl Connector for Jsonl {
                         p.display()
                     )));
                 }
-                types.push(DataType { name: stem });
+                types.push(DataType::named(stem));
             }
         }
         if self.root.join(ATTACHMENTS).is_dir() {
-            types.push(DataType { name: ATTACHMENTS.into() });
+            types.push(DataType::named(ATTACHMENTS));
         }
         types.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(types)

@@ -20,7 +20,7 @@ use super::secret::SecretRef;
 use super::{
     Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError, Visibility,
 };
-use crate::config::{Config as DaybookConfig, SourceConfig};
+use crate::config::SourceConfig;
 use client::{Base, List, RowsPage, Table, TableRef, rfc3339, where_time};
 pub use config::NocoConfig;
 use serde_json::value::RawValue;
@@ -52,11 +52,11 @@ enum Kind {
     Views(Vec<Arc<Table>>),
 }
 
-pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: NocoConfig = super::parse_options(cfg, src)?;
-    let file = c.token_file.as_ref().map(|f| cfg.resolve(f));
+pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
+    let c: NocoConfig = super::parse_options(src)?;
+    let file = c.token_file.as_ref().map(|f| src.resolve(f));
     let token = SecretRef::new("NocoDB API token", "token", c.token_env.as_deref(), "NOCODB_TOKEN", file.as_deref());
-    let line = cfg.line_of(src.kind.span().start);
+    let line = src.line;
     reqwest::Url::parse(&c.base_url)
         .map_err(|e| anyhow::anyhow!("config line {line}: base_url {:?}: {e}", c.base_url))?;
     if c.requests_per_second == 0 || c.page_size == 0 {
@@ -381,7 +381,7 @@ impl Connector for NocoDb {
                 types.insert(format!("{label} (views)"), Kind::Views(kept));
             }
         }
-        let out = types.keys().map(|name| DataType { name: name.clone() }).collect();
+        let out = types.keys().map(|name| DataType::named(name.clone())).collect();
         let mut st = self.state.lock().unwrap();
         st.types = types;
         st.visible = vis;

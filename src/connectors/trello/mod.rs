@@ -20,7 +20,7 @@ use super::http::{Http, Limits};
 use super::scope::Scope;
 use super::secret::SecretRef;
 use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError};
-use crate::config::{Config as DaybookConfig, SourceConfig};
+use crate::config::SourceConfig;
 use client::{CARD_QUERY, Pager, get_list, id, str_of};
 
 pub use config::TrelloConfig;
@@ -74,9 +74,9 @@ struct Attachment {
     about: String,
 }
 
-pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: TrelloConfig = super::parse_options(cfg, src)?;
-    let line = cfg.line_of(src.kind.span().start);
+pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
+    let c: TrelloConfig = super::parse_options(src)?;
+    let line = src.line;
     let mut base = c.base_url.clone();
     if !base.ends_with('/') {
         base.push('/');
@@ -86,7 +86,7 @@ pub fn build(cfg: &DaybookConfig, src: &SourceConfig) -> anyhow::Result<Box<dyn 
     if c.requests_per_10s == 0 {
         anyhow::bail!("config line {line}: requests_per_10s must be at least 1");
     }
-    let file = |f: &Option<String>| f.as_deref().map(|p| cfg.resolve(p));
+    let file = |f: &Option<String>| f.as_deref().map(|p| src.resolve(p));
     Ok(Box::new(Trello {
         base,
         key: SecretRef::new("Trello API key", "key", c.key_env.as_deref(), "TRELLO_KEY", file(&c.key_file).as_deref()),
@@ -506,9 +506,9 @@ impl Connector for Trello {
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
         self.list_boards().await?;
         let seen = self.seen.lock().unwrap();
-        let mut types = vec![DataType { name: "workspaces".into() }, DataType { name: "boards".into() }];
+        let mut types = vec![DataType::named("workspaces"), DataType::named("boards")];
         for b in &seen.boards {
-            types.extend(KINDS.iter().map(|k| DataType { name: format!("{}/{k}", b.label) }));
+            types.extend(KINDS.iter().map(|k| DataType::named(format!("{}/{k}", b.label))));
         }
         Ok(types)
     }
