@@ -10,7 +10,7 @@
 #   DAYS         number of daily exports, >= 2 (default 30)
 #   DAYBOOK_BIN  daybook binary (default <repo>/target/release/daybook; built if missing)
 #   BENCH_DIR    work folder, wiped at start (default ~/.cache/daybook/bench/run)
-#   WORKLOAD_PY  workload generator (default /work/shared/bench/workload.py)
+#   WORKLOAD_PY  workload generator (default ../shared/bench/workload.py beside the checkout)
 #
 # See bench/README.md for what each figure means. The last line of output is
 #   vault_bytes=<int> restic_bytes=<int> size_ratio=<x.xxx> cycle_time_ratio=<x.xxx>
@@ -19,9 +19,9 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PER_TYPE=${PER_TYPE:-50000}
 DAYS=${DAYS:-30}
-DAYBOOK_BIN=${DAYBOOK_BIN:-$REPO_ROOT/target/release/daybook}
+DAYBOOK_BIN=${DAYBOOK_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/daybook}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/daybook/bench/run}
-WORKLOAD_PY=${WORKLOAD_PY:-/work/shared/bench/workload.py}
+WORKLOAD_PY=${WORKLOAD_PY:-$REPO_ROOT/../shared/bench/workload.py}
 WORKLOAD=$HOME/.cache/daybook/bench/workload-${PER_TYPE}x${DAYS}
 
 export DAYBOOK_PASSPHRASE=${DAYBOOK_PASSPHRASE:-daybook-bench-passphrase}

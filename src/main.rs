@@ -79,6 +79,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The backup log: each data type's and source's outcome per cycle, errors in full.
+    Log {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this cycle.
+        #[arg(long)]
+        cycle: Option<i64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List records deleted at the source: last known content, last seen, deletion noticed.
     Recover {
         /// Only this source (its name).
@@ -145,6 +157,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a journal or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let cfg = cli.config.as_path();
@@ -159,6 +173,7 @@ async fn main() -> ExitCode {
         Command::Diff { data_type, from, to, json } => {
             commands::diff::run(cfg, &data_type, &from, &to, json).await.map(|_| true)
         }
+        Command::Log { org, cycle, json } => commands::log::run(cfg, org.as_deref(), cycle, json).await.map(|_| true),
         Command::Recover { source, data_type, search, since, json } => {
             let f = RecoverFilter { source, data_type, search, since };
             commands::recover::run(cfg, &f, json).await.map(|_| true)

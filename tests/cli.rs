@@ -102,9 +102,20 @@ fn config_example_is_valid() {
 fn help_lists_every_command() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
-    for cmd in
-        ["init", "backup", "snapshots", "history", "show", "diff", "recover", "restore", "check", "erase-org", "demo"]
-    {
+    for cmd in [
+        "init",
+        "backup",
+        "snapshots",
+        "history",
+        "show",
+        "diff",
+        "log",
+        "recover",
+        "restore",
+        "check",
+        "erase-org",
+        "demo",
+    ] {
         assert!(
             help.contains(&format!("  {cmd} ")) || help.contains(&format!("  {cmd}\n")),
             "--help lacks {cmd}: {help}"
@@ -123,6 +134,7 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["history"],
         &["show"],
         &["diff"],
+        &["log"],
         &["recover"],
         &["restore"],
         &["check"],

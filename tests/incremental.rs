@@ -21,6 +21,12 @@ struct App {
     clock: u32,
     full_reads: u32,
     feed_reads: u32,
+    /// The data types it offers (default: one, "cards").
+    types: Option<Vec<DataType>>,
+    /// Cards its reads and listings skip (as offset paging does when earlier ones go).
+    skipped: std::collections::HashSet<String>,
+    /// Whether it asks the app about cards a listing no longer shows.
+    confirms: bool,
 }
 
 impl App {
@@ -43,7 +49,18 @@ impl Connector for Feed {
         true
     }
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
-        Ok(vec![DataType::named("cards")])
+        Ok(self.0.lock().unwrap().types.clone().unwrap_or_else(|| vec![DataType::named("cards")]))
+    }
+    fn confirms_deletions(&self, _: &str) -> bool {
+        self.0.lock().unwrap().confirms
+    }
+    async fn confirm_deleted(
+        &self,
+        _: &str,
+        vanished: Vec<daybook::connectors::Vanished>,
+    ) -> Result<Vec<String>, SourceError> {
+        let app = self.0.lock().unwrap();
+        Ok(vanished.into_iter().map(|v| v.id).filter(|id| !app.cards.contains_key(id)).collect())
     }
     async fn read(&self, _: &str, mode: ReadMode, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
         let (batch, cursor) = {
@@ -55,6 +72,7 @@ impl Connector for Feed {
             let batch: Vec<Record> = app
                 .cards
                 .iter()
+                .filter(|(id, _)| !app.skipped.contains(*id))
                 .filter(|(_, (_, m))| match &mode {
                     ReadMode::Full => true,
                     ReadMode::Since(c) => m > c,
@@ -73,7 +91,8 @@ impl Connector for Feed {
         Ok(ReadSummary { cursor: Some(cursor) })
     }
     async fn list_ids(&self, _: &str) -> Result<Vec<String>, SourceError> {
-        Ok(self.0.lock().unwrap().cards.keys().cloned().collect())
+        let app = self.0.lock().unwrap();
+        Ok(app.cards.keys().filter(|id| !app.skipped.contains(*id)).cloned().collect())
     }
     async fn fetch_file(&self, _: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
         Err(SourceError::Other("no files".into()))
@@ -88,7 +107,7 @@ async fn cycle(vault: &Vault, cfg: &Config, feed: &Feed) -> CycleReport {
     r
 }
 
-both_backends!(change_feed_listing_schedule_and_drift);
+both_backends!(change_feed_listing_schedule_and_drift, a_kept_record_is_asked_for_again, renames_keep_history);
 
 async fn change_feed_listing_schedule_and_drift(b: Backend) {
     let env = Env::new(b).await;
@@ -144,4 +163,91 @@ async fn change_feed_listing_schedule_and_drift(b: Backend) {
     assert_eq!(drift, vec![0, 0, 0, 0, 1, 1]);
     let check = daybook::vault::check::check(&vault, true).await.unwrap();
     assert!(check.ok(), "{:?}", check.problems);
+}
+
+/// A card that a listing skipped, and the app confirmed still exists, is kept without its
+/// content being read: the next cycle must ask again for changes from where this one began,
+/// or a change made to it meanwhile is lost until the next whole read.
+async fn a_kept_record_is_asked_for_again(b: Backend) {
+    let env = Env::new(b).await;
+    let cfg = Config::load(&env.path().join("daybook.toml")).unwrap();
+    let vault = Vault::init(&cfg, PASS).await.unwrap();
+    let feed = Feed(Arc::new(Mutex::new(App { confirms: true, ..App::default() })));
+    let app = |f: &dyn Fn(&mut App)| f(&mut feed.0.lock().unwrap());
+    app(&|a| {
+        a.put("c1", "one", None);
+        a.put("c2", "two", None);
+    });
+    cycle(&vault, &cfg, &feed).await;
+    // c2 changes, and this cycle's feed and listing both skip it; the app says it exists.
+    app(&|a| {
+        a.put("c2", "two, edited", None);
+        a.skipped.insert("c2".into());
+    });
+    let s = &cycle(&vault, &cfg, &feed).await.types[0].stats;
+    assert_eq!((s.live, s.deleted, s.changed), (2, 0, 0), "kept, not deleted: {s:?}");
+    app(&|a| a.skipped.clear());
+    let s = &cycle(&vault, &cfg, &feed).await.types[0].stats;
+    assert!(!s.full_read);
+    assert_eq!(s.changed, 1, "the change to the kept card is read the next cycle: {s:?}");
+    let shown = env.json(&["show", "c2"]);
+    assert_eq!(shown["content"]["data"]["text"], "two, edited");
+}
+
+fn ty(key: &str, name: &str, path: &[&str], former: &[&str]) -> DataType {
+    DataType {
+        key: key.into(),
+        name: name.into(),
+        path: path.iter().map(|s| s.to_string()).collect(),
+        former: former.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A vault written when data types were known by name (the board's) keeps its history when
+/// the source starts to give stable keys, and a rename after that changes only the name.
+async fn renames_keep_history(b: Backend) {
+    let env = Env::new(b).await;
+    let cfg = Config::load(&env.path().join("daybook.toml")).unwrap();
+    let vault = Vault::init(&cfg, PASS).await.unwrap();
+    let feed = Feed(Arc::new(Mutex::new(App::default())));
+    let app = |f: &dyn Fn(&mut App)| f(&mut feed.0.lock().unwrap());
+    app(&|a| {
+        a.types = Some(vec![DataType::named("Roadmap/cards")]);
+        a.put("c1", "one", None);
+        a.put("c2", "two", None);
+    });
+    cycle(&vault, &cfg, &feed).await;
+    let sid = env.sid("Roadmap/cards", "c1");
+    // The connector now knows the board by its id; its earlier key was the board's name.
+    app(&|a| {
+        a.types = Some(vec![ty("board:b1/cards", "Roadmap/cards", &["Team", "Roadmap"], &["Roadmap/cards"])]);
+        a.put("c1", "one, edited", None);
+    });
+    let r = cycle(&vault, &cfg, &feed).await;
+    assert_eq!((r.types[0].stats.changed, r.types[0].stats.deleted), (1, 0), "{r:?}");
+    // The board is renamed, and another board takes its old name.
+    app(&|a| {
+        a.types = Some(vec![
+            ty("board:b1/cards", "Plans/cards", &["Team", "Plans"], &["Plans/cards"]),
+            ty("board:b2/cards", "Roadmap/cards", &["Team", "Roadmap"], &["Roadmap/cards"]),
+        ]);
+    });
+    let r = cycle(&vault, &cfg, &feed).await;
+    let b1 = r.types.iter().find(|t| t.key == "board:b1/cards").unwrap();
+    assert_eq!((b1.data_type.as_str(), b1.stats.deleted, b1.stats.live), ("Plans/cards", 0, 2), "{r:?}");
+    assert!(r.sources[0].missing.is_empty(), "nothing is gone: {:?}", r.sources[0].missing);
+
+    let snaps = env.json(&["snapshots"]);
+    let plans: Vec<&serde_json::Value> =
+        snaps.as_array().unwrap().iter().filter(|s| s["key"] == "board:b1/cards").collect();
+    assert_eq!(plans.len(), 3, "one data type, three cycles: {snaps}");
+    assert!(plans.iter().all(|s| s["data_type"] == "Plans/cards"), "shown by its current name: {snaps}");
+    let h = env.json(&["history", &sid]);
+    assert_eq!(h["record"]["data_type"], "Plans/cards");
+    assert_eq!(h["versions"].as_array().unwrap().len(), 2, "the card's history goes on: {h}");
+    assert_eq!(env.json(&["show", &sid])["content"]["data"]["text"], "one, edited");
+    let d = env.json(&["diff", "--type", "export/board:b1/cards", "--from", "cycle:1", "--to", "cycle:3"]);
+    assert_eq!(d["changed"].as_array().unwrap().len(), 1, "{d}");
+    let d = env.json(&["diff", "--type", "acme/export/Plans/cards", "--from", "cycle:1", "--to", "cycle:3"]);
+    assert_eq!(d["changed"].as_array().unwrap().len(), 1, "a name with / in it is found: {d}");
 }

@@ -54,6 +54,7 @@ fn write_jsonl(path: &Path, rows: &[serde_json::Value]) -> Result<()> {
     Ok(())
 }
 
+/// Blocking file work: `run` calls it on a blocking thread.
 fn prepare(dir: &Path) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         if !dir.join(MARKER).exists() {
@@ -78,7 +79,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         Some(d) => d,
         None => tempfile::Builder::new().prefix("daybook-demo-").tempdir()?.keep(),
     };
-    prepare(&dir)?;
+    let d = dir.clone();
+    tokio::task::spawn_blocking(move || prepare(&d)).await??;
     let pass = match std::env::var("DAYBOOK_PASSPHRASE") {
         Ok(p) if !p.is_empty() => p,
         _ => {

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod erase;
 pub mod history;
 pub mod init;
+pub mod log;
 pub mod recover;
 pub mod restore;
 pub mod show;

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::connectors::{Connector, FileRef, ReadMode, Record, Vanished};
-use crate::vault::catalog::{self, BATCH, Params};
+use crate::vault::catalog::{self, BATCH, Params, TypeRow};
 use crate::vault::crypto::sid_of_key;
 use crate::vault::pack::{BlobKind, FILE_PIECE};
 
@@ -60,7 +60,8 @@ pub struct TypeJob<'a> {
     pub vault: &'a Vault,
     pub org: &'a Org,
     pub source: &'a str,
-    pub data_type: &'a str,
+    /// The data type: its key is what the connector knows it by, its seed what SIDs derive from.
+    pub ty: &'a TypeRow,
     pub connector: &'a dyn Connector,
     pub cycle: i64,
     pub full_every_days: u32,
@@ -105,7 +106,7 @@ struct State<'a, 't, 'w> {
 pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
     let (tx, sink) = writer.parts().await?;
     let tx: &mut sqlx::AnyConnection = tx;
-    let type_id = catalog::ensure_type(tx, job.org.id, job.source, job.data_type).await?;
+    let type_id = job.ty.id;
     let sealed_at_start = sink.sealed_bytes();
     let mut st = State {
         job,
@@ -127,26 +128,24 @@ pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<T
     let t0 = std::time::Instant::now();
     st.load().await?;
     st.live_before = st.live.values().filter(|e| !e.deleted).count();
-    tracing::debug!(data_type = job.data_type, live = st.live.len(), "loaded current state in {:?}", t0.elapsed());
+    tracing::debug!(data_type = job.ty.name, live = st.live.len(), "loaded current state in {:?}", t0.elapsed());
     let mode = st.plan().await?;
     st.stats.full_read = matches!(mode, ReadMode::Full);
 
-    let (sender, mut rx) = mpsc::channel(4);
-    let reader = job.connector.read(job.data_type, mode, sender);
-    let consumer = async {
-        let mut beat = std::time::Instant::now();
+    let (sender, rx) = mpsc::channel(4);
+    let reader = job.connector.read(&job.ty.key, mode, sender);
+    let st_ref = &mut st;
+    // The consumer owns the receiver: when it stops, on an error or not, the receiver goes
+    // with it and the reader's next send fails at once (a reader left sending into a full
+    // channel nobody reads would wait for ever).
+    let consumer = async move {
+        let mut rx = rx;
         while let Some(batch) = rx.recv().await {
-            if job.vault.catalog.postgres && beat.elapsed() > std::time::Duration::from_secs(60) {
-                // Backups on other hosts judge the lock by this (on SQLite the holder is
-                // local and judged by its process id).
-                catalog::heartbeat(&job.vault.catalog.pool, super::LOCK).await?;
-                beat = std::time::Instant::now();
-            }
             for r in batch {
-                st.take(r).await?;
+                st_ref.take(r).await?;
             }
-            if st.pending_blobs.len() >= 1000 {
-                st.flush().await?;
+            if st_ref.pending_blobs.len() >= 1000 {
+                st_ref.flush().await?;
                 crate::fault::point("batch-flushed");
             }
         }
@@ -155,12 +154,12 @@ pub async fn backup_type(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<T
     let (read, consumed) = tokio::join!(reader, consumer);
     consumed?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
-    tracing::debug!(data_type = job.data_type, "read and compared in {:?}", t0.elapsed());
+    tracing::debug!(data_type = job.ty.name, "read and compared in {:?}", t0.elapsed());
     if !st.stats.full_read {
         st.mark_listed().await?;
     }
     let stats = st.finish(summary.cursor).await;
-    tracing::debug!(data_type = job.data_type, "done in {:?}", t0.elapsed());
+    tracing::debug!(data_type = job.ty.name, "done in {:?}", t0.elapsed());
     stats
 }
 
@@ -196,10 +195,10 @@ impl State<'_, '_, '_> {
     /// list is deleted, and what it lists that we never saw means the feed missed it.
     async fn mark_listed(&mut self) -> Result<()> {
         let j = self.job;
-        let ids = j.connector.list_ids(j.data_type).await.map_err(|e| anyhow!("listing ids: {e}"))?;
+        let ids = j.connector.list_ids(&j.ty.key).await.map_err(|e| anyhow!("listing ids: {e}"))?;
         let mut missed = 0;
         for id in ids {
-            match self.live.get_mut(&j.org.keys.record_key(j.source, j.data_type, &id)) {
+            match self.live.get_mut(&j.org.keys.record_key(j.source, &j.ty.seed, &id)) {
                 Some(e) if !e.deleted || e.seen => e.seen = true,
                 _ => missed += 1,
             }
@@ -262,7 +261,7 @@ impl State<'_, '_, '_> {
                 deleted: r.get::<i64, _>(2) != 0,
                 seen: false,
             };
-            self.live.insert(j.org.keys.record_key(j.source, j.data_type, &id), live);
+            self.live.insert(j.org.keys.record_key(j.source, &j.ty.seed, &id), live);
         }
         Ok(())
     }
@@ -270,12 +269,12 @@ impl State<'_, '_, '_> {
     async fn take(&mut self, rec: Record) -> Result<()> {
         let j = self.job;
         self.stats.listed += 1;
-        let key = j.org.keys.record_key(j.source, j.data_type, &rec.id);
+        let key = j.org.keys.record_key(j.source, &j.ty.seed, &rec.id);
         let raw = self.raw_hash(&rec);
         match self.live.get_mut(&key) {
             Some(e) if e.seen => {
                 let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(j.data_type), rec.id);
+                bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(&j.ty.key), rec.id);
             }
             Some(e) if !e.deleted && raw.is_some_and(|r| r == e.raw) => {
                 e.seen = true;
@@ -286,13 +285,13 @@ impl State<'_, '_, '_> {
         }
         let bad_json = |e: serde_json::Error| {
             let at = rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
-            anyhow!("{}{at}: record {:?}: malformed JSON: {e}", j.connector.location(j.data_type), rec.id)
+            anyhow!("{}{at}: record {:?}: malformed JSON: {e}", j.connector.location(&j.ty.key), rec.id)
         };
         let data: Value = serde_json::from_str(&rec.json).map_err(bad_json)?;
         let mut files = Vec::with_capacity(rec.files.len());
         for f in &rec.files {
             files.push(self.file(f).await.with_context(|| {
-                format!("{}: record {:?}: file {:?}", j.connector.location(j.data_type), rec.id, f.name)
+                format!("{}: record {:?}: file {:?}", j.connector.location(&j.ty.key), rec.id, f.name)
             })?);
         }
         // Canonical JSON (serde_json sorts object keys) of {"data": .., "files": ..}.
@@ -497,7 +496,7 @@ impl State<'_, '_, '_> {
     /// listing skipped is kept (unchanged) rather than marked deleted.
     async fn confirm_vanished(&mut self) -> Result<()> {
         let j = self.job;
-        if !j.connector.confirms_deletions(j.data_type) {
+        if !j.connector.confirms_deletions(&j.ty.key) {
             return Ok(());
         }
         let vanished: Vec<([u8; 16], String)> =
@@ -515,7 +514,7 @@ impl State<'_, '_, '_> {
         }
         let gone: std::collections::HashSet<String> = j
             .connector
-            .confirm_deleted(j.data_type, asked)
+            .confirm_deleted(&j.ty.key, asked)
             .await
             .map_err(|e| anyhow!("checking deletions: {e}"))?
             .into_iter()
@@ -528,11 +527,9 @@ impl State<'_, '_, '_> {
             }
         }
         if kept > 0 {
-            tracing::warn!(
-                data_type = j.data_type,
-                "{kept} records the listing skipped still exist at the source: kept"
-            );
+            tracing::warn!(data_type = j.ty.name, "{kept} records the listing skipped still exist at the source: kept");
             self.stats.listed += kept;
+            self.kept_unread += kept;
         }
         Ok(())
     }
@@ -577,6 +574,7 @@ impl State<'_, '_, '_> {
             }
         }
         self.flush().await?;
+        self.sink.end_chunk();
         self.stats.stored_bytes = self.sink.sealed_bytes() - self.sealed_at_start;
         let live: i64 =
             sqlx::query("SELECT COUNT(*) FROM versions WHERE type_id = $1 AND to_cycle IS NULL AND deleted = 0")

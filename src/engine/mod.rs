@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::{Config, SourceConfig};
 use crate::connectors::{self, Connector};
-use crate::vault::{Vault, catalog};
+use crate::vault::{Org, Vault, catalog, lease};
 use backup::{MissedByFeed, TypeJob, TypeStats};
 use writer::Writer;
 
@@ -18,9 +18,36 @@ use writer::Writer;
 pub struct TypeOutcome {
     pub org: String,
     pub source: String,
+    /// The data type's current name ("*": the source as a whole).
     pub data_type: String,
+    /// Its stable key.
+    pub key: String,
     pub error: Option<String>,
     pub stats: TypeStats,
+}
+
+impl TypeOutcome {
+    fn done(org: &str, source: &str, ty: &catalog::TypeRow, stats: TypeStats) -> TypeOutcome {
+        TypeOutcome {
+            org: org.into(),
+            source: source.into(),
+            data_type: ty.name.clone(),
+            key: ty.key.clone(),
+            error: None,
+            stats,
+        }
+    }
+
+    fn failed(org: &str, source: &str, key: &str, name: &str, e: &anyhow::Error) -> TypeOutcome {
+        TypeOutcome {
+            org: org.into(),
+            source: source.into(),
+            data_type: name.into(),
+            key: key.into(),
+            error: Some(format!("{e:#}")),
+            stats: TypeStats::default(),
+        }
+    }
 }
 
 /// What a source's connector saw and cost this cycle.
@@ -60,8 +87,6 @@ pub struct Filter {
     pub allow_deletions: bool,
 }
 
-pub(crate) const LOCK: &str = "backup";
-
 /// Makes a source's connector from its config (the registry, or a test's own).
 pub type Factory = dyn Fn(&SourceConfig) -> Result<Box<dyn Connector>> + Sync;
 
@@ -72,98 +97,153 @@ pub async fn run_cycle(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<C
 }
 
 pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
-    catalog::lock(&vault.catalog.pool, LOCK).await?;
-    let r = cycle_locked(vault, cfg, filter, factory).await;
-    catalog::unlock(&vault.catalog.pool, LOCK).await?;
-    r
-}
-
-async fn cycle_locked(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
-    let orphan_packs_removed = vault.remove_unreferenced_packs().await?;
     let cycle = catalog::cycle_start(&mut *vault.catalog.pool.acquire().await?).await?;
-    let mut report = CycleReport { cycle, types: Vec::new(), sources: Vec::new(), orphan_packs_removed };
+    let mut report = CycleReport { cycle, types: Vec::new(), sources: Vec::new(), orphan_packs_removed: 0 };
     for org_cfg in &cfg.orgs {
         let org_sid = org_cfg.sid.get_ref();
         if filter.org.as_ref().is_some_and(|o| o != org_sid) {
             continue;
         }
         let org = vault.org(org_sid, &org_cfg.name).await?;
-        let mut writer = Writer::new(vault, &org, cycle);
+        let mut tidied = false;
         for src in &org_cfg.sources {
             let source = src.name.get_ref();
             if filter.source.as_ref().is_some_and(|s| s != source) {
                 continue;
             }
-            let outcome = |ty: &str, r: Result<TypeStats>| {
-                let (error, stats) = match r {
-                    Ok(s) => (None, s),
-                    Err(e) => (Some(format!("{e:#}")), TypeStats::default()),
-                };
-                TypeOutcome { org: org_sid.clone(), source: source.clone(), data_type: ty.to_string(), error, stats }
-            };
-            let connector = match factory(src) {
-                Ok(c) => c,
+            let what = format!("the backup of {org_sid}/{source}");
+            let lease = match take_source_lease(vault, org_sid, source, &what).await {
+                Ok(l) => l,
                 Err(e) => {
-                    record(vault, cycle, &mut report, outcome("*", Err(e))).await?;
+                    let o = TypeOutcome::failed(org_sid, source, "*", "*", &e);
+                    record(vault, &org, cycle, &mut report, None, o).await?;
                     continue;
                 }
             };
-            let types = match connector.discover().await {
-                Ok(t) => t,
-                Err(e) => {
-                    record(vault, cycle, &mut report, outcome("*", Err(anyhow!("cannot list data types: {e}"))))
-                        .await?;
-                    continue;
-                }
-            };
-            let missing = missing_types(vault, org.id, source, &types).await?;
-            for ty in types {
-                if vault.catalog.postgres {
-                    // Other hosts judge the lock by this; on SQLite the holder is local and
-                    // judged by its process id, and a second connection would wait on ours.
-                    catalog::heartbeat(&vault.catalog.pool, LOCK).await?;
-                }
-                let mut job = TypeJob {
-                    vault,
-                    org: &org,
-                    source,
-                    data_type: &ty.key,
-                    connector: connector.as_ref(),
-                    cycle,
-                    full_every_days: cfg.engine.full_every_days,
-                    force_full: false,
-                    max_deleted_share: (!filter.allow_deletions).then_some(cfg.engine.max_deleted_share),
-                };
-                let mut r = backup_and_commit(&job, &mut writer).await;
-                if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
-                    tracing::warn!(org = %org_sid, source = %source, data_type = %ty.key, "the change feed missed {missed} records: reading the whole source");
-                    job.force_full = true;
-                    // The whole read counts what it finds behind the cursor; records without
-                    // a modification time are counted by the listing.
-                    r = backup_and_commit(&job, &mut writer).await.map(|mut s| {
-                        s.drift = s.drift.max(missed);
-                        s
-                    });
-                }
-                record(vault, cycle, &mut report, outcome(&ty.key, r)).await?;
+            if !tidied {
+                report.orphan_packs_removed += tidy_org(vault, &org, &lease).await?;
+                tidied = true;
             }
-            let vis = connector.visible();
-            let done = SourceOutcome {
-                org: org_sid.clone(),
-                source: source.clone(),
-                visible: vis.kept,
-                skipped: vis.skipped,
-                requests: connector.requests(),
-                missing,
-            };
-            log_source(vault, cycle, &done).await?;
-            report.sources.push(done);
+            let r = backup_source(vault, cfg, filter, factory, &org, src, &lease, cycle, &mut report).await;
+            lease.release().await?;
+            r?;
         }
     }
     let status = if report.failed() == 0 { "ok" } else { "partial" };
     catalog::cycle_finish(&mut *vault.catalog.pool.acquire().await?, cycle, status).await?;
     vault.catalog.compact_log().await?;
     Ok(report)
+}
+
+/// The source's lease, unless the org is being erased.
+async fn take_source_lease(vault: &Vault, org: &str, source: &str, what: &str) -> Result<catalog::Lease> {
+    let lease = vault.catalog.acquire(&lease::source(org, source), what).await?;
+    let erasing = lease::org(org);
+    if let Some((_, holder)) = vault.catalog.live_leases(|n| n == erasing).await?.pop() {
+        lease.release().await?;
+        return Err(catalog::LockError::Conflict {
+            what: what.into(),
+            other: format!("the erasure of org {org}"),
+            holder,
+        }
+        .into());
+    }
+    Ok(lease)
+}
+
+/// Packs that earlier, interrupted backups of the org left behind are removed, when no other
+/// backup of the org is running (its packs are not in the catalog until it commits).
+async fn tidy_org(vault: &Vault, org: &Org, lease: &catalog::Lease) -> Result<u64> {
+    let prefix = lease::source(&org.sid, "");
+    let others = vault.catalog.live_leases(|n| n.starts_with(&prefix) && n != lease.name()).await?;
+    if !others.is_empty() {
+        tracing::debug!("org {}: other backups are running; unreferenced packs are left for later", org.sid);
+        return Ok(0);
+    }
+    vault.remove_unreferenced_packs(org, lease.since()).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backup_source(
+    vault: &Vault,
+    cfg: &Config,
+    filter: &Filter,
+    factory: &Factory,
+    org: &Org,
+    src: &SourceConfig,
+    lease: &catalog::Lease,
+    cycle: i64,
+    report: &mut CycleReport,
+) -> Result<()> {
+    let (org_sid, source) = (&org.sid, src.name.get_ref());
+    let connector = match factory(src) {
+        Ok(c) => c,
+        Err(e) => {
+            return record(vault, org, cycle, report, None, TypeOutcome::failed(org_sid, source, "*", "*", &e)).await;
+        }
+    };
+    let found = match connector.discover().await {
+        Ok(t) => t,
+        Err(e) => {
+            let e = anyhow!("cannot list data types: {e}");
+            return record(vault, org, cycle, report, None, TypeOutcome::failed(org_sid, source, "*", "*", &e)).await;
+        }
+    };
+    let ids: Vec<catalog::TypeIdentity> = found
+        .iter()
+        .map(|t| catalog::TypeIdentity { key: &t.key, name: &t.name, path: &t.path, former: &t.former })
+        .collect();
+    let types = vault.catalog.sync_types(org.id, source, &ids).await?;
+    let missing: Vec<String> = vault
+        .catalog
+        .types_of(org.id, source)
+        .await?
+        .into_iter()
+        .filter(|t| !types.iter().any(|f| f.id == t.id))
+        .map(|t| t.name)
+        .collect();
+    let mut writer = Writer::new(vault, org, cycle, lease);
+    for ty in &types {
+        let mut job = TypeJob {
+            vault,
+            org,
+            source,
+            ty,
+            connector: connector.as_ref(),
+            cycle,
+            full_every_days: cfg.engine.full_every_days,
+            force_full: false,
+            max_deleted_share: (!filter.allow_deletions).then_some(cfg.engine.max_deleted_share),
+        };
+        let mut r = backup_and_commit(&job, &mut writer).await;
+        if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
+            tracing::warn!(org = %org_sid, source = %source, data_type = %ty.name, "the change feed missed {missed} records: reading the whole source");
+            job.force_full = true;
+            // The whole read counts what it finds behind the cursor; records without
+            // a modification time are counted by the listing.
+            r = backup_and_commit(&job, &mut writer).await.map(|mut s| {
+                s.drift = s.drift.max(missed);
+                s
+            });
+        }
+        let o = match r {
+            Ok(stats) => TypeOutcome::done(org_sid, source, ty, stats),
+            Err(e) => TypeOutcome::failed(org_sid, source, &ty.key, &ty.name, &e),
+        };
+        record(vault, org, cycle, report, Some(ty.id), o).await?;
+    }
+    let vis = connector.visible();
+    let done = SourceOutcome {
+        org: org_sid.clone(),
+        source: source.clone(),
+        visible: vis.kept,
+        skipped: vis.skipped,
+        requests: connector.requests(),
+        missing,
+    };
+    log_source(vault, org, cycle, &done).await?;
+    report.sources.push(done);
+    Ok(())
 }
 
 async fn backup_and_commit(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
@@ -177,26 +257,8 @@ async fn backup_and_commit(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result
     r
 }
 
-/// Data types of earlier cycles that the source did not offer this time: a table or board
-/// deleted, renamed, no longer visible to the credentials, or left out by the scope. Their
-/// records stay at their last snapshot, so this is said loudly, every cycle.
-async fn missing_types(
-    vault: &Vault,
-    org_id: i64,
-    source: &str,
-    found: &[connectors::DataType],
-) -> Result<Vec<String>> {
-    use sqlx::Row;
-    let rows = sqlx::query("SELECT name FROM types WHERE org_id = $1 AND source = $2 ORDER BY name")
-        .bind(org_id)
-        .bind(source)
-        .fetch_all(&vault.catalog.pool)
-        .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).filter(|n| !found.iter().any(|t| &t.key == n)).collect())
-}
-
 /// Logs what a source's credentials could see, so a workspace or board gone missing is noticed.
-async fn log_source(vault: &Vault, cycle: i64, s: &SourceOutcome) -> Result<()> {
+async fn log_source(vault: &Vault, org: &Org, cycle: i64, s: &SourceOutcome) -> Result<()> {
     let mut parts = Vec::new();
     if !s.visible.is_empty() {
         parts.push(format!("visible: {}", s.visible.join(", ")));
@@ -207,55 +269,62 @@ async fn log_source(vault: &Vault, cycle: i64, s: &SourceOutcome) -> Result<()> 
     if let Some(n) = s.requests {
         parts.push(format!("{n} API requests"));
     }
-    let mut conn = vault.catalog.pool.acquire().await?;
     if !s.missing.is_empty() {
         let msg = format!(
-            "data types backed up before are gone from the source (deleted, renamed, no longer visible to the \
+            "data types backed up before are gone from the source (deleted, no longer visible to the \
              credentials, or left out by the scope); their records stay at their last snapshot: {}",
             s.missing.join(", ")
         );
         tracing::warn!(org = %s.org, source = %s.source, "{msg}");
-        catalog::log(&mut conn, cycle, "warn", &s.org, &s.source, "*", &msg).await?;
+        let summary = format!("{} data types gone from the source", s.missing.len());
+        vault.log(org, cycle, "warn", &s.source, None, &summary, &msg).await?;
     }
     if parts.is_empty() {
         return Ok(());
     }
     let msg = parts.join("; ");
     tracing::info!(org = %s.org, source = %s.source, "{msg}");
-    catalog::log(&mut conn, cycle, "info", &s.org, &s.source, "*", &msg).await
+    let summary = format!(
+        "{} visible, {} left out, {} API requests",
+        s.visible.len(),
+        s.skipped.len(),
+        s.requests.map(|n| n.to_string()).unwrap_or_else(|| "no".into())
+    );
+    vault.log(org, cycle, "info", &s.source, None, &summary, &msg).await
 }
 
 /// Logs a data type's outcome in the cycle's backup log.
-async fn record(vault: &Vault, cycle: i64, report: &mut CycleReport, o: TypeOutcome) -> Result<()> {
-    let (level, msg) = match &o.error {
+async fn record(
+    vault: &Vault,
+    org: &Org,
+    cycle: i64,
+    report: &mut CycleReport,
+    type_id: Option<i64>,
+    o: TypeOutcome,
+) -> Result<()> {
+    let s = &o.stats;
+    let counts = format!(
+        "{} live, {} added, {} changed, {} deleted, {} files fetched, {} bytes stored",
+        s.live, s.added, s.changed, s.deleted, s.files_fetched, s.stored_bytes
+    );
+    let (level, summary, msg) = match &o.error {
         Some(e) => {
             tracing::error!(org = %o.org, source = %o.source, data_type = %o.data_type, "not snapshotted this cycle: {e}");
-            ("error", format!("not snapshotted this cycle: {e}"))
+            ("error", "failed: not snapshotted this cycle".to_string(), format!("not snapshotted this cycle: {e}"))
         }
         None => {
-            let s = &o.stats;
-            let m = format!(
-                "{} read: {} live, {} added, {} changed, {} deleted, {} files fetched, {} bytes stored",
-                if s.full_read { "whole source" } else { "changes" },
-                s.live,
-                s.added,
-                s.changed,
-                s.deleted,
-                s.files_fetched,
-                s.stored_bytes
-            );
+            let m = format!("{} read: {counts}", if s.full_read { "whole source" } else { "changes" });
             if s.drift > 0 {
                 let d = format!("{m}; DRIFT: {} changes the incremental reads had missed", s.drift);
                 tracing::warn!(org = %o.org, source = %o.source, data_type = %o.data_type, "{d}");
-                ("warn", d)
+                ("warn", format!("snapshot: {counts}; drift {}", s.drift), d)
             } else {
                 tracing::info!(org = %o.org, source = %o.source, data_type = %o.data_type, "{m}");
-                ("info", m)
+                ("info", format!("snapshot: {counts}"), m)
             }
         }
     };
-    catalog::log(&mut *vault.catalog.pool.acquire().await?, cycle, level, &o.org, &o.source, &o.data_type, &msg)
-        .await?;
+    vault.log(org, cycle, level, &o.source, type_id, &summary, &msg).await?;
     report.types.push(o);
     Ok(())
 }

@@ -15,7 +15,9 @@ use crate::vault::Vault;
 pub struct SnapshotRow {
     pub org: String,
     pub source: String,
+    /// The data type's current name, and its stable key.
     pub data_type: String,
+    pub key: String,
     pub cycle: i64,
     pub taken_at: String,
     pub live: i64,
@@ -29,7 +31,7 @@ pub struct SnapshotRow {
 
 pub async fn snapshots(vault: &Vault) -> Result<Vec<SnapshotRow>> {
     let rows = sqlx::query(
-        "SELECT o.sid, t.source, t.name, s.cycle_id, s.taken_at, s.live, s.added, s.changed, s.deleted, s.stored_bytes, s.full_read, s.drift \
+        "SELECT o.sid, t.source, t.name, s.cycle_id, s.taken_at, s.live, s.added, s.changed, s.deleted, s.stored_bytes, s.full_read, s.drift, t.key \
          FROM snapshots s JOIN types t ON t.id = s.type_id JOIN orgs o ON o.id = t.org_id \
          ORDER BY o.sid, t.source, t.name, s.cycle_id",
     )
@@ -50,6 +52,7 @@ pub async fn snapshots(vault: &Vault) -> Result<Vec<SnapshotRow>> {
             stored_bytes: r.get(9),
             full_read: r.get::<i64, _>(10) != 0,
             drift: r.get(11),
+            key: r.get(12),
         })
         .collect())
 }
@@ -59,7 +62,9 @@ pub struct RecordInfo {
     pub sid: String,
     pub org: String,
     pub source: String,
+    /// The data type's current name, and its stable key.
     pub data_type: String,
+    pub type_key: String,
     pub source_id: String,
     #[serde(skip)]
     pub type_id: i64,
@@ -82,7 +87,7 @@ pub struct VersionInfo {
 
 /// A record by its SID, or by its id at the source when that names exactly one record.
 pub async fn record(vault: &Vault, sid_or_id: &str) -> Result<RecordInfo> {
-    const SELECT: &str = "SELECT r.sid, o.sid, t.source, t.name, r.source_id, t.id, o.id FROM records r \
+    const SELECT: &str = "SELECT r.sid, o.sid, t.source, t.name, r.source_id, t.id, o.id, t.key FROM records r \
          JOIN types t ON t.id = r.type_id JOIN orgs o ON o.id = t.org_id";
     let info = |row: &sqlx::any::AnyRow| RecordInfo {
         sid: row.get(0),
@@ -92,6 +97,7 @@ pub async fn record(vault: &Vault, sid_or_id: &str) -> Result<RecordInfo> {
         source_id: row.get(4),
         type_id: row.get(5),
         org_id: row.get(6),
+        type_key: row.get(7),
     };
     if let Some(row) =
         sqlx::query(&format!("{SELECT} WHERE r.sid = $1")).bind(sid_or_id).fetch_optional(&vault.catalog.pool).await?
@@ -248,37 +254,31 @@ pub async fn show(vault: &Vault, cfg: &Config, sid: &str, at: Option<&str>) -> R
     Ok(Shown { record: info, version, content, deleted_since })
 }
 
-/// A data type named as `T`, `source/T` or `org/source/T`.
+/// A data type named as `T`, `source/T` or `org/source/T`, where T is its name or its key
+/// (names may hold `/` themselves: "Roadmap/cards").
 pub async fn find_type(vault: &Vault, spec: &str) -> Result<(i64, String)> {
-    let parts: Vec<&str> = spec.split('/').collect();
-    let rows = sqlx::query("SELECT t.id, o.sid, t.source, t.name FROM types t JOIN orgs o ON o.id = t.org_id ORDER BY o.sid, t.source, t.name")
+    let rows = sqlx::query("SELECT t.id, o.sid, t.source, t.name, t.key FROM types t JOIN orgs o ON o.id = t.org_id ORDER BY o.sid, t.source, t.name")
         .fetch_all(&vault.catalog.pool)
         .await?;
-    let all: Vec<(i64, String)> = rows
+    let all: Vec<(i64, String, String, String, String)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+    let full = |(_, org, source, name, _): &(i64, String, String, String, String)| format!("{org}/{source}/{name}");
+    let hits: Vec<&(i64, String, String, String, String)> = all
         .iter()
-        .map(|r| {
-            (
-                r.get::<i64, _>(0),
-                format!("{}/{}/{}", r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)),
-            )
-        })
-        .collect();
-    let hits: Vec<&(i64, String)> = all
-        .iter()
-        .filter(|(_, full)| {
-            let f: Vec<&str> = full.split('/').collect();
-            f[3 - parts.len()..] == parts[..]
+        .filter(|(_, org, source, name, key)| {
+            [name, key]
+                .iter()
+                .any(|t| spec == t.as_str() || spec == format!("{source}/{t}") || spec == format!("{org}/{source}/{t}"))
         })
         .collect();
     match hits.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => bail!(
-            "no data type {spec:?} in the vault (known: {})",
-            all.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
-        ),
+        [one] => Ok((one.0, full(one))),
+        [] => {
+            bail!("no data type {spec:?} in the vault (known: {})", all.iter().map(full).collect::<Vec<_>>().join(", "))
+        }
         many => bail!(
             "data type {spec:?} is ambiguous: {}; name it as org/source/type",
-            many.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter().map(|h| full(h)).collect::<Vec<_>>().join(", ")
         ),
     }
 }

@@ -172,7 +172,7 @@ pub async fn restore(
         })?;
     let connector = factory(src)?;
     connector.discover().await.map_err(|e| anyhow!("{}: cannot reach the source: {e}", info.source))?;
-    connector.restorable(&info.data_type).map_err(|e| anyhow!("cannot restore {}: {e}", info.sid))?;
+    connector.restorable(&info.type_key).map_err(|e| anyhow!("cannot restore {}: {e}", info.sid))?;
     if let Some((at, new_id, _)) =
         restores_of(vault, &info.sid).await?.into_iter().find(|(_, _, ver)| *ver == v.version)
         && !req.again
@@ -206,7 +206,7 @@ pub async fn restore(
         with_bytes.push(RestoreFile { key: key.to_string(), name, bytes });
     }
     let done = connector
-        .restore(&info.data_type, &out.content, with_bytes)
+        .restore(&info.type_key, &out.content, with_bytes)
         .await
         .map_err(|e| anyhow!("restoring {} into {}: {e}", info.sid, info.source))?;
     sqlx::query("INSERT INTO restores (at, type_id, sid, version, new_id, files, notes) VALUES ($1,$2,$3,$4,$5,$6,$7)")

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use std::collections::HashSet;
 
-use crate::vault::catalog::{self, Tx};
+use crate::vault::catalog::{self, Lease, Tx};
 use crate::vault::pack::{BlobId, BlobKind, FinishedPack, Packer};
 use crate::vault::{Org, Vault};
 
@@ -39,6 +39,12 @@ impl PackSink<'_> {
         self.packer.sealed_bytes()
     }
 
+    /// Seals the open chunk: a data type's blobs share no chunk with the next one's, and its
+    /// stored bytes are counted whole.
+    pub fn end_chunk(&mut self) {
+        self.packer.end_chunk(&self.org.keys.seal)
+    }
+
     async fn write(&mut self, conn: &mut sqlx::AnyConnection, p: FinishedPack) -> Result<()> {
         let size = p.bytes.len();
         self.vault.put_pack(self.org, &p.name, p.bytes).await?;
@@ -54,12 +60,14 @@ pub struct Writer<'a> {
     vault: &'a Vault,
     tx: Option<Tx>,
     sink: PackSink<'a>,
+    /// The source's lease: nothing commits once it is lost.
+    lease: &'a Lease,
 }
 
 impl<'a> Writer<'a> {
-    pub fn new(vault: &'a Vault, org: &'a Org, cycle: i64) -> Writer<'a> {
+    pub fn new(vault: &'a Vault, org: &'a Org, cycle: i64, lease: &'a Lease) -> Writer<'a> {
         let sink = PackSink { vault, org, cycle, packer: Packer::new(), in_packer: HashSet::new() };
-        Writer { vault, tx: None, sink }
+        Writer { vault, tx: None, sink, lease }
     }
 
     /// The data type's transaction (opened on first use) and the pack sink.
@@ -76,6 +84,7 @@ impl<'a> Writer<'a> {
         if let Some(p) = self.sink.packer.finish(&self.sink.org.keys.seal) {
             self.sink.write(&mut tx, p).await?;
         }
+        self.lease.confirm(&mut tx).await?;
         crate::fault::point("before-commit");
         tx.commit().await?;
         crate::fault::point("after-commit");

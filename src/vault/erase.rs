@@ -15,6 +15,24 @@ pub struct Erased {
 }
 
 pub async fn erase_org(vault: &Vault, sid: &str) -> Result<Erased> {
+    let lease = vault.catalog.acquire(&super::lease::org(sid), &format!("the erasure of org {sid}")).await?;
+    let prefix = super::lease::source(sid, "");
+    if let Some((name, holder)) = vault.catalog.live_leases(|n| n.starts_with(&prefix)).await?.pop() {
+        let source = name.strip_prefix(&prefix).unwrap_or(&name).to_string();
+        lease.release().await?;
+        return Err(super::catalog::LockError::Conflict {
+            what: format!("erasing org {sid}"),
+            other: format!("the backup of {sid}/{source}"),
+            holder,
+        }
+        .into());
+    }
+    let r = erase_leased(vault, sid).await;
+    lease.release().await?;
+    r
+}
+
+async fn erase_leased(vault: &Vault, sid: &str) -> Result<Erased> {
     let mut tx = vault.catalog.begin().await?;
     if !vault.catalog.postgres {
         sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
@@ -54,7 +72,7 @@ pub async fn erase_org(vault: &Vault, sid: &str) -> Result<Erased> {
     }
     // The local store leaves empty folders behind; they name nothing but are tidied.
     if let Some(dir) = vault.local_dir(&prefix) {
-        let _ = std::fs::remove_dir_all(dir);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
     Ok(Erased { records, objects: paths.len() as u64 })
 }

@@ -8,6 +8,19 @@ pub mod catalog;
 pub mod check;
 pub mod crypto;
 pub mod erase;
+pub mod log;
+
+/// Lease names: a source's backup holds its source's lease; erasing an org holds the org's,
+/// and waits for no backup of it to be running.
+pub mod lease {
+    pub fn source(org: &str, source: &str) -> String {
+        format!("source:{org}/{source}")
+    }
+
+    pub fn org(org: &str) -> String {
+        format!("org:{org}")
+    }
+}
 pub mod pack;
 pub mod store;
 
@@ -51,6 +64,7 @@ pub struct Org {
 pub struct Vault {
     pub store: Arc<dyn ObjectStore>,
     pub store_display: String,
+    local_root: Option<std::path::PathBuf>,
     pub catalog: Catalog,
     pub id: String,
     master: SealKey,
@@ -90,7 +104,7 @@ async fn get_opt(store: &dyn ObjectStore, key: &str) -> Result<Option<Bytes>> {
 
 impl Vault {
     pub async fn init(cfg: &Config, passphrase: &str) -> Result<Vault> {
-        let (store, shown) = store::open(&cfg.vault.store, &cfg.base)?;
+        let store::Opened { store, shown, local_root } = store::open(&cfg.vault.store, &cfg.base)?;
         if get_opt(store.as_ref(), CONFIG_OBJ).await?.is_some() {
             bail!("a vault already exists at {shown}; use it, or choose another vault.store");
         }
@@ -100,18 +114,22 @@ impl Vault {
         }
         catalog.migrate().await?;
         let master = crypto::random_bytes::<32>();
-        let kf = KeyFile::create(passphrase, &master)?;
+        let kf = {
+            // Argon2id takes 64 MiB and most of a second: not on the async workers.
+            let (p, m) = (zeroize::Zeroizing::new(passphrase.to_string()), master.clone());
+            tokio::task::spawn_blocking(move || KeyFile::create(&p, &m)).await??
+        };
         let id = hex::encode(crypto::random_bytes::<16>().as_ref());
         store.put(&StorePath::from(MASTER_KEY_OBJ), serde_json::to_vec_pretty(&kf)?.into()).await?;
         let sc = StoreConfig { daybook_vault: 1, id: id.clone(), created_at: crate::util::now_rfc3339() };
         store.put(&StorePath::from(CONFIG_OBJ), serde_json::to_vec_pretty(&sc)?.into()).await?;
         catalog.set_meta("schema_version", &catalog::SCHEMA_VERSION.to_string()).await?;
         catalog.set_meta("vault_id", &id).await?;
-        Ok(Vault::assemble(store, shown, catalog, id, SealKey::new(&master)))
+        Ok(Vault::assemble(store, shown, local_root, catalog, id, SealKey::new(&master)))
     }
 
     pub async fn open(cfg: &Config, passphrase: &str) -> Result<Vault> {
-        let (store, shown) = store::open(&cfg.vault.store, &cfg.base)?;
+        let store::Opened { store, shown, local_root } = store::open(&cfg.vault.store, &cfg.base)?;
         let sc: StoreConfig = match get_opt(store.as_ref(), CONFIG_OBJ).await? {
             Some(b) => serde_json::from_slice(&b).with_context(|| format!("vault config in {shown} is damaged"))?,
             None => return Err(VaultError::NotInitialized(shown).into()),
@@ -120,7 +138,10 @@ impl Vault {
             Some(b) => serde_json::from_slice(&b).with_context(|| format!("{MASTER_KEY_OBJ} in {shown} is damaged"))?,
             None => bail!("the vault at {shown} has no {MASTER_KEY_OBJ}: its key is gone and its data cannot be read"),
         };
-        let master = kf.unwrap(passphrase)?.ok_or_else(|| VaultError::WrongPassphrase(shown.clone()))?;
+        let p = zeroize::Zeroizing::new(passphrase.to_string());
+        let master = tokio::task::spawn_blocking(move || kf.unwrap(&p))
+            .await??
+            .ok_or_else(|| VaultError::WrongPassphrase(shown.clone()))?;
         let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await?;
         match catalog.meta("vault_id").await? {
             Some(id) if id == sc.id => {}
@@ -134,12 +155,15 @@ impl Vault {
             ),
         }
         catalog.migrate().await?;
-        Ok(Vault::assemble(store, shown, catalog, sc.id, SealKey::new(&master)))
+        let vault = Vault::assemble(store, shown, local_root, catalog, sc.id, SealKey::new(&master));
+        vault.seal_v1_log().await?;
+        Ok(vault)
     }
 
     fn assemble(
         store: Arc<dyn ObjectStore>,
         store_display: String,
+        local_root: Option<std::path::PathBuf>,
         catalog: Catalog,
         id: String,
         master: SealKey,
@@ -147,6 +171,7 @@ impl Vault {
         Vault {
             store,
             store_display,
+            local_root,
             catalog,
             id,
             master,
@@ -203,8 +228,7 @@ impl Vault {
 
     /// The folder behind a store path, when the store is a local folder.
     pub fn local_dir(&self, p: &StorePath) -> Option<std::path::PathBuf> {
-        let root = std::path::Path::new(&self.store_display);
-        root.is_dir().then(|| root.join(p.as_ref()))
+        self.local_root.as_ref().map(|root| root.join(p.as_ref()))
     }
 
     /// Where an org's objects are, to remove them all.
@@ -224,25 +248,30 @@ impl Vault {
         Ok(out)
     }
 
-    /// Removes packs the catalog does not name: left by a backup that died before its
-    /// commit, by a data type that failed, or by an erased org. Only safe under the backup
-    /// lock (a running backup writes packs before naming them).
-    pub async fn remove_unreferenced_packs(&self) -> Result<u64> {
-        let known: std::collections::HashSet<String> = sqlx::query("SELECT name FROM packs")
-            .fetch_all(&self.catalog.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
+    /// Removes an org's packs that the catalog does not name and that were written before
+    /// `before`: left by a backup that died before its commit, or by a data type that failed.
+    /// Only safe while no other writer of the org is live and `before` is when that was
+    /// established (a writer that starts later writes later packs).
+    pub async fn remove_unreferenced_packs(&self, org: &Org, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        let known = self.catalog.pack_names(org.id).await?;
         let mut removed = 0;
-        for (name, (path, _)) in self.stored_packs().await? {
-            if !known.contains(&name) {
-                self.store.delete(&path).await?;
-                removed += 1;
+        let mut list = self.store.list(Some(&Self::org_prefix(&org.store_id)));
+        let mut doomed = Vec::new();
+        while let Some(m) =
+            list.try_next().await.map_err(|e| anyhow!("listing the store {}: {e}", self.store_display))?
+        {
+            let name = m.location.filename().unwrap_or_default();
+            if !known.contains(name) && m.last_modified < before {
+                doomed.push(m.location.clone());
             }
         }
+        drop(list);
+        for path in doomed {
+            self.store.delete(&path).await?;
+            removed += 1;
+        }
         if removed > 0 {
-            tracing::info!("removed {removed} unreferenced packs left by an interrupted backup");
+            tracing::info!("org {}: removed {removed} unreferenced packs left by an interrupted backup", org.sid);
         }
         Ok(removed)
     }

@@ -167,3 +167,61 @@ macro_rules! both_backends {
         mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Postgres).await } )* }
     };
 }
+
+/// Runs a command that must end within `secs` (a bound on failure, not a timing): a hang
+/// fails the test instead of stalling the suite. The process is killed if it overruns.
+pub fn bounded(mut cmd: Command, secs: u64) -> Output {
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            // SAFETY: signalling a child we started; no memory is involved.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{cmd:?} did not end within {secs} s: it hangs");
+        }
+    }
+}
+
+/// Every byte of the catalog, for searching it: the SQLite files, or each PostgreSQL table's
+/// rows as text.
+pub async fn catalog_bytes(env: &Env) -> Vec<u8> {
+    if env.catalog.starts_with("sqlite:") {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(env.path().join("vault")).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("catalog.db") {
+                out.extend(std::fs::read(e.path()).unwrap());
+            }
+        }
+        return out;
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&env.catalog).await.unwrap();
+    let tables: Vec<String> =
+        sqlx::query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get(r, 0))
+            .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        for r in sqlx::query(&format!("SELECT t::text FROM {t} t")).fetch_all(&pool).await.unwrap() {
+            out.extend(sqlx::Row::get::<String, _>(&r, 0).into_bytes());
+            out.push(b'\n');
+        }
+    }
+    pool.close().await;
+    out
+}
+
+/// Whether the bytes hold `needle`, as it is or hex-encoded (PostgreSQL shows bytea as hex).
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+    [needle.as_bytes(), hex.as_bytes()].iter().any(|n| hay.windows(n.len()).any(|w| w == *n))
+}

@@ -2,7 +2,15 @@
 //! snapshots, packs, blobs, files). SQLite by default, PostgreSQL for several daemons.
 //! Both run the same SQL through sqlx's `Any` driver.
 
+mod lock;
+mod log;
+mod migrate;
 mod schema;
+mod types;
+
+pub use lock::{Lease, LockError};
+pub use log::LogEntry;
+pub use types::{TypeIdentity, TypeRow};
 
 use anyhow::{Context, Result, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -90,15 +98,6 @@ impl Catalog {
         Ok(Catalog { pool, postgres, display })
     }
 
-    pub async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for s in schema::statements(self.postgres) {
-            sqlx::query(&s).execute(&mut *tx).await.with_context(|| format!("catalog schema: {s}"))?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Folds SQLite's write-ahead log into the database file after a cycle, so the
     /// catalog's size on disk is its real size and the log does not grow without bound.
     pub async fn compact_log(&self) -> Result<()> {
@@ -111,7 +110,10 @@ impl Catalog {
     /// After deleting secrets: no freed page or log may keep a copy (SQLite; PostgreSQL
     /// leaves it to VACUUM, which this runs too).
     pub async fn scrub(&self) -> Result<()> {
-        sqlx::query("VACUUM").execute(&self.pool).await?;
+        // On PostgreSQL a bare VACUUM would take every table of the database, other
+        // applications' and other schemas' too.
+        let sql = if self.postgres { format!("VACUUM {}", schema::TABLES.join(", ")) } else { "VACUUM".into() };
+        sqlx::query(&sql).execute(&self.pool).await?;
         self.compact_log().await
     }
 
@@ -120,17 +122,21 @@ impl Catalog {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await;
-        match row {
-            Ok(r) => Ok(r.map(|r| r.get(0))),
-            // No meta table yet: an empty catalog. Any other failure is a real one.
-            Err(sqlx::Error::Database(e))
-                if e.message().contains("no such table") || e.message().contains("does not exist") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(anyhow::anyhow!("catalog {}: {e}", self.display)),
+        if !self.has_table("meta").await? {
+            return Ok(None);
         }
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await;
+        row.map(|r| r.map(|r| r.get(0))).map_err(|e| anyhow::anyhow!("catalog {}: {e}", self.display))
+    }
+
+    pub async fn has_table(&self, name: &str) -> Result<bool> {
+        let sql = if self.postgres {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+        };
+        let n: i64 = sqlx::query(sql).bind(name).fetch_one(&self.pool).await?.get(0);
+        Ok(n > 0)
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -175,6 +181,14 @@ impl Params {
     }
 }
 
+impl Catalog {
+    /// The names of an org's packs.
+    pub async fn pack_names(&self, org_id: i64) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT name FROM packs WHERE org_id = $1").bind(org_id).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
 pub async fn cycle_start(conn: &mut AnyConnection) -> Result<i64> {
     let row = sqlx::query("INSERT INTO cycles (started_at, status) VALUES ($1, 'running') RETURNING id")
         .bind(crate::util::now_rfc3339())
@@ -191,48 +205,6 @@ pub async fn cycle_finish(conn: &mut AnyConnection, id: i64, status: &str) -> Re
         .execute(conn)
         .await?;
     Ok(())
-}
-
-pub async fn log(
-    conn: &mut AnyConnection,
-    cycle: i64,
-    level: &str,
-    org: &str,
-    source: &str,
-    ty: &str,
-    msg: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO cycle_log (cycle_id, at, level, org, source, data_type, message) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-    )
-    .bind(cycle)
-    .bind(crate::util::now_rfc3339())
-    .bind(level)
-    .bind(org)
-    .bind(source)
-    .bind(ty)
-    .bind(msg)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn ensure_type(conn: &mut AnyConnection, org_id: i64, source: &str, name: &str) -> Result<i64> {
-    sqlx::query(
-        "INSERT INTO types (org_id, source, name) VALUES ($1, $2, $3) ON CONFLICT (org_id, source, name) DO NOTHING",
-    )
-    .bind(org_id)
-    .bind(source)
-    .bind(name)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query("SELECT id FROM types WHERE org_id = $1 AND source = $2 AND name = $3")
-        .bind(org_id)
-        .bind(source)
-        .bind(name)
-        .fetch_one(conn)
-        .await?;
-    Ok(row.get(0))
 }
 
 /// Records a pack and the blobs it holds.
@@ -378,71 +350,4 @@ pub async fn insert_file(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// The backup lock: one writer at a time per catalog, taken over when its holder died.
-pub async fn lock(pool: &AnyPool, name: &str) -> Result<()> {
-    let me = holder();
-    let now = chrono::Utc::now();
-    sqlx::query("INSERT INTO locks (name, holder, heartbeat) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(&me)
-        .bind(now.to_rfc3339())
-        .execute(pool)
-        .await?;
-    let row = sqlx::query("SELECT holder, heartbeat FROM locks WHERE name = $1").bind(name).fetch_one(pool).await?;
-    let (h, beat): (String, String) = (row.get(0), row.get(1));
-    if h == me {
-        return Ok(());
-    }
-    // A holder on this host is alive or not by its process id; one elsewhere by its
-    // heartbeat (it beats between data types).
-    let local_pid =
-        h.rsplit_once(':').filter(|(host, _)| *host == hostname()).and_then(|(_, pid)| pid.parse::<u32>().ok());
-    let stale = match local_pid {
-        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
-        None => chrono::DateTime::parse_from_rfc3339(&beat)
-            .map(|t| now.signed_duration_since(t) > chrono::Duration::minutes(15))
-            .unwrap_or(true),
-    };
-    if !stale {
-        bail!("another backup is running ({h}, last seen {beat}); wait for it to finish");
-    }
-    let done = sqlx::query("UPDATE locks SET holder = $1, heartbeat = $2 WHERE name = $3 AND holder = $4")
-        .bind(&me)
-        .bind(now.to_rfc3339())
-        .bind(name)
-        .bind(&h)
-        .execute(pool)
-        .await?;
-    if done.rows_affected() != 1 {
-        bail!("another backup took the lock just now; wait for it to finish");
-    }
-    tracing::info!("took over the backup lock from {h}, which is no longer running");
-    Ok(())
-}
-
-pub async fn heartbeat(pool: &AnyPool, name: &str) -> Result<()> {
-    sqlx::query("UPDATE locks SET heartbeat = $1 WHERE name = $2 AND holder = $3")
-        .bind(chrono::Utc::now().to_rfc3339())
-        .bind(name)
-        .bind(holder())
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-pub async fn unlock(pool: &AnyPool, name: &str) -> Result<()> {
-    sqlx::query("DELETE FROM locks WHERE name = $1 AND holder = $2").bind(name).bind(holder()).execute(pool).await?;
-    Ok(())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-fn holder() -> String {
-    format!("{}:{}", hostname(), std::process::id())
 }

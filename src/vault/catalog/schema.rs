@@ -6,7 +6,28 @@
 //! type's current versions in a few compact rows (derivable from `versions`, rewritten in the
 //! same transaction), so a cycle starts with one read instead of one row per record.
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 1: the first release. 2: data types known by a stable key with a name, a path and a SID
+/// seed; a sealed backup log; records found by their id at the source through an index.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Every table, for what is done to all of them.
+pub const TABLES: &[&str] = &[
+    "meta",
+    "orgs",
+    "cycles",
+    "types",
+    "records",
+    "versions",
+    "type_state",
+    "snapshots",
+    "packs",
+    "blobs",
+    "files",
+    "file_cache",
+    "cycle_log",
+    "restores",
+    "locks",
+];
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -16,10 +37,11 @@ CREATE TABLE IF NOT EXISTS orgs (
 CREATE TABLE IF NOT EXISTS cycles (
     id {pk}, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS types (
-    id {pk}, org_id BIGINT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL,
-    cursor TEXT, last_full_cycle BIGINT, UNIQUE (org_id, source, name));
+    id {pk}, org_id BIGINT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
+    path TEXT NOT NULL, seed TEXT NOT NULL, cursor TEXT, last_full_cycle BIGINT, UNIQUE (org_id, source, key));
 CREATE TABLE IF NOT EXISTS records (
     sid TEXT PRIMARY KEY, type_id BIGINT NOT NULL, source_id TEXT NOT NULL, first_cycle BIGINT NOT NULL){norowid};
+CREATE INDEX IF NOT EXISTS records_source_id ON records (source_id);
 CREATE TABLE IF NOT EXISTS versions (
     sid TEXT NOT NULL, version BIGINT NOT NULL, type_id BIGINT NOT NULL,
     from_cycle BIGINT NOT NULL, to_cycle BIGINT, deleted BIGINT NOT NULL,
@@ -47,15 +69,45 @@ CREATE TABLE IF NOT EXISTS file_cache (
     type_id BIGINT NOT NULL, file_key TEXT NOT NULL, fingerprint TEXT NOT NULL, uid TEXT NOT NULL,
     PRIMARY KEY (type_id, file_key)){norowid};
 CREATE TABLE IF NOT EXISTS cycle_log (
-    cycle_id BIGINT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, org TEXT NOT NULL,
-    source TEXT NOT NULL, data_type TEXT NOT NULL, message TEXT NOT NULL);
+    id {pk}, cycle_id BIGINT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, org TEXT NOT NULL,
+    source TEXT NOT NULL, type_id BIGINT, summary TEXT NOT NULL, detail {blob} NOT NULL);
 CREATE TABLE IF NOT EXISTS restores (
     id {pk}, at TEXT NOT NULL, type_id BIGINT NOT NULL, sid TEXT NOT NULL, version BIGINT NOT NULL,
     new_id TEXT NOT NULL, files BIGINT NOT NULL, notes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, heartbeat TEXT NOT NULL);
 "#;
 
+/// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`
+/// until the vault, which holds the keys, has sealed it into the new one.
+const V1_TO_V2: &str = r#"
+CREATE TABLE types_v2 (
+    id {pk}, org_id BIGINT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
+    path TEXT NOT NULL, seed TEXT NOT NULL, cursor TEXT, last_full_cycle BIGINT, UNIQUE (org_id, source, key));
+INSERT INTO types_v2 (id, org_id, source, key, name, path, seed, cursor, last_full_cycle)
+    SELECT id, org_id, source, name, name, '[]', name, cursor, last_full_cycle FROM types;
+DROP TABLE types;
+ALTER TABLE types_v2 RENAME TO types;
+ALTER TABLE cycle_log RENAME TO cycle_log_v1;
+"#;
+
+pub fn v1_to_v2(postgres: bool) -> Vec<String> {
+    let mut v = split(V1_TO_V2, postgres);
+    if postgres {
+        // Rows were copied with their ids: the identity must continue after them.
+        v.push(
+            "SELECT setval(pg_get_serial_sequence('types', 'id'), COALESCE((SELECT MAX(id) FROM types), 0) + 1, false)"
+                .into(),
+        );
+    }
+    v.extend(statements(postgres));
+    v
+}
+
 pub fn statements(postgres: bool) -> Vec<String> {
+    split(DDL, postgres)
+}
+
+fn split(ddl: &str, postgres: bool) -> Vec<String> {
     // SQLite keeps tables with a natural key clustered on it (no rowid, no second index):
     // the catalog is about a third smaller.
     let (pk, blob, norowid) = if postgres {
@@ -63,11 +115,23 @@ pub fn statements(postgres: bool) -> Vec<String> {
     } else {
         ("INTEGER PRIMARY KEY", "BLOB", " WITHOUT ROWID")
     };
-    DDL.replace("{pk}", pk)
+    ddl.replace("{pk}", pk)
         .replace("{blob}", blob)
         .replace("{norowid}", norowid)
         .split(';')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_names_every_table() {
+        let made: Vec<String> = super::statements(false)
+            .iter()
+            .filter_map(|s| s.strip_prefix("CREATE TABLE IF NOT EXISTS ")?.split([' ', '(']).next().map(str::to_string))
+            .collect();
+        assert_eq!(made, super::TABLES);
+    }
 }

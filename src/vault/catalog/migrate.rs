@@ -1,0 +1,49 @@
+//! Catalog schema versions: a new catalog gets the current schema; an older one is brought
+//! up to it in place, in one transaction per step, so a crash mid-way leaves the old
+//! version whole.
+
+use anyhow::{Context, Result, bail};
+
+use super::{Catalog, schema};
+
+impl Catalog {
+    /// Creates or upgrades the schema. Returns the version the catalog had (None: new).
+    pub async fn migrate(&self) -> Result<Option<i64>> {
+        let had = match self.meta("schema_version").await? {
+            None => None,
+            Some(v) => {
+                Some(v.parse::<i64>().with_context(|| format!("catalog {}: schema_version {v:?}", self.display))?)
+            }
+        };
+        match had {
+            Some(v) if v > schema::SCHEMA_VERSION => bail!(
+                "catalog {} has schema {v}, newer than this daybook knows ({}): upgrade daybook",
+                self.display,
+                schema::SCHEMA_VERSION
+            ),
+            Some(1) => {
+                tracing::warn!("catalog {}: upgrading schema 1 to 2", self.display);
+                self.run(&schema::v1_to_v2(self.postgres), Some(2)).await?;
+            }
+            // Up to date: nothing runs (DDL would wait for the locks of running backups).
+            Some(_) => {}
+            None => self.run(&schema::statements(self.postgres), None).await?,
+        }
+        Ok(had)
+    }
+
+    async fn run(&self, statements: &[String], version: Option<i64>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for s in statements {
+            sqlx::query(s).execute(&mut *tx).await.with_context(|| format!("catalog schema: {s}"))?;
+        }
+        if let Some(v) = version {
+            sqlx::query("UPDATE meta SET value = $1 WHERE key = 'schema_version'")
+                .bind(v.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
