@@ -182,7 +182,6 @@ async fn a_first_release_vault_opens_whole(b: Backend) {
     // Every version, by the read API, as the first release stored it.
     let cfg = daybook::config::Config::load(&old.dir.path().join("daybook.toml")).unwrap();
     let vault = Vault::open(&cfg, PASS).await.unwrap();
-    let org = vault.existing_org("acme").await.unwrap().unwrap();
     let expected: &[(&str, &[Option<&str>])] = &[
         ("t1", &[Some("alpha")]),
         ("t2", &[Some("bravo"), Some("bravo renamed")]),
@@ -194,19 +193,20 @@ async fn a_first_release_vault_opens_whole(b: Backend) {
         let (info, versions) = query::history(&vault, id).await.unwrap();
         let sid = &old.sids.iter().find(|(s, _)| s == id).unwrap().1;
         assert_eq!(&info.sid, sid, "{id}: its SID is the one the first release gave it");
-        let got: Vec<Option<String>> = futures::future::join_all(versions.iter().map(|v| async {
-            let blob = v.blob.as_ref()?;
-            let stored: Value = serde_json::from_slice(&vault.read_blob(&org, blob).await.unwrap()).unwrap();
-            Some(stored["data"]["title"].as_str().unwrap().to_string())
-        }))
-        .await;
+        let mut got: Vec<Option<String>> = Vec::new();
+        for v in &versions {
+            let content = vault.version_content(&info, v.version).await.unwrap();
+            got.push(content.map(|c| c.data["title"].as_str().unwrap().to_string()));
+        }
         let want: Vec<Option<String>> = titles.iter().map(|t| t.map(str::to_string)).collect();
         assert_eq!(got, want, "{id}");
     }
     let shown = old.json(&["show", "invoice.pdf"]);
     let uid = shown["content"]["files"][0]["uid"].as_str().unwrap().to_string();
+    let (size, mut reader) = vault.open_file("acme", &uid).await.unwrap();
     let mut bytes = Vec::new();
-    vault.read_file(&org, &uid, &mut bytes).await.unwrap();
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes).await.unwrap();
+    assert_eq!(size, bytes.len() as u64);
     assert_eq!(bytes, "invoice bytes ".repeat(500).into_bytes());
     assert!(old.json(&["show", "photo.jpg"])["deleted_since"].is_string(), "a deleted file says so");
     let check = old.json(&["check", "--read-data"]);

@@ -169,11 +169,11 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         let now = query::show(&vault, &cfg, &sid, None).await?;
         println!(
             "title on day 1: {}",
-            then.content.as_ref().map(|c| c["data"]["title"].to_string()).unwrap_or_default()
+            then.content.as_ref().map(|c| c.data["title"].to_string()).unwrap_or_default()
         );
         println!(
             "title on day 2: {}",
-            now.content.as_ref().map(|c| c["data"]["title"].to_string()).unwrap_or_default()
+            now.content.as_ref().map(|c| c.data["title"].to_string()).unwrap_or_default()
         );
     }
     if let Some(sid) = sid_of(gone["id"].as_str().unwrap_or_default()) {
@@ -182,7 +182,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             "\n== deleted record {} ({sid}): last content kept in the vault:",
             gone["id"].as_str().unwrap_or_default()
         );
-        println!("{}", s.content.map(|c| c["data"].to_string()).unwrap_or_default());
+        println!("{}", s.content.map(|c| c.data.to_string()).unwrap_or_default());
     }
 
     println!("\n== check --read-data");

@@ -15,7 +15,7 @@ pub async fn run(config: &Path, ty: &str, from: &str, to: &str, json: bool) -> R
 }
 
 pub fn print(d: &Diff) {
-    let c = |x: Option<i64>| x.map(|c| c.to_string()).unwrap_or_else(|| "none".into());
+    let c = |x: Option<crate::vault::read::CycleId>| x.map(|c| c.to_string()).unwrap_or_else(|| "none".into());
     println!(
         "{}: snapshot of cycle {} -> cycle {}: {} added, {} changed, {} deleted",
         d.data_type,
@@ -27,7 +27,7 @@ pub fn print(d: &Diff) {
     );
     for (mark, list) in [("+", &d.added), ("~", &d.changed), ("-", &d.deleted)] {
         for e in list {
-            let v = |x: Option<i64>| x.map(|v| format!("v{v}")).unwrap_or_default();
+            let v = |x: Option<u32>| x.map(|v| format!("v{v}")).unwrap_or_default();
             println!(
                 "{mark} {} {:?} {}{}{}",
                 e.sid,

@@ -1,7 +1,8 @@
 use anyhow::Result;
 use std::path::Path;
 
-use crate::engine::query::{self, RecordInfo, VersionInfo};
+use crate::engine::query;
+use crate::vault::read::{RecordInfo, VersionInfo};
 use crate::util::print_table;
 
 pub async fn run(config: &Path, sid: &str, json: bool) -> Result<()> {
@@ -22,7 +23,7 @@ pub fn print(info: &RecordInfo, versions: &[VersionInfo]) {
             vec![
                 v.version.to_string(),
                 if v.deleted { "deleted".into() } else { "content".into() },
-                v.captured_at.clone(),
+                v.captured_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 v.from_cycle.to_string(),
                 v.to_cycle.map(|c| c.to_string()).unwrap_or_else(|| "current".into()),
                 v.size.to_string(),

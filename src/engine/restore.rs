@@ -3,13 +3,12 @@
 //! remembers it, so the same version is not copied twice by accident.
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 
 use super::Factory;
-use super::query::{self, At, RecordInfo, VersionInfo};
+use super::query;
+use crate::vault::read::{At, RecordInfo, VersionInfo};
 use crate::config::Config;
 use crate::connectors::{RestoreFile, Restored};
 use crate::vault::Vault;
@@ -44,49 +43,41 @@ pub struct Deleted {
 
 /// Records deleted at the source, newest deletions first.
 pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<Vec<Deleted>> {
-    let rows = sqlx::query(
-        "SELECT r.sid, o.sid, t.source, t.name, r.source_id, d.version, c.started_at, d.from_cycle, p.blob_id, o.id, \
-           (SELECT MAX(s.taken_at) FROM snapshots s WHERE s.type_id = d.type_id AND s.cycle_id < d.from_cycle) \
-         FROM versions d JOIN records r ON r.sid = d.sid JOIN types t ON t.id = d.type_id \
-         JOIN orgs o ON o.id = t.org_id JOIN cycles c ON c.id = d.from_cycle \
-         LEFT JOIN versions p ON p.sid = d.sid AND p.version = d.version - 1 \
-         WHERE d.to_cycle IS NULL AND d.deleted = 1 ORDER BY d.from_cycle DESC, t.source, t.name, r.source_id",
-    )
-    .fetch_all(&vault.catalog.pool)
-    .await?;
     let needle = f.search.as_ref().map(|s| s.to_lowercase());
     let mut out = Vec::new();
-    for r in rows {
-        let (source, data_type): (String, String) = (r.get(2), r.get(3));
-        if f.source.as_ref().is_some_and(|s| *s != source) || f.data_type.as_ref().is_some_and(|t| *t != data_type) {
-            continue;
-        }
-        let org_sid: String = r.get(1);
-        let noticed: String = r.get(6);
-        if let Some(since) = &f.since
-            && !noticed_since(since, query::org_tz(cfg, &org_sid), &noticed, r.get(7))?
+    for d in vault.deleted_records(None).await? {
+        let r = &d.record;
+        if f.source.as_ref().is_some_and(|s| *s != r.source)
+            || f.data_type.as_ref().is_some_and(|t| *t != r.data_type && *t != r.type_key)
         {
             continue;
         }
-        let Some(blob) = r.get::<Option<Vec<u8>>, _>(8) else { continue };
-        let org = vault.org_by_id(r.get(9)).await?;
-        let content: Value = serde_json::from_slice(&vault.read_blob(&org, &blob).await?)?;
+        if let Some(since) = &f.since {
+            let keep = match At::parse_since(since, query::org_tz(cfg, &r.org))? {
+                At::Cycle(c) => d.noticed_cycle >= c,
+                At::Instant(t) => d.noticed >= t,
+                At::Latest => true,
+            };
+            if !keep {
+                continue;
+            }
+        }
+        let content = serde_json::to_value(&d.last.content)?;
         if let Some(n) = &needle
             && !content.to_string().to_lowercase().contains(n)
         {
             continue;
         }
-        let sid: String = r.get(0);
-        let restored_as = restores_of(vault, &sid).await?.into_iter().map(|(_, new_id, _)| new_id).collect();
+        let restored_as = vault.catalog.restores_of(&r.sid).await?.into_iter().map(|x| x.new_id).collect();
         out.push(Deleted {
-            sid,
-            org: org_sid,
-            source,
-            data_type,
-            source_id: r.get(4),
-            last_version: r.get::<i64, _>(5) - 1,
-            last_seen: r.get(10),
-            deletion_noticed: noticed,
+            sid: r.sid.clone(),
+            org: r.org.clone(),
+            source: r.source.clone(),
+            data_type: r.data_type.clone(),
+            source_id: r.source_id.clone(),
+            last_version: d.last.version as i64,
+            last_seen: d.last_seen.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            deletion_noticed: d.noticed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             content,
             restored_as,
         });
@@ -94,36 +85,10 @@ pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<V
     Ok(out)
 }
 
-fn noticed_since(since: &str, tz: chrono_tz::Tz, noticed: &str, cycle: i64) -> Result<bool> {
-    // A bare date means from the start of that day (query::parse_at reads it as its end).
-    let at = match NaiveDate::parse_from_str(since, "%Y-%m-%d") {
-        Ok(d) => At::Instant(
-            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
-                .earliest()
-                .ok_or_else(|| anyhow!("{since:?}: no such local time"))?
-                .with_timezone(&Utc),
-        ),
-        Err(_) => query::parse_at(since, tz)?,
-    };
-    Ok(match at {
-        At::Cycle(c) => cycle >= c,
-        At::Instant(t) => chrono::DateTime::parse_from_rfc3339(noticed).is_ok_and(|n| n >= t),
-    })
-}
-
-/// (when, new id, version) of each copy made of a record.
-async fn restores_of(vault: &Vault, sid: &str) -> Result<Vec<(String, String, i64)>> {
-    let rows = sqlx::query("SELECT at, new_id, version FROM restores WHERE sid = $1 ORDER BY id")
-        .bind(sid)
-        .fetch_all(&vault.catalog.pool)
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
-}
-
 #[derive(Debug, Serialize)]
 pub struct RestoreOutcome {
     pub record: RecordInfo,
-    pub version: i64,
+    pub version: u32,
     pub dry_run: bool,
     /// The content the copy is made from.
     pub content: Value,
@@ -149,18 +114,11 @@ pub async fn restore(
 ) -> Result<RestoreOutcome> {
     let (info, versions) = query::history(vault, req.sid).await?;
     let v = pick_version(&info, &versions, req.version)?;
-    let org = vault.org_by_id(info.org_id).await?;
-    let blob = v.blob.as_ref().ok_or_else(|| anyhow!("version {} of {} has no content", v.version, info.sid))?;
-    let stored: Value = serde_json::from_slice(&vault.read_blob(&org, blob).await?)?;
-    let content = stored.get("data").cloned().unwrap_or(Value::Null);
-    let stored_files = stored.get("files").and_then(Value::as_array).cloned().unwrap_or_default();
-    let files = stored_files
-        .iter()
-        .map(|f| {
-            let name = f.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            (name, f.get("size").and_then(Value::as_u64).unwrap_or(0))
-        })
-        .collect();
+    let stored = vault
+        .version_content(&info, v.version)
+        .await?
+        .ok_or_else(|| anyhow!("version {} of {} has no content", v.version, info.sid))?;
+    let files = stored.files.iter().map(|f| (f.name.clone(), f.size)).collect();
 
     let src = cfg
         .orgs
@@ -173,21 +131,22 @@ pub async fn restore(
     let connector = factory(src)?;
     connector.discover().await.map_err(|e| anyhow!("{}: cannot reach the source: {e}", info.source))?;
     connector.restorable(&info.type_key).map_err(|e| anyhow!("cannot restore {}: {e}", info.sid))?;
-    if let Some((at, new_id, _)) =
-        restores_of(vault, &info.sid).await?.into_iter().find(|(_, _, ver)| *ver == v.version)
+    if let Some(done) = vault.catalog.restores_of(&info.sid).await?.into_iter().find(|r| r.version == v.version as i64)
         && !req.again
     {
         bail!(
-            "version {} of {} was already restored on {at} as id {new_id}; pass --again to make another copy",
+            "version {} of {} was already restored on {} as id {}; pass --again to make another copy",
             v.version,
-            info.sid
+            info.sid,
+            done.at,
+            done.new_id
         );
     }
     let mut out = RestoreOutcome {
         record: info.clone(),
         version: v.version,
         dry_run: req.dry_run,
-        content,
+        content: stored.data.clone(),
         files,
         restored: None,
     };
@@ -195,29 +154,28 @@ pub async fn restore(
         return Ok(out);
     }
     let mut with_bytes = Vec::new();
-    for f in &stored_files {
-        let (Some(key), Some(uid)) = (f.get("key").and_then(Value::as_str), f.get("uid").and_then(Value::as_str))
-        else {
-            continue;
-        };
+    for f in &stored.files {
+        let (_, mut reader) = vault.open_file(&info.org, &f.uid).await?;
         let mut bytes = Vec::new();
-        vault.read_file(&org, uid, &mut bytes).await.with_context(|| format!("reading {uid} from the vault"))?;
-        let name = f.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        with_bytes.push(RestoreFile { key: key.to_string(), name, bytes });
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .with_context(|| format!("reading {} from the vault", f.uid))?;
+        with_bytes.push(RestoreFile { key: f.key.clone(), name: f.name.clone(), bytes });
     }
     let done = connector
         .restore(&info.type_key, &out.content, with_bytes)
         .await
         .map_err(|e| anyhow!("restoring {} into {}: {e}", info.sid, info.source))?;
-    sqlx::query("INSERT INTO restores (at, type_id, sid, version, new_id, files, notes) VALUES ($1,$2,$3,$4,$5,$6,$7)")
-        .bind(crate::util::now_rfc3339())
-        .bind(info.type_id)
-        .bind(&info.sid)
-        .bind(v.version)
-        .bind(&done.new_id)
-        .bind(done.files_uploaded as i64)
-        .bind(done.notes.join("\n"))
-        .execute(&vault.catalog.pool)
+    vault
+        .catalog
+        .add_restore(
+            info.type_id.0,
+            &info.sid,
+            v.version as i64,
+            &done.new_id,
+            done.files_uploaded as i64,
+            &done.notes.join("\n"),
+        )
         .await?;
     out.restored = Some(done);
     Ok(out)
@@ -229,7 +187,7 @@ fn pick_version<'v>(info: &RecordInfo, versions: &'v [VersionInfo], asked: Optio
         Some(n) => {
             let v = versions
                 .iter()
-                .find(|v| v.version == n)
+                .find(|v| v.version as i64 == n)
                 .ok_or_else(|| anyhow!("{} has no version {n} (it has 1 to {})", info.sid, versions.len()))?;
             if v.deleted {
                 bail!("version {n} of {} is its deletion; the content before it is version {}", info.sid, n - 1);

@@ -5,11 +5,14 @@
 mod lock;
 mod log;
 mod migrate;
+pub mod read;
+mod restores;
 mod schema;
 mod types;
 
 pub use lock::{Lease, LockError};
 pub use log::LogEntry;
+pub use restores::RestoreRow;
 pub use types::{TypeIdentity, TypeRow};
 
 use anyhow::{Context, Result, bail};
@@ -296,6 +299,8 @@ pub async fn source_ids(
 /// Where a blob is: pack name and offsets.
 #[derive(Clone, Debug)]
 pub struct BlobLoc {
+    /// Its content id, to verify what is read.
+    pub id: [u8; 16],
     pub pack: String,
     pub chunk_off: u32,
     pub chunk_len: u32,
@@ -312,6 +317,7 @@ pub async fn blob_loc(conn: &mut AnyConnection, org_id: i64, id: &[u8]) -> Resul
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|r| BlobLoc {
+        id: id.try_into().unwrap_or_default(),
         pack: r.get(0),
         chunk_off: r.get::<i64, _>(1) as u32,
         chunk_len: r.get::<i64, _>(2) as u32,
