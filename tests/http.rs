@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use daybook::connectors::http::{Http, HttpError, Limits};
+use daybook::connectors::SourceError;
+use daybook::connectors::http::{Http, Limits};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -138,7 +139,7 @@ async fn a_429_waits_as_retry_after_says() {
 async fn refused_credentials_fail_at_once_and_say_where_to_look() {
     let (http, s) = setup(&[("auth", vec![Answer::Status(401, vec![])])], limits(100, 1000, 20_000)).await;
     let e = http.get_json::<serde_json::Value>("auth", &[]).await.unwrap_err();
-    assert!(matches!(e, HttpError::Refused { status: 401, .. }));
+    assert!(matches!(e, SourceError::Refused { status: 401, .. }));
     let msg = e.to_string();
     assert!(msg.contains("TRELLO_TOKEN") && !msg.contains("SECRET-TOKEN"), "{msg}");
     assert_eq!(calls(&s, "auth").len(), 1, "refused credentials are not retried");
@@ -149,7 +150,7 @@ async fn a_source_that_keeps_failing_is_given_up_within_the_bound() {
     let (http, s) = setup(&[("down", vec![Answer::Status(502, vec![])])], limits(100, 1000, 3_000)).await;
     let t = Instant::now();
     let e = http.get_json::<serde_json::Value>("down", &[]).await.unwrap_err();
-    assert!(matches!(e, HttpError::GaveUp { .. }), "{e}");
+    assert!(matches!(e, SourceError::GaveUp { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(4), "gave up after {:?}", t.elapsed());
     assert!(calls(&s, "down").len() >= 2);
 }

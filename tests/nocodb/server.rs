@@ -202,7 +202,7 @@ impl Noco {
     /// A NocoDB configuration block for daybook, scoped to the given bases or tables.
     pub fn source(&self, name: &str, include: &[&str]) -> String {
         format!(
-            "[[orgs.sources]]\nname = \"{name}\"\nkind = \"nocodb\"\nbase_url = \"{}\"\ninclude = {:?}\nrequests_per_second = 200\n",
+            "[[orgs.sources]]\nname = \"{name}\"\nkind = \"nocodb\"\nbase_url = \"{}\"\ninclude = {:?}\nrequests_per_minute = 12000\n",
             self.url, include
         )
     }
