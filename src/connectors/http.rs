@@ -314,16 +314,22 @@ impl Attempts {
         let bound = self.bound.as_secs();
         Err(self.gave_up(match told {
             Some(w) if w > self.bound => {
-                format!("{last}: told to wait {} s, more than give_up_after_seconds = {bound}", secs(w))
+                format!("{last}: told to wait {}, more than give_up_after_seconds = {bound}", secs(w))
             }
-            Some(w) => format!("{last}: told to wait {} s, past give_up_after_seconds = {bound}", secs(w)),
+            Some(w) => format!("{last}: told to wait {}, past give_up_after_seconds = {bound}", secs(w)),
             None => last,
         }))
     }
 }
 
 fn secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 { d.as_secs().to_string() } else { format!("{:.1}", d.as_secs_f64()) }
+    if d >= LONGEST_WAIT {
+        format!("{} s or more", LONGEST_WAIT.as_secs())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// What a checked file download needs to know.
@@ -831,7 +837,7 @@ fn backoff(tries: u32) -> Duration {
 
 /// The longest wait a header can ask for; more is taken as this much (and then the give-up
 /// bound decides).
-pub const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
+pub const LONGEST_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The answer's own clock (its Date header), to the second.
 fn answer_time(h: &HeaderMap) -> Option<DateTime<Utc>> {
