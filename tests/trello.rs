@@ -576,3 +576,277 @@ async fn restore_through_the_library_says_what_trello_cannot_create() {
         assert!(a.seen.iter().all(|r| r.method == "POST" && r.authorized), "{:?}", a.seen);
     });
 }
+
+/// Every data type's snapshots: name -> the cycles it has one for.
+fn snapshot_cycles(env: &Env) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let mut out: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for s in env.json(&["snapshots"]).as_array().unwrap() {
+        out.entry(s["data_type"].as_str().unwrap().to_string()).or_default().push(s["cycle"].as_i64().unwrap());
+    }
+    out
+}
+
+fn deleted_ids(env: &Env) -> Vec<String> {
+    env.json(&["recover"]).as_array().unwrap().iter().map(|d| d["source_id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn cards_made_in_one_second_are_all_backed_up() {
+    let f = Fake::start();
+    f.with(|a| {
+        let b = a.board("Imported", None);
+        let l = a.list(&b, "All");
+        // A board copy or import: 1,500 cards in one second, more than a page holds.
+        a.in_one_second(|a| {
+            for i in 0..1500 {
+                a.card(&l, &format!("card {i}"));
+            }
+        });
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}\n{:?}", failed(&report));
+    assert_eq!(type_of(&report, "Imported/cards")["stats"]["live"], 1500);
+    f.with(|a| {
+        let pages = a.requests("GET", "/cards/all");
+        assert!(
+            pages.iter().any(|p| p.q("limit") == Some("5000")),
+            "a full page of one second is asked for larger: {pages:?}"
+        );
+    });
+    // The id listing of an incremental cycle pages the same way: nothing is marked deleted.
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let cards = type_of(&report, "Imported/cards");
+    assert_eq!((cards["stats"]["full_read"].as_bool(), cards["stats"]["deleted"].as_i64()), (Some(false), Some(0)));
+    assert!(deleted_ids(&env).is_empty());
+}
+
+#[test]
+fn a_card_made_in_the_second_of_a_page_boundary_is_not_marked_deleted() {
+    let f = Fake::start();
+    let (list, boundary) = f.with(|a| {
+        let b = a.board("Big", None);
+        let l = a.list(&b, "All");
+        for i in 0..99 {
+            a.card(&l, &format!("old {i}"));
+        }
+        // Three cards of one second: the next cycle's first page ends inside it.
+        let s: Vec<String> = a.in_one_second(|a| (0..3).map(|i| a.card(&l, &format!("same second {i}"))).collect());
+        (l, s)
+    });
+    let env = block(env(&f, ""));
+    let (ok, _, err) = backup(&env);
+    assert!(ok, "{err}");
+    f.with(|a| {
+        for i in 0..998 {
+            let c = a.card(&list, &format!("new {i}"));
+            a.edit_card(&c, |_| {});
+        }
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let cards = type_of(&report, "Big/cards");
+    assert_eq!(cards["stats"]["live"], 1100, "{cards}");
+    assert_eq!(cards["stats"]["deleted"], 0, "{cards}");
+    assert!(deleted_ids(&env).is_empty(), "nothing marked deleted: {:?}", deleted_ids(&env));
+    assert_eq!(content(&env, &boundary[0])["data"]["name"], "same second 0");
+}
+
+#[test]
+fn a_comment_made_in_the_second_of_a_page_boundary_is_not_marked_deleted() {
+    let f = Fake::start();
+    let (card, boundary) = f.with(|a| {
+        let b = a.board("Talk", None);
+        let l = a.list(&b, "All");
+        let c = a.card(&l, "the thread");
+        for i in 0..99 {
+            a.comment(&c, &format!("old {i}"));
+        }
+        let s: Vec<String> = a.in_one_second(|a| (0..3).map(|i| a.comment(&c, &format!("same second {i}"))).collect());
+        (c, s)
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    assert_eq!(type_of(&report, "Talk/comments")["stats"]["live"], 102);
+    f.with(|a| {
+        for i in 0..998 {
+            a.comment(&card, &format!("new {i}"));
+        }
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}\n{:?}", failed(&report));
+    let comments = type_of(&report, "Talk/comments");
+    assert_eq!((comments["stats"]["live"].as_i64(), comments["stats"]["deleted"].as_i64()), (Some(1100), Some(0)));
+    assert!(deleted_ids(&env).is_empty(), "nothing marked deleted: {:?}", deleted_ids(&env));
+    assert_eq!(content(&env, &boundary[0])["data"]["data"]["text"], "same second 0");
+    assert_eq!(content(&env, &card)["data"]["comments"].as_array().unwrap().len(), 1100);
+}
+
+#[test]
+fn comments_copied_with_a_card_are_backed_up() {
+    let f = Fake::start();
+    let (s, copy) = f.with(|a| {
+        let s = seed(a);
+        let todo = a.lists[0]["id"].as_str().unwrap().to_string();
+        let copy = a.copy_card(&s.launch, &todo);
+        (s, copy)
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    assert_eq!(type_of(&report, "Roadmap/comments")["stats"]["live"], 2, "the comment and its copy");
+    let on_copy = &content(&env, &copy)["data"]["comments"];
+    assert_eq!(on_copy[0]["text"], "Looks good to me", "the copied card keeps its comments: {on_copy}");
+    // Incrementally too: a new copy's comments come with the changes, none is lost.
+    let copy2 = f.with(|a| {
+        let todo = a.lists[0]["id"].as_str().unwrap().to_string();
+        a.copy_card(&s.launch, &todo)
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let comments = type_of(&report, "Roadmap/comments");
+    assert_eq!((comments["stats"]["added"].as_i64(), comments["stats"]["deleted"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(content(&env, &copy2)["data"]["comments"][0]["text"], "Looks good to me");
+    f.with(|a| {
+        for r in a.requests("GET", "/actions") {
+            assert!(r.q("filter").unwrap_or_default().contains("copyCommentCard"), "{r:?}");
+        }
+    });
+}
+
+#[test]
+fn a_403_says_what_trello_said() {
+    let f = Fake::start();
+    f.with(|a| {
+        seed(a);
+        let body = json!({"error": "API_TOO_MANY_CARDS_REQUESTED", "message": "Requested too many cards"});
+        a.rule(Method::GET, "/cards/all", None, 0, None, Act::Json(403, body));
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, _) = backup(&env);
+    assert!(!ok);
+    let bad = failed(&report);
+    assert_eq!(bad.len(), 2, "the two boards' cards: {bad:?}");
+    for e in &bad {
+        assert!(e.contains("API_TOO_MANY_CARDS_REQUESTED: Requested too many cards") && e.contains("403"), "{e}");
+        assert!(!e.contains("credentials") && !e.contains("TRELLO_TOKEN"), "not a credentials problem: {e}");
+    }
+    assert_eq!(type_of(&report, "Roadmap/lists")["stats"]["live"], 2, "the rest completes");
+}
+
+#[test]
+fn a_failing_read_shows_no_record_content() {
+    let f = Fake::start();
+    let (secret, echoed) = ("SECRET-LABEL-NAME-8d2f", "SECRET-ECHOED-NAME-41c7");
+    f.with(|a| {
+        seed(a);
+        let road = a.boards[0]["id"].as_str().unwrap().to_string();
+        // A label without an id (not Trello's shape), and an error answer that quotes a record.
+        a.labels.push(json!({"idBoard": road, "name": secret, "color": "red"}));
+        let body = json!({"message": "invalid value for fields", "echo": {"name": echoed, "desc": "x".repeat(400)}});
+        a.rule(Method::GET, "/lists", None, 0, None, Act::Json(400, body));
+    });
+    let env = block(env(&f, ""));
+    let o = env.run(&["backup", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let labels = type_of(&report, "Roadmap/labels")["error"].as_str().unwrap().to_string();
+    assert!(labels.contains("an object without an id"), "{labels}");
+    let lists = type_of(&report, "Roadmap/lists")["error"].as_str().unwrap().to_string();
+    assert!(lists.contains("HTTP 400") && lists.contains("invalid value for fields"), "the app's words: {lists}");
+    for s in [secret, echoed] {
+        assert!(!stdout.contains(s) && !stderr.contains(s), "record content in the output:\n{stdout}\n{stderr}");
+    }
+}
+
+#[test]
+fn an_attachment_longer_or_shorter_than_listed_is_not_stored() {
+    for (listed, says) in [(SPEC.len() + 5, "gave"), (SPEC.len() - 5, "longer than")] {
+        let f = Fake::start();
+        f.with(|a| {
+            let s = seed(a);
+            a.card_mut(&s.launch)["attachments"][0]["bytes"] = listed.into();
+        });
+        let env = block(env(&f, ""));
+        let (ok, report, _) = backup(&env);
+        assert!(!ok);
+        let bad = failed(&report);
+        assert!(bad.len() == 1 && bad[0].contains(says) && bad[0].contains("not stored"), "{listed}: {bad:?}");
+        assert!(!env.latest().contains_key("Roadmap/cards"), "no snapshot of cards without their files");
+    }
+}
+
+#[test]
+fn a_second_board_of_the_same_name_changes_nothing_of_the_first() {
+    let f = Fake::start();
+    f.with(|a| {
+        let b = a.board("Ops", None);
+        let l = a.list(&b, "Inbox");
+        a.card(&l, "Rotate keys");
+    });
+    let env = block(env(&f, ""));
+    assert!(backup(&env).0);
+    f.with(|a| {
+        let b = a.board("Ops", None);
+        let l = a.list(&b, "Inbox");
+        a.card(&l, "Renew certificates");
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let first = type_of(&report, "Ops/cards");
+    assert_eq!((first["stats"]["live"].as_i64(), first["stats"]["added"].as_i64()), (Some(1), Some(0)), "{first}");
+    assert_eq!(snapshot_cycles(&env)["Ops/cards"], vec![1, 2], "the first board's cards keep their history");
+    let second: Vec<&str> = report["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["data_type"].as_str().unwrap())
+        .filter(|t| t.starts_with("Ops (") && t.ends_with("/cards"))
+        .collect();
+    assert_eq!(second.len(), 1, "the newer board is told apart by its short link: {second:?}");
+    assert!(deleted_ids(&env).is_empty());
+}
+
+/// Needs the engine's half of issue 7 (a data type's display name follows its key).
+#[test]
+fn renaming_a_board_and_a_list_keeps_their_history() {
+    let f = Fake::start();
+    let s = f.with(seed);
+    let env = block(env(&f, ""));
+    assert!(backup(&env).0);
+    let before = env.json(&["history", &s.launch]);
+    let todo = f.with(|a| {
+        a.boards[0]["name"] = "Roadmap 2027".into();
+        let todo = a.lists[0]["id"].as_str().unwrap().to_string();
+        a.lists[0]["name"] = "Next".into();
+        a.edit_card(&s.launch, |c| c["name"] = "Launch, renamed board".into());
+        todo
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}\n{:?}", failed(&report));
+    for kind in ["cards", "lists", "comments", "labels", "checklists", "members", "custom-fields"] {
+        assert_eq!(type_of(&report, &format!("Roadmap 2027/{kind}"))["stats"]["deleted"], 0, "{kind}");
+    }
+    let cycles = snapshot_cycles(&env);
+    assert!(!cycles.keys().any(|t| t.starts_with("Roadmap/")), "one data type, under its new name: {cycles:?}");
+    assert_eq!(cycles["Roadmap 2027/cards"], vec![1, 2], "its cycles continue");
+    assert_eq!(cycles["Roadmap 2027/lists"], vec![1, 2]);
+
+    let after = env.json(&["history", &s.launch]);
+    assert_eq!(after["record"]["sid"], before["record"]["sid"], "the same record");
+    assert_eq!(after["record"]["data_type"], "Roadmap 2027/cards");
+    let versions: Vec<(i64, bool)> = after["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["deleted"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(versions.len(), 2, "its versions continue: {after}");
+    assert!(versions.iter().all(|(_, deleted)| !deleted), "{after}");
+    let list = env.json(&["show", &todo]);
+    assert_eq!(list["content"]["data"]["name"], "Next", "the renamed list is a new version of the same record");
+    assert!(deleted_ids(&env).is_empty(), "no record marked deleted: {:?}", deleted_ids(&env));
+}
