@@ -685,3 +685,83 @@ async fn pages_past_25_comments() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workspace_the_token_was_not_given_fails_alone_and_says_so() {
+    let (_fake, env) = setup(Backend::Sqlite, "", |w| {
+        seed(w);
+        w.team("9002", "Personal");
+        w.space("9002", "800", "Home");
+        w.not_authorized.push("9002".into());
+    })
+    .await;
+    let r = backup(&env).await;
+    assert!(!r.ok, "exit status 1");
+    let e = r.error("Personal/tasks");
+    assert!(e.contains("OAUTH_027: Team not authorized"), "what ClickUp said: {e}");
+    assert!(!e.contains("credentials") && !e.contains("CLICKUP_TOKEN"), "the token itself is fine: {e}");
+    assert!(r.failed().iter().all(|t| t.starts_with("Personal/")), "{:?}", r.failed());
+    assert_eq!(r.stats("Acme/tasks").0, 5, "the other workspace is backed up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_ratelimit_reset_is_read_against_clickups_own_clock() {
+    for skew_ms in [3_600_000_i64, -3_600_000] {
+        let (fake, env) = setup(Backend::Sqlite, "attachments = false\n", |w| {
+            seed(w);
+            w.per_second = Some(8);
+            w.skew_ms = skew_ms;
+        })
+        .await;
+        let r = backup(&env).await;
+        assert!(r.ok, "ClickUp's clock {skew_ms} ms off: {}", r.stderr);
+        fake.with(|w| {
+            assert!(!w.limited.is_empty(), "a storm of 429s");
+            let api: Vec<_> = w.log.iter().filter(|q| q.host == "api").collect();
+            for (hit, reset) in &w.limited {
+                let i = api.iter().position(|q| q.at_ms == hit.at_ms && q.path == hit.path).unwrap();
+                if let Some(next) = api.get(i + 1) {
+                    assert!(
+                        next.at_ms >= reset * 1000,
+                        "clock {skew_ms} ms off: {} came {} ms before X-RateLimit-Reset on ClickUp's clock",
+                        next.path,
+                        reset * 1000 - next.at_ms
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Needs the engine's half of issue 7 (a data type's display name follows its key).
+#[tokio::test(flavor = "multi_thread")]
+async fn renaming_a_workspace_and_a_list_keeps_their_history() {
+    let (fake, env) = setup(Backend::Sqlite, "", seed).await;
+    assert!(backup(&env).await.ok);
+    let before = env.json(&["history", "t1"]);
+    fake.with(|w| {
+        w.teams[0]["name"] = json!("Acme Corp");
+        w.lists.iter_mut().find(|(_, _, l)| l["id"] == "124").unwrap().2["name"] = json!("Prospects");
+        w.edit("t1", |t| t["name"] = json!("Call Bob again"));
+    });
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stats("Acme Corp/tasks"), (5, 0, 1, 0));
+    assert_eq!(r.stats("Acme Corp/lists"), (2, 0, 1, 0), "the renamed list is a changed record");
+    let mut names: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["data_type"].as_str().unwrap().ends_with("/tasks"))
+        .map(|s| format!("{} {}", s["data_type"].as_str().unwrap(), s["cycle"]))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Acme Corp/tasks 1", "Acme Corp/tasks 2"], "one data type, its new name, its cycles continuing");
+    let after = env.json(&["history", "t1"]);
+    assert_eq!(after["record"]["sid"], before["record"]["sid"]);
+    assert_eq!(after["record"]["data_type"], "Acme Corp/tasks");
+    assert_eq!(after["versions"].as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(content(&env, "124")["data"]["name"], "Prospects");
+    assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "nothing marked deleted");
+}
