@@ -553,3 +553,44 @@ async fn a_failing_read_shows_no_field_value() {
     assert!(err.contains("an object of 1 fields as its Id"), "the error says what is wrong: {err}");
     assert!(!stdout.contains(secret) && !stderr.contains(secret), "a field value in the output:\n{stdout}\n{stderr}");
 }
+
+// ---- The keys every app source shares ----------------------------------------------------
+
+fn check(source: &str) -> Result<(), String> {
+    let text = format!(
+        "[vault]\ncatalog = \"sqlite://x.db\"\nstore = \"blobs\"\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n\n\
+         [[orgs.sources]]\nname = \"app\"\n{source}"
+    );
+    let cfg = daybook::config::Config::parse(&text, std::path::PathBuf::from("/tmp")).map_err(|e| format!("{e:#}"))?;
+    daybook::connectors::check_config(&cfg).map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn every_app_takes_the_same_keys_with_one_meaning() {
+    let shared = "base_url = \"http://127.0.0.1:9/api\"\ntoken_env = \"APP_TOKEN\"\ntoken_file = \"token.txt\"\n\
+                  include = [\"a\"]\nexclude = [\"b\"]\nrequests_per_minute = 60\ngive_up_after_seconds = 30\n\
+                  timeout_seconds = 10\noverlap_seconds = 60\n";
+    for kind in ["trello", "nocodb", "clickup"] {
+        check(&format!("kind = \"{kind}\"\n{shared}")).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        // An unknown key names its line, the app's own keys and the shared ones.
+        let e = check(&format!("kind = \"{kind}\"\nfrobnicate = 1\n")).unwrap_err();
+        assert!(e.contains("config line 11") && e.contains("unknown field `frobnicate`"), "{kind}: {e}");
+        assert!(e.contains("requests_per_minute") && e.contains("give_up_after_seconds"), "{kind}: {e}");
+        for bad in ["requests_per_minute = 0", "timeout_seconds = 0", "base_url = \"not a url\""] {
+            let e = check(&format!("kind = \"{kind}\"\n{bad}\n")).unwrap_err();
+            assert!(e.contains("config line 11"), "{kind} {bad}: {e}");
+        }
+    }
+    // ClickUp's timeout is configurable like the others'; their own keys stay theirs.
+    check("kind = \"clickup\"\ntimeout_seconds = 30\nattachments = false\ncomments = false\n").unwrap();
+    check("kind = \"nocodb\"\npage_size = 200\n").unwrap();
+    check("kind = \"trello\"\nkey_env = \"MY_TRELLO_KEY\"\nkey_file = \"key.txt\"\n").unwrap();
+}
+
+#[test]
+fn a_rate_key_of_an_earlier_release_says_what_to_write() {
+    let e = check("kind = \"trello\"\nrequests_per_10s = 100\n").unwrap_err();
+    assert!(e.contains("config line 11") && e.contains("write requests_per_minute = 600"), "{e}");
+    let e = check("kind = \"nocodb\"\nrequests_per_second = 5\n").unwrap_err();
+    assert!(e.contains("write requests_per_minute = 300"), "{e}");
+}
