@@ -594,3 +594,10 @@ fn a_rate_key_of_an_earlier_release_says_what_to_write() {
     let e = check("kind = \"nocodb\"\nrequests_per_second = 5\n").unwrap_err();
     assert!(e.contains("write requests_per_minute = 300"), "{e}");
 }
+
+#[test]
+fn the_example_configs_sources_pass_their_connectors_checks() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let cfg = daybook::config::Config::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+    daybook::connectors::check_config(&cfg).unwrap_or_else(|e| panic!("{e:#}"));
+}
