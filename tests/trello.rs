@@ -623,65 +623,46 @@ fn cards_made_in_one_second_are_all_backed_up() {
 }
 
 #[test]
-fn a_card_made_in_the_second_of_a_page_boundary_is_not_marked_deleted() {
+fn cards_and_comments_made_in_the_second_of_a_page_boundary_are_not_marked_deleted() {
     let f = Fake::start();
-    let (list, boundary) = f.with(|a| {
+    // 99 cards and comments, then three of each made in one second: the next cycle's first
+    // page (the newest 1000) ends inside that second.
+    let (list, thread, cards, comments) = f.with(|a| {
         let b = a.board("Big", None);
         let l = a.list(&b, "All");
-        for i in 0..99 {
+        let thread = a.card(&l, "the thread");
+        for i in 0..98 {
             a.card(&l, &format!("old {i}"));
+            a.comment(&thread, &format!("old {i}"));
         }
-        // Three cards of one second: the next cycle's first page ends inside it.
-        let s: Vec<String> = a.in_one_second(|a| (0..3).map(|i| a.card(&l, &format!("same second {i}"))).collect());
-        (l, s)
+        a.comment(&thread, "old 98");
+        let cards: Vec<String> = a.in_one_second(|a| (0..3).map(|i| a.card(&l, &format!("same second {i}"))).collect());
+        let comments: Vec<String> =
+            a.in_one_second(|a| (0..3).map(|i| a.comment(&thread, &format!("same second {i}"))).collect());
+        (l, thread, cards, comments)
     });
     let env = block(env(&f, ""));
-    let (ok, _, err) = backup(&env);
+    let (ok, report, err) = backup(&env);
     assert!(ok, "{err}");
+    assert_eq!(type_of(&report, "Big/cards")["stats"]["live"], 102);
+    assert_eq!(type_of(&report, "Big/comments")["stats"]["live"], 102);
     f.with(|a| {
         for i in 0..998 {
             let c = a.card(&list, &format!("new {i}"));
             a.edit_card(&c, |_| {});
-        }
-    });
-    let (ok, report, err) = backup(&env);
-    assert!(ok, "{err}");
-    let cards = type_of(&report, "Big/cards");
-    assert_eq!(cards["stats"]["live"], 1100, "{cards}");
-    assert_eq!(cards["stats"]["deleted"], 0, "{cards}");
-    assert!(deleted_ids(&env).is_empty(), "nothing marked deleted: {:?}", deleted_ids(&env));
-    assert_eq!(content(&env, &boundary[0])["data"]["name"], "same second 0");
-}
-
-#[test]
-fn a_comment_made_in_the_second_of_a_page_boundary_is_not_marked_deleted() {
-    let f = Fake::start();
-    let (card, boundary) = f.with(|a| {
-        let b = a.board("Talk", None);
-        let l = a.list(&b, "All");
-        let c = a.card(&l, "the thread");
-        for i in 0..99 {
-            a.comment(&c, &format!("old {i}"));
-        }
-        let s: Vec<String> = a.in_one_second(|a| (0..3).map(|i| a.comment(&c, &format!("same second {i}"))).collect());
-        (c, s)
-    });
-    let env = block(env(&f, ""));
-    let (ok, report, err) = backup(&env);
-    assert!(ok, "{err}");
-    assert_eq!(type_of(&report, "Talk/comments")["stats"]["live"], 102);
-    f.with(|a| {
-        for i in 0..998 {
-            a.comment(&card, &format!("new {i}"));
+            a.comment(&thread, &format!("new {i}"));
         }
     });
     let (ok, report, err) = backup(&env);
     assert!(ok, "{err}\n{:?}", failed(&report));
-    let comments = type_of(&report, "Talk/comments");
-    assert_eq!((comments["stats"]["live"].as_i64(), comments["stats"]["deleted"].as_i64()), (Some(1100), Some(0)));
+    for ty in ["Big/cards", "Big/comments"] {
+        let t = type_of(&report, ty);
+        assert_eq!((t["stats"]["live"].as_i64(), t["stats"]["deleted"].as_i64()), (Some(1100), Some(0)), "{ty}: {t}");
+    }
     assert!(deleted_ids(&env).is_empty(), "nothing marked deleted: {:?}", deleted_ids(&env));
-    assert_eq!(content(&env, &boundary[0])["data"]["data"]["text"], "same second 0");
-    assert_eq!(content(&env, &card)["data"]["comments"].as_array().unwrap().len(), 1100);
+    assert_eq!(content(&env, &cards[0])["data"]["name"], "same second 0");
+    assert_eq!(content(&env, &comments[0])["data"]["data"]["text"], "same second 0");
+    assert_eq!(content(&env, &thread)["data"]["comments"].as_array().unwrap().len(), 1100);
 }
 
 #[test]

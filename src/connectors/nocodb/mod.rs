@@ -312,6 +312,11 @@ impl Record {
     }
 }
 
+/// A data type of a base, known by `key`; an earlier release stored it under its name.
+fn data_type(key: &str, name: String, base: &Base) -> DataType {
+    DataType { key: key.into(), former: vec![name.clone()], name, path: vec![base.title.clone()] }
+}
+
 /// Type names: "Base/Table" for rows; "Base (tables)" and "Base (views)" for its
 /// configuration. A base title two bases share gets the base's id too.
 fn base_label(b: &Base, bases: &[Base]) -> String {
@@ -356,14 +361,8 @@ impl Connector for NocoDb {
                 } else if self.opts.scope.keeps(&[&t.id, &t.title, &path, &b.id, &b.title]) {
                     let meta: Value = self.get(&format!("api/v2/meta/tables/{}", t.id), &[]).await?;
                     let table = Arc::new(Table::from_meta(meta, &b.title)?);
-                    let name = format!("{label}/{}", table.title);
                     let key = format!("table:{}", table.id);
-                    out.push(DataType {
-                        key: key.clone(),
-                        name: name.clone(),
-                        path: vec![b.title.clone()],
-                        former: vec![name],
-                    });
+                    out.push(data_type(&key, format!("{label}/{}", table.title), b));
                     types.insert(key, Kind::Rows(table.clone()));
                     kept.push(table);
                     vis.kept.push(shown);
@@ -373,14 +372,8 @@ impl Connector for NocoDb {
             }
             if !kept.is_empty() {
                 for (what, kind) in [("tables", Kind::Tables(kept.clone())), ("views", Kind::Views(kept))] {
-                    let name = format!("{label} ({what})");
                     let key = format!("base:{}/{what}", b.id);
-                    out.push(DataType {
-                        key: key.clone(),
-                        name: name.clone(),
-                        path: vec![b.title.clone()],
-                        former: vec![name],
-                    });
+                    out.push(data_type(&key, format!("{label} ({what})"), b));
                     types.insert(key, kind);
                 }
             }
