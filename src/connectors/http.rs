@@ -495,20 +495,19 @@ impl Http {
         expect: Expect<'_>,
     ) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError> {
         let url = self.url(link)?;
-        let what = format!("GET {label}");
-        let mut att = Attempts::new(what.clone(), self.inner.limits.give_up_after);
+        let mut att = Attempts::new(format!("GET {label}"), self.inner.limits.give_up_after);
+        let resp = self.exchange(&Method::GET, url.clone(), &[], &|r| r, &mut att, None, None).await?;
         let mut dl = Download {
             http: self.clone(),
             url,
             label: label.to_string(),
-            resp: None,
+            resp: Some(resp),
             got: 0,
             skip: 0,
             // Checked once the first bytes are: an error page says more than "too long".
             expected: None,
-            att: Attempts::new(what.clone(), self.inner.limits.give_up_after),
+            att,
         };
-        dl.resp = Some(self.exchange(&Method::GET, dl.url.clone(), &[], &|r| r, &mut att, None, None).await?);
         // The first bytes, before any is handed on.
         let mut head = Vec::new();
         let mut whole = false;
@@ -785,7 +784,9 @@ impl Download {
                     if let Some(n) = self.expected.filter(|n| self.got > *n) {
                         return Err(self.bad(format!("the download is longer than the {n} bytes the app lists")));
                     }
-                    self.att = Attempts::new(self.att.what.clone(), self.att.bound);
+                    // Bytes arrived: the bound counts again from here.
+                    self.att.started = Instant::now();
+                    self.att.tries = 0;
                     return Ok(Some(b));
                 }
                 Ok(None) => {
