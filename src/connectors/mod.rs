@@ -298,7 +298,10 @@ pub fn id_of(text: &str, id_field: &str) -> Result<IdField, String> {
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let id = de.deserialize_map(Obj(id_field)).and_then(|v| de.end().map(|_| v)).map_err(|e| error::json_why(&e))?;
+    let id = de
+        .deserialize_map(Obj(id_field))
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| format!("malformed JSON at line {} column {}", e.line(), e.column()))?;
     match id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(IdField::Id(s)),
         Some(serde_json::Value::Number(n)) => Ok(IdField::Id(n.to_string())),
