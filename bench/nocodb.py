@@ -9,8 +9,8 @@ the pages that hold the changes), and the base's configuration.
     python3 bench/nocodb.py                 # 50,000 rows
     ROWS=5000 python3 bench/nocodb.py       # quicker
 
-Days are compressed into seconds, so the config sets overlap_seconds = 5 (default 300) and
-the script waits that long after its own writes; requests_per_second = 1000, as a
+Days are compressed into seconds, so the config sets overlap_seconds = 5 (default 600) and
+the script waits that long after its own writes; requests_per_minute = 60000, as a
 self-hosted NocoDB without NC_RATE_LIMITER allows (NocoDB Cloud's 5 a second would make
 each request 200 ms).
 """
@@ -104,7 +104,7 @@ name = "noco"
 kind = "nocodb"
 base_url = "{url}"
 include = ["Bench"]
-requests_per_second = 1000
+requests_per_minute = 60000
 overlap_seconds = {OVERLAP}
 ''')
     os.environ["NOCODB_TOKEN"] = token

@@ -159,26 +159,26 @@ async fn backs_up_every_data_type_with_attachments_and_says_what_it_saw(b: Backe
     assert!(r.ok, "{}\n{}", r.report, r.stderr);
     let live: Vec<(String, i64)> = [
         "workspaces",
-        "9001-spaces",
-        "9001-folders",
-        "9001-lists",
-        "9001-fields",
-        "9001-views",
-        "9001-tasks",
-        "9001-comments",
+        "Acme/spaces",
+        "Acme/folders",
+        "Acme/lists",
+        "Acme/fields",
+        "Acme/views",
+        "Acme/tasks",
+        "Acme/comments",
     ]
     .iter()
     .map(|t| (t.to_string(), r.stats(t).0))
     .collect();
     let want: Vec<(String, i64)> = [
         ("workspaces", 1),
-        ("9001-spaces", 1),
-        ("9001-folders", 1),
-        ("9001-lists", 2),
-        ("9001-fields", 2),
-        ("9001-views", 2),
-        ("9001-tasks", 5),
-        ("9001-comments", 3),
+        ("Acme/spaces", 1),
+        ("Acme/folders", 1),
+        ("Acme/lists", 2),
+        ("Acme/fields", 2),
+        ("Acme/views", 2),
+        ("Acme/tasks", 5),
+        ("Acme/comments", 3),
     ]
     .iter()
     .map(|(t, n)| (t.to_string(), *n))
@@ -232,8 +232,8 @@ async fn incremental_cycles_ask_only_for_changes_and_notice_deletions() {
     fake.clear_log();
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks"), (5, 0, 0, 0));
-    assert_eq!(r.ty("9001-tasks")["stats"]["full_read"], false);
+    assert_eq!(r.stats("Acme/tasks"), (5, 0, 0, 0));
+    assert_eq!(r.ty("Acme/tasks")["stats"]["full_read"], false);
     fake.with(|w| {
         assert_eq!(
             w.requests("GET", "/task/t").iter().filter(|q| !q.path.ends_with("/comment")).count(),
@@ -260,8 +260,8 @@ async fn incremental_cycles_ask_only_for_changes_and_notice_deletions() {
     fake.clear_log();
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks"), (4, 0, 1, 1));
-    assert_eq!(r.stats("9001-comments"), (4, 1, 0, 0));
+    assert_eq!(r.stats("Acme/tasks"), (4, 0, 1, 1));
+    assert_eq!(r.stats("Acme/comments"), (4, 1, 0, 0));
     fake.with(|w| {
         let fetched: Vec<String> = w
             .requests("GET", "/task/")
@@ -292,7 +292,7 @@ async fn pages_past_100_tasks() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks").0, 5 + 250 + 30);
+    assert_eq!(r.stats("Acme/tasks").0, 5 + 250 + 30);
     fake.with(|w| {
         let pages: Vec<(String, String)> = w
             .requests("GET", "/list/125/task")
@@ -324,10 +324,10 @@ async fn scope_includes_and_excludes_workspaces_folders_and_lists() {
     assert!(r.ok, "{}", r.stderr);
     let types: Vec<&str> =
         r.report["types"].as_array().unwrap().iter().map(|t| t["data_type"].as_str().unwrap()).collect();
-    assert!(types.iter().all(|t| !t.starts_with("9002") && !t.starts_with("9003")), "{types:?}");
-    assert_eq!(r.stats("9001-tasks").0, 1, "only the Inbox list's task: the Pipeline folder is excluded");
-    assert_eq!(r.stats("9001-lists").0, 1);
-    assert_eq!(r.stats("9001-folders").0, 0);
+    assert!(types.iter().all(|t| !t.starts_with("Personal/") && !t.starts_with("Side project/")), "{types:?}");
+    assert_eq!(r.stats("Acme/tasks").0, 1, "only the Inbox list's task: the Pipeline folder is excluded");
+    assert_eq!(r.stats("Acme/lists").0, 1);
+    assert_eq!(r.stats("Acme/folders").0, 0);
     assert_eq!(r.stats("workspaces").0, 1);
     let skipped: Vec<&str> =
         r.report["sources"][0]["skipped"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -364,16 +364,21 @@ async fn a_429_storm_completes_and_honours_x_ratelimit_reset() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks").0, 5);
+    assert_eq!(r.stats("Acme/tasks").0, 5);
+    fake.with(|w| assert!(w.limited.len() >= 3, "a storm of 429s: {}", w.limited.len()));
+    assert_waited_for_reset(&fake, "");
+}
+
+/// No request after a 429 came before the X-RateLimit-Reset it was told (on ClickUp's clock).
+fn assert_waited_for_reset(fake: &Fake, context: &str) {
     fake.with(|w| {
-        assert!(w.limited.len() >= 3, "a storm of 429s: {}", w.limited.len());
         let api: Vec<_> = w.log.iter().filter(|q| q.host == "api").collect();
         for (hit, reset) in &w.limited {
             let i = api.iter().position(|q| q.at_ms == hit.at_ms && q.path == hit.path).unwrap();
             if let Some(next) = api.get(i + 1) {
                 assert!(
                     next.at_ms >= reset * 1000,
-                    "{} came {} ms before X-RateLimit-Reset",
+                    "{context}{} came {} ms before X-RateLimit-Reset on ClickUp's clock",
                     next.path,
                     reset * 1000 - next.at_ms
                 );
@@ -394,7 +399,7 @@ async fn a_500_in_the_middle_of_paging_is_retried_and_the_listing_completes() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks").0, 155);
+    assert_eq!(r.stats("Acme/tasks").0, 155);
     fake.with(|w| {
         let page1 = w.requests("GET", "/list/125/task").iter().filter(|q| q.q("page") == Some("1")).count();
         assert_eq!(page1, 3, "two 500s, then the page");
@@ -411,15 +416,15 @@ async fn a_truncated_json_body_leaves_that_type_uncommitted() {
     });
     let r = backup(&env).await;
     assert!(!r.ok);
-    assert_eq!(r.failed(), vec!["9001-tasks"]);
-    assert!(r.error("9001-tasks").contains("not the JSON expected"), "{}", r.error("9001-tasks"));
+    assert_eq!(r.failed(), vec!["Acme/tasks"]);
+    assert!(r.error("Acme/tasks").contains("not the JSON expected"), "{}", r.error("Acme/tasks"));
     let latest = env.latest();
-    assert_eq!(latest["9001-tasks"].0, 1, "the tasks' last snapshot is kept");
-    assert_eq!(latest["9001-lists"].0, 2, "the other types complete");
+    assert_eq!(latest["Acme/tasks"].0, 1, "the tasks' last snapshot is kept");
+    assert_eq!(latest["Acme/lists"].0, 2, "the other types complete");
     assert!(env.json(&["show", "t5"])["deleted_since"].is_null(), "nothing deleted from an incomplete read");
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks").3, 1, "the next whole cycle notices the deletion");
+    assert_eq!(r.stats("Acme/tasks").3, 1, "the next whole cycle notices the deletion");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -441,12 +446,12 @@ async fn a_task_that_changes_while_being_paged_is_caught_next_cycle() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks").0, 155, "no task lost or doubled");
+    assert_eq!(r.stats("Acme/tasks").0, 155, "no task lost or doubled");
     assert_eq!(content(&env, "p0")["data"]["name"], "Paged task 0");
     fake.clear_log();
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks"), (155, 0, 1, 0));
+    assert_eq!(r.stats("Acme/tasks"), (155, 0, 1, 0));
     assert_eq!(
         content(&env, "p0")["data"]["name"],
         "Renamed mid-read",
@@ -465,7 +470,7 @@ async fn a_task_deleted_while_the_listing_pages_is_the_only_deletion() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks").0, 155);
+    assert_eq!(r.stats("Acme/tasks").0, 155);
     fake.with(|w| {
         let mut fired = false;
         w.hooks.push(Box::new(move |q, w| {
@@ -480,12 +485,12 @@ async fn a_task_deleted_while_the_listing_pages_is_the_only_deletion() {
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
     // p0 was listed before it went; p100, skipped, was asked for by id and kept.
-    assert_eq!(r.stats("9001-tasks"), (155, 0, 0, 0), "no task is marked deleted for a shifted page");
+    assert_eq!(r.stats("Acme/tasks"), (155, 0, 0, 0), "no task is marked deleted for a shifted page");
     assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "no phantom deletion");
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-tasks"), (154, 0, 0, 1), "the next cycle notices p0 gone, and nothing else");
-    let deleted = env.json(&["recover", "--type", "9001-tasks"]);
+    assert_eq!(r.stats("Acme/tasks"), (154, 0, 0, 1), "the next cycle notices p0 gone, and nothing else");
+    let deleted = env.json(&["recover", "--type", "Acme/tasks"]);
     let ids: Vec<&str> = deleted.as_array().unwrap().iter().map(|d| d["source_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["p0"]);
 }
@@ -502,7 +507,7 @@ async fn comments_of_a_task_skipped_by_a_shifted_page_are_not_marked_deleted() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    env.sid("9001-comments", "k1"); // p100's comment is backed up
+    env.sid("Acme/comments", "k1"); // p100's comment is backed up
     fake.with(|w| {
         let mut n = 0;
         w.hooks.push(Box::new(move |q, w| {
@@ -558,8 +563,8 @@ async fn an_attachment_whose_download_fails_is_retried_then_fails_its_type_only(
     });
     let r = backup(&env).await;
     assert!(!r.ok);
-    assert_eq!(r.failed(), vec!["9001-tasks"]);
-    let e = r.error("9001-tasks");
+    assert_eq!(r.failed(), vec!["Acme/tasks"]);
+    let e = r.error("Acme/tasks");
     assert!(e.contains("screenshot.png") && e.contains("404"), "{e}");
     assert_eq!(r.deleted(), 0);
     fake.with(|w| w.files.insert("/att-2.png/screenshot.png".into(), b"png bytes".to_vec()));
@@ -583,10 +588,10 @@ async fn a_list_that_disappears_between_listing_and_reading() {
     });
     let r = backup(&env).await;
     assert!(!r.ok);
-    let e = r.error("9001-tasks");
+    let e = r.error("Acme/tasks");
     assert!(e.contains("Acme/Sales/Pipeline/Leads") && e.contains("404"), "{e}");
-    assert!(r.failed().contains(&"9001-fields".to_string()));
-    for ok in ["workspaces", "9001-spaces", "9001-lists"] {
+    assert!(r.failed().contains(&"Acme/fields".to_string()));
+    for ok in ["workspaces", "Acme/spaces", "Acme/lists"] {
         assert!(r.ty(ok)["error"].is_null(), "{ok} completes");
     }
     assert_eq!(r.deleted(), 0, "nothing deleted");
@@ -673,7 +678,7 @@ async fn pages_past_25_comments() {
     .await;
     let r = backup(&env).await;
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.stats("9001-comments").0, 3 + 60);
+    assert_eq!(r.stats("Acme/comments").0, 3 + 60);
     assert_eq!(content(&env, "k0")["data"]["comment_text"], "Comment 0", "the oldest comment too");
     fake.with(|w| {
         let pages: Vec<Option<String>> =
@@ -684,4 +689,71 @@ async fn pages_past_25_comments() {
             "start/start_id of the oldest comment so far"
         );
     });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workspace_the_token_was_not_given_fails_alone_and_says_so() {
+    let (_fake, env) = setup(Backend::Sqlite, "", |w| {
+        seed(w);
+        w.team("9002", "Personal");
+        w.space("9002", "800", "Home");
+        w.not_authorized.push("9002".into());
+    })
+    .await;
+    let r = backup(&env).await;
+    assert!(!r.ok, "exit status 1");
+    let e = r.error("Personal/tasks");
+    assert!(e.contains("OAUTH_027: Team not authorized"), "what ClickUp said: {e}");
+    assert!(!e.contains("credentials") && !e.contains("CLICKUP_TOKEN"), "the token itself is fine: {e}");
+    assert!(r.failed().iter().all(|t| t.starts_with("Personal/")), "{:?}", r.failed());
+    assert_eq!(r.stats("Acme/tasks").0, 5, "the other workspace is backed up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_ratelimit_reset_is_read_against_clickups_own_clock() {
+    for skew_ms in [3_600_000_i64, -3_600_000] {
+        let (fake, env) = setup(Backend::Sqlite, "attachments = false\n", |w| {
+            seed(w);
+            w.per_second = Some(8);
+            w.skew_ms = skew_ms;
+        })
+        .await;
+        let r = backup(&env).await;
+        assert!(r.ok, "ClickUp's clock {skew_ms} ms off: {}", r.stderr);
+        fake.with(|w| assert!(!w.limited.is_empty(), "a storm of 429s"));
+        assert_waited_for_reset(&fake, &format!("clock {skew_ms} ms off: "));
+    }
+}
+
+/// Needs the engine's half of issue 7 (a data type's display name follows its key).
+#[tokio::test(flavor = "multi_thread")]
+async fn renaming_a_workspace_and_a_list_keeps_their_history() {
+    let (fake, env) = setup(Backend::Sqlite, "", seed).await;
+    assert!(backup(&env).await.ok);
+    let before = env.json(&["history", "t1"]);
+    fake.with(|w| {
+        w.teams[0]["name"] = json!("Acme Corp");
+        w.lists.iter_mut().find(|(_, _, l)| l["id"] == "124").unwrap().2["name"] = json!("Prospects");
+        w.edit("t1", |t| t["name"] = json!("Call Bob again"));
+    });
+    let r = backup(&env).await;
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stats("Acme Corp/tasks"), (5, 0, 1, 0));
+    assert_eq!(r.stats("Acme Corp/lists"), (2, 0, 1, 0), "the renamed list is a changed record");
+    let mut names: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["data_type"].as_str().unwrap().ends_with("/tasks"))
+        .map(|s| format!("{} {}", s["data_type"].as_str().unwrap(), s["cycle"]))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Acme Corp/tasks 1", "Acme Corp/tasks 2"], "one data type, its new name, its cycles continuing");
+    let after = env.json(&["history", "t1"]);
+    assert_eq!(after["record"]["sid"], before["record"]["sid"]);
+    assert_eq!(after["record"]["data_type"], "Acme Corp/tasks");
+    assert_eq!(after["versions"].as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(content(&env, "124")["data"]["name"], "Prospects");
+    assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "nothing marked deleted");
 }

@@ -87,7 +87,7 @@ impl Connector for Feed {
                 .collect();
             (batch, format!("2026-01-01T00:{:02}:00Z", app.clock))
         };
-        out.send(batch).await.map_err(|_| SourceError::Other("engine gone".into()))?;
+        out.send(batch).await.map_err(|_| SourceError::Stopped)?;
         Ok(ReadSummary { cursor: Some(cursor) })
     }
     async fn list_ids(&self, _: &str) -> Result<Vec<String>, SourceError> {
@@ -95,7 +95,7 @@ impl Connector for Feed {
         Ok(app.cards.keys().filter(|id| !app.skipped.contains(*id)).cloned().collect())
     }
     async fn fetch_file(&self, _: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
-        Err(SourceError::Other("no files".into()))
+        Err(SourceError::unsupported("files", "this test source has none"))
     }
 }
 

@@ -10,7 +10,12 @@ use common::{Backend, Env};
 use serde_json::{Value, json};
 use server::Noco;
 
-both_backends!(backup_recover_restore, revoked_token_changes_nothing, scope_and_a_missing_attachment);
+both_backends!(
+    backup_recover_restore,
+    revoked_token_changes_nothing,
+    scope_and_a_missing_attachment,
+    renaming_a_table_keeps_its_history
+);
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -221,4 +226,39 @@ async fn scope_and_a_missing_attachment(b: Backend) {
     let missing = after["sources"][0]["missing"].as_array().unwrap();
     assert!(missing.iter().any(|m| m == &json!(format!("{base_title}/Tickets"))), "{missing:?}");
     assert!(env.json(&["recover"]).as_array().unwrap().is_empty());
+}
+
+/// Needs the engine's half of issue 7 (a data type's display name follows its key).
+async fn renaming_a_table_keeps_its_history(b: Backend) {
+    let noco = Noco::new();
+    let base_title = unique("Crm");
+    let base = noco.create_base(&base_title).await;
+    let table = noco.create_table(&base, "Leads", json!([{"title": "Name", "uidt": "SingleLineText"}])).await;
+    let ids = noco.insert(&table, &(0..30).map(|i| json!({"Name": format!("lead {i}")})).collect::<Vec<_>>()).await;
+    let env = env_for(b, &noco, &[&base_title]).await;
+    let day1 = env.json(&["backup"]);
+    assert_eq!(type_stats(&day1, &format!("{base_title}/Leads"))["live"], 30);
+    let before = env.json(&["history", &ids[0].to_string()]);
+
+    noco.rename_table(&table, "Prospects").await;
+    noco.update(&table, json!([{"Id": ids[0], "Name": "lead 0, renamed table"}])).await;
+    let day2 = env.json(&["backup"]);
+    let s = type_stats(&day2, &format!("{base_title}/Prospects"));
+    assert_eq!((s["live"].as_i64(), s["deleted"].as_i64()), (Some(30), Some(0)), "{s}");
+    let mut cycles: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["data_type"].as_str().unwrap().starts_with(&format!("{base_title}/")))
+        .map(|s| format!("{} {}", s["data_type"].as_str().unwrap(), s["cycle"]))
+        .collect();
+    cycles.sort();
+    let new = format!("{base_title}/Prospects");
+    assert_eq!(cycles, [format!("{new} 1"), format!("{new} 2")], "one data type, its new name, its cycles continuing");
+    let after = env.json(&["history", &ids[0].to_string()]);
+    assert_eq!(after["record"]["sid"], before["record"]["sid"]);
+    assert_eq!(after["record"]["data_type"], new.as_str());
+    assert_eq!(after["versions"].as_array().unwrap().len(), 2, "{after}");
+    assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "nothing marked deleted");
 }

@@ -17,7 +17,7 @@ fn config(f: &Fake, extra: &str) -> String {
     let give_up = if extra.contains("give_up_after_seconds") { "" } else { "give_up_after_seconds = 4\n" };
     format!(
         "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\n\n[[orgs.sources]]\nname = \"trello\"\nkind = \"trello\"\n\
-         base_url = \"{}\"\nrequests_per_10s = 5000\ntimeout_seconds = 10\n{give_up}{extra}",
+         base_url = \"{}\"\nrequests_per_minute = 30000\ntimeout_seconds = 10\n{give_up}{extra}",
         f.base
     )
 }
@@ -252,8 +252,11 @@ fn pages_go_past_1000_cards() {
     assert_eq!(type_of(&report, "Big/cards")["stats"]["live"], 2500);
     f.with(|a| {
         let pages = a.requests("GET", "/cards/all");
-        assert_eq!(pages.len(), 3, "{pages:?}");
-        assert!(pages[0].q("before").is_none() && pages[1].q("before").is_some() && pages[2].q("before").is_some());
+        // 1000, 1000 (one of them seen: the overlap), 501 (likewise), then the empty page
+        // that ends the listing.
+        assert_eq!(pages.len(), 4, "{pages:?}");
+        assert!(pages[0].q("before").is_none() && pages[1..].iter().all(|p| p.q("before").is_some()));
+        assert!(pages.iter().all(|p| p.q("sort") == Some("-id") && p.q("limit") == Some("1000")), "{pages:?}");
     });
 }
 
@@ -281,8 +284,9 @@ fn scope_includes_and_excludes_workspaces_and_boards() {
         report["types"].as_array().unwrap().iter().map(|t| t["data_type"].as_str().unwrap()).collect();
     assert!(types.contains(&"Roadmap/cards") && types.contains(&"Design/cards"), "{types:?}");
     assert!(!types.iter().any(|t| t.starts_with("Archive/")), "{types:?}");
-    let ops: Vec<&&str> = types.iter().filter(|t| t.starts_with("Ops (") && t.ends_with("/cards")).collect();
+    let ops: Vec<&&str> = types.iter().filter(|t| t.starts_with("Ops") && t.ends_with("/cards")).collect();
     assert_eq!(ops.len(), 2, "boards of one name get distinct data types: {types:?}");
+    assert!(types.contains(&"Ops/cards"), "the older of the two keeps the board's name: {types:?}");
     let src = &report["sources"][0];
     let skipped = src["skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1);
@@ -350,7 +354,7 @@ fn a_500_in_the_middle_of_paging_is_retried() {
     assert_eq!(type_of(&report, "Big/cards")["stats"]["live"], 1500);
     f.with(|a| {
         let pages = a.requests("GET", "/cards/all");
-        assert_eq!(pages.iter().map(|r| r.status).collect::<Vec<_>>(), vec![200, 500, 200]);
+        assert_eq!(pages.iter().map(|r| r.status).collect::<Vec<_>>(), vec![200, 500, 200, 200]);
         assert_eq!(pages[1].q("before"), pages[2].q("before"), "the same page asked again");
     });
 }
@@ -557,20 +561,273 @@ async fn restore_through_the_library_says_what_trello_cannot_create() {
     );
     let cfg = daybook::config::Config::parse(&text, dir.path().to_path_buf()).unwrap();
     let c = daybook::connectors::build(&cfg.orgs[0].sources[0]).unwrap();
-    let e = c.restorable("Roadmap/members").unwrap_err();
-    assert!(e.contains("cannot create members"), "{e}");
-    assert!(c.restorable("boards").is_err() && c.restorable("Roadmap/custom-fields").is_err());
     let (board, list) = f.with(|a| {
         let b = a.board("Roadmap", None);
         (b.clone(), a.list(&b, "Done"))
     });
-    let r = c
-        .restore("Roadmap/lists", &json!({"id": list, "idBoard": board, "name": "Done", "closed": false}), vec![])
-        .await
-        .unwrap();
+    let e = c.restorable(&format!("board:{board}/members")).unwrap_err();
+    assert!(e.contains("cannot create members"), "{e}");
+    assert!(c.restorable("boards").is_err() && c.restorable(&format!("board:{board}/custom-fields")).is_err());
+    let record = json!({"id": list, "idBoard": board, "name": "Done", "closed": false});
+    let r = c.restore(&format!("board:{board}/lists"), &record, vec![]).await.unwrap();
     f.with(|a| {
         assert_eq!(a.lists.iter().filter(|l| l["name"] == "Done").count(), 2, "a copy, the original untouched");
         assert!(a.lists.iter().any(|l| l["id"] == r.new_id.as_str()));
         assert!(a.seen.iter().all(|r| r.method == "POST" && r.authorized), "{:?}", a.seen);
     });
+}
+
+/// Every data type's snapshots: name -> the cycles it has one for.
+fn snapshot_cycles(env: &Env) -> std::collections::BTreeMap<String, Vec<i64>> {
+    let mut out: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for s in env.json(&["snapshots"]).as_array().unwrap() {
+        out.entry(s["data_type"].as_str().unwrap().to_string()).or_default().push(s["cycle"].as_i64().unwrap());
+    }
+    out
+}
+
+fn deleted_ids(env: &Env) -> Vec<String> {
+    env.json(&["recover"]).as_array().unwrap().iter().map(|d| d["source_id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn cards_made_in_one_second_are_all_backed_up() {
+    let f = Fake::start();
+    f.with(|a| {
+        let b = a.board("Imported", None);
+        let l = a.list(&b, "All");
+        // A board copy or import: 1,500 cards in one second, more than a page holds.
+        a.in_one_second(|a| {
+            for i in 0..1500 {
+                a.card(&l, &format!("card {i}"));
+            }
+        });
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}\n{:?}", failed(&report));
+    assert_eq!(type_of(&report, "Imported/cards")["stats"]["live"], 1500);
+    f.with(|a| {
+        let pages = a.requests("GET", "/cards/all");
+        assert!(
+            pages.iter().any(|p| p.q("limit") == Some("5000")),
+            "a full page of one second is asked for larger: {pages:?}"
+        );
+    });
+    // The id listing of an incremental cycle pages the same way: nothing is marked deleted.
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let cards = type_of(&report, "Imported/cards");
+    assert_eq!((cards["stats"]["full_read"].as_bool(), cards["stats"]["deleted"].as_i64()), (Some(false), Some(0)));
+    assert!(deleted_ids(&env).is_empty());
+}
+
+#[test]
+fn cards_and_comments_made_in_the_second_of_a_page_boundary_are_not_marked_deleted() {
+    let f = Fake::start();
+    // 99 cards and comments, then three of each made in one second: the next cycle's first
+    // page (the newest 1000) ends inside that second.
+    let (list, thread, cards, comments) = f.with(|a| {
+        let b = a.board("Big", None);
+        let l = a.list(&b, "All");
+        let thread = a.card(&l, "the thread");
+        for i in 0..98 {
+            a.card(&l, &format!("old {i}"));
+            a.comment(&thread, &format!("old {i}"));
+        }
+        a.comment(&thread, "old 98");
+        let cards: Vec<String> = a.in_one_second(|a| (0..3).map(|i| a.card(&l, &format!("same second {i}"))).collect());
+        let comments: Vec<String> =
+            a.in_one_second(|a| (0..3).map(|i| a.comment(&thread, &format!("same second {i}"))).collect());
+        (l, thread, cards, comments)
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    assert_eq!(type_of(&report, "Big/cards")["stats"]["live"], 102);
+    assert_eq!(type_of(&report, "Big/comments")["stats"]["live"], 102);
+    f.with(|a| {
+        for i in 0..998 {
+            let c = a.card(&list, &format!("new {i}"));
+            a.edit_card(&c, |_| {});
+            a.comment(&thread, &format!("new {i}"));
+        }
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}\n{:?}", failed(&report));
+    for ty in ["Big/cards", "Big/comments"] {
+        let t = type_of(&report, ty);
+        assert_eq!((t["stats"]["live"].as_i64(), t["stats"]["deleted"].as_i64()), (Some(1100), Some(0)), "{ty}: {t}");
+    }
+    assert!(deleted_ids(&env).is_empty(), "nothing marked deleted: {:?}", deleted_ids(&env));
+    assert_eq!(content(&env, &cards[0])["data"]["name"], "same second 0");
+    assert_eq!(content(&env, &comments[0])["data"]["data"]["text"], "same second 0");
+    assert_eq!(content(&env, &thread)["data"]["comments"].as_array().unwrap().len(), 1100);
+}
+
+#[test]
+fn comments_copied_with_a_card_are_backed_up() {
+    let f = Fake::start();
+    let (s, copy) = f.with(|a| {
+        let s = seed(a);
+        let todo = a.lists[0]["id"].as_str().unwrap().to_string();
+        let copy = a.copy_card(&s.launch, &todo);
+        (s, copy)
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    assert_eq!(type_of(&report, "Roadmap/comments")["stats"]["live"], 2, "the comment and its copy");
+    let on_copy = &content(&env, &copy)["data"]["comments"];
+    assert_eq!(on_copy[0]["text"], "Looks good to me", "the copied card keeps its comments: {on_copy}");
+    // Incrementally too: a new copy's comments come with the changes, none is lost.
+    let copy2 = f.with(|a| {
+        let todo = a.lists[0]["id"].as_str().unwrap().to_string();
+        a.copy_card(&s.launch, &todo)
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let comments = type_of(&report, "Roadmap/comments");
+    assert_eq!((comments["stats"]["added"].as_i64(), comments["stats"]["deleted"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(content(&env, &copy2)["data"]["comments"][0]["text"], "Looks good to me");
+    f.with(|a| {
+        for r in a.requests("GET", "/actions") {
+            assert!(r.q("filter").unwrap_or_default().contains("copyCommentCard"), "{r:?}");
+        }
+    });
+}
+
+#[test]
+fn a_403_says_what_trello_said() {
+    let f = Fake::start();
+    f.with(|a| {
+        seed(a);
+        let body = json!({"error": "API_TOO_MANY_CARDS_REQUESTED", "message": "Requested too many cards"});
+        a.rule(Method::GET, "/cards/all", None, 0, None, Act::Json(403, body));
+    });
+    let env = block(env(&f, ""));
+    let (ok, report, _) = backup(&env);
+    assert!(!ok);
+    let bad = failed(&report);
+    assert_eq!(bad.len(), 2, "the two boards' cards: {bad:?}");
+    for e in &bad {
+        assert!(e.contains("API_TOO_MANY_CARDS_REQUESTED: Requested too many cards") && e.contains("403"), "{e}");
+        assert!(!e.contains("credentials") && !e.contains("TRELLO_TOKEN"), "not a credentials problem: {e}");
+    }
+    assert_eq!(type_of(&report, "Roadmap/lists")["stats"]["live"], 2, "the rest completes");
+}
+
+#[test]
+fn a_failing_read_shows_no_record_content() {
+    let f = Fake::start();
+    let (secret, echoed) = ("SECRET-LABEL-NAME-8d2f", "SECRET-ECHOED-NAME-41c7");
+    f.with(|a| {
+        seed(a);
+        let road = a.boards[0]["id"].as_str().unwrap().to_string();
+        // A label without an id (not Trello's shape), and an error answer that quotes a record.
+        a.labels.push(json!({"idBoard": road, "name": secret, "color": "red"}));
+        let body = json!({"message": "invalid value for fields", "echo": {"name": echoed, "desc": "x".repeat(400)}});
+        a.rule(Method::GET, "/lists", None, 0, None, Act::Json(400, body));
+    });
+    let env = block(env(&f, ""));
+    let o = env.run(&["backup", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let labels = type_of(&report, "Roadmap/labels")["error"].as_str().unwrap().to_string();
+    assert!(labels.contains("an object without an id"), "{labels}");
+    let lists = type_of(&report, "Roadmap/lists")["error"].as_str().unwrap().to_string();
+    assert!(lists.contains("HTTP 400") && lists.contains("invalid value for fields"), "the app's words: {lists}");
+    for s in [secret, echoed] {
+        assert!(!stdout.contains(s) && !stderr.contains(s), "record content in the output:\n{stdout}\n{stderr}");
+    }
+}
+
+#[test]
+fn an_attachment_longer_or_shorter_than_listed_is_not_stored() {
+    for (listed, says) in [(SPEC.len() + 5, "gave"), (SPEC.len() - 5, "longer than")] {
+        let f = Fake::start();
+        f.with(|a| {
+            let s = seed(a);
+            a.card_mut(&s.launch)["attachments"][0]["bytes"] = listed.into();
+        });
+        let env = block(env(&f, ""));
+        let (ok, report, _) = backup(&env);
+        assert!(!ok);
+        let bad = failed(&report);
+        assert!(bad.len() == 1 && bad[0].contains(says) && bad[0].contains("not stored"), "{listed}: {bad:?}");
+        assert!(!env.latest().contains_key("Roadmap/cards"), "no snapshot of cards without their files");
+    }
+}
+
+#[test]
+fn a_second_board_of_the_same_name_changes_nothing_of_the_first() {
+    let f = Fake::start();
+    f.with(|a| {
+        let b = a.board("Ops", None);
+        let l = a.list(&b, "Inbox");
+        a.card(&l, "Rotate keys");
+    });
+    let env = block(env(&f, ""));
+    assert!(backup(&env).0);
+    f.with(|a| {
+        let b = a.board("Ops", None);
+        let l = a.list(&b, "Inbox");
+        a.card(&l, "Renew certificates");
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}");
+    let first = type_of(&report, "Ops/cards");
+    assert_eq!((first["stats"]["live"].as_i64(), first["stats"]["added"].as_i64()), (Some(1), Some(0)), "{first}");
+    assert_eq!(snapshot_cycles(&env)["Ops/cards"], vec![1, 2], "the first board's cards keep their history");
+    let second: Vec<&str> = report["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["data_type"].as_str().unwrap())
+        .filter(|t| t.starts_with("Ops (") && t.ends_with("/cards"))
+        .collect();
+    assert_eq!(second.len(), 1, "the newer board is told apart by its short link: {second:?}");
+    assert!(deleted_ids(&env).is_empty());
+}
+
+/// Needs the engine's half of issue 7 (a data type's display name follows its key).
+#[test]
+fn renaming_a_board_and_a_list_keeps_their_history() {
+    let f = Fake::start();
+    let s = f.with(seed);
+    let env = block(env(&f, ""));
+    assert!(backup(&env).0);
+    let before = env.json(&["history", &s.launch]);
+    let todo = f.with(|a| {
+        a.boards[0]["name"] = "Roadmap 2027".into();
+        let todo = a.lists[0]["id"].as_str().unwrap().to_string();
+        a.lists[0]["name"] = "Next".into();
+        a.edit_card(&s.launch, |c| c["name"] = "Launch, renamed board".into());
+        todo
+    });
+    let (ok, report, err) = backup(&env);
+    assert!(ok, "{err}\n{:?}", failed(&report));
+    for kind in ["cards", "lists", "comments", "labels", "checklists", "members", "custom-fields"] {
+        assert_eq!(type_of(&report, &format!("Roadmap 2027/{kind}"))["stats"]["deleted"], 0, "{kind}");
+    }
+    let cycles = snapshot_cycles(&env);
+    assert!(!cycles.keys().any(|t| t.starts_with("Roadmap/")), "one data type, under its new name: {cycles:?}");
+    assert_eq!(cycles["Roadmap 2027/cards"], vec![1, 2], "its cycles continue");
+    assert_eq!(cycles["Roadmap 2027/lists"], vec![1, 2]);
+
+    let after = env.json(&["history", &s.launch]);
+    assert_eq!(after["record"]["sid"], before["record"]["sid"], "the same record");
+    assert_eq!(after["record"]["data_type"], "Roadmap 2027/cards");
+    let versions: Vec<(i64, bool)> = after["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["deleted"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(versions.len(), 2, "its versions continue: {after}");
+    assert!(versions.iter().all(|(_, deleted)| !deleted), "{after}");
+    let list = env.json(&["show", &todo]);
+    assert_eq!(list["content"]["data"]["name"], "Next", "the renamed list is a new version of the same record");
+    assert!(deleted_ids(&env).is_empty(), "no record marked deleted: {:?}", deleted_ids(&env));
 }

@@ -3,12 +3,16 @@
 //! since a cursor), lists the ids that exist now, and fetches file bytes.
 
 pub mod clickup;
+pub mod error;
 pub mod http;
 pub mod jsonl;
 pub mod nocodb;
 pub mod scope;
 pub mod secret;
+pub mod sink;
 pub mod trello;
+
+pub use error::SourceError;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
@@ -49,16 +53,13 @@ pub fn build(src: &SourceConfig) -> Result<Box<dyn Connector>> {
 
 /// Parses a connector's own keys of a `[[orgs.sources]]` table, naming the line on error.
 pub fn parse_options<T: serde::de::DeserializeOwned>(src: &SourceConfig) -> Result<T> {
-    let line = src.line;
     let table = toml::Value::Table(src.options.clone());
-    table.try_into().map_err(|e: toml::de::Error| {
-        anyhow::anyhow!(
-            "config line {line}: source {:?} (kind {:?}): {}",
-            src.name.get_ref(),
-            src.kind.get_ref(),
-            e.message()
-        )
-    })
+    table.try_into().map_err(|e: toml::de::Error| config_error(src, e.message()))
+}
+
+/// An error in a source's config, naming its line.
+pub fn config_error(src: &SourceConfig, msg: &str) -> anyhow::Error {
+    anyhow::anyhow!("config line {}: source {:?} (kind {:?}): {msg}", src.line, src.name.get_ref(), src.kind.get_ref())
 }
 
 /// A data type as the source offers it now. It is known by `key`, made of the app's stable
@@ -124,17 +125,6 @@ pub struct ReadSummary {
     pub cursor: Option<String>,
 }
 
-/// Typed failures the engine reports per data type; no partial data is committed.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{file} line {line}: {why}")]
-    BadLine { file: String, line: u64, why: String },
-    #[error("{0}")]
-    Other(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
-
 pub type Batch = Vec<Record>;
 
 /// A stored file of a record being restored, read back from the vault.
@@ -184,7 +174,7 @@ pub trait Connector: Send + Sync {
 
     /// Every id that exists now (for incremental sources' deletions).
     async fn list_ids(&self, data_type: &str) -> Result<Vec<String>, SourceError> {
-        Err(SourceError::Other(format!("listing ids of {data_type} is not supported")))
+        Err(SourceError::unsupported(data_type, "listing ids is not supported"))
     }
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn AsyncRead + Send + Unpin>, SourceError>;
@@ -230,7 +220,7 @@ pub trait Connector: Send + Sync {
         files: Vec<RestoreFile>,
     ) -> Result<Restored, SourceError> {
         let _ = (record, files);
-        Err(SourceError::Other(self.restorable(data_type).err().unwrap_or_default()))
+        Err(SourceError::unsupported(data_type, self.restorable(data_type).err().unwrap_or_default()))
     }
 }
 
@@ -242,30 +232,21 @@ pub struct Visibility {
     pub skipped: Vec<String>,
 }
 
-/// Checks a downloaded file before it is stored: an app's error or sign-in page answered
-/// with 200 must never be kept as the file. `expected` is the size the app lists.
-pub fn check_download(name: &str, bytes: &[u8], expected: Option<u64>) -> Result<(), SourceError> {
-    if let Some(n) = expected
-        && n != bytes.len() as u64
-    {
-        return Err(SourceError::Other(format!(
-            "attachment {name}: the download gave {} bytes where the app lists {n}; not stored",
-            bytes.len()
-        )));
-    }
-    let is_html_name = [".htm", ".html", ".xhtml"].iter().any(|e| name.to_ascii_lowercase().ends_with(e));
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim_start().to_ascii_lowercase();
-    let is_xml_name = name.to_ascii_lowercase().ends_with(".xml");
+/// Why the first bytes of a download show it is not the file: an app's error or sign-in
+/// page answered with 200, an object store's error document. `head` is its first bytes.
+pub fn not_the_file(name: &str, head: &[u8]) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let is_html_name = [".htm", ".html", ".xhtml"].iter().any(|e| lower.ends_with(e));
+    let text = String::from_utf8_lossy(&head[..head.len().min(512)]).trim_start().to_ascii_lowercase();
     // An object store's error ("<?xml ...><Error><Code>AccessDenied...") is not the file either.
-    let store_error = head.starts_with("<?xml") && head.contains("<error>");
-    if (!is_html_name && (head.starts_with("<!doctype html") || head.starts_with("<html")))
-        || (!is_xml_name && store_error)
-    {
-        return Err(SourceError::Other(format!(
-            "attachment {name}: the download is an error or sign-in page, not the file; not stored"
-        )));
+    let store_error = text.starts_with("<?xml") && text.contains("<error>");
+    if !is_html_name && (text.starts_with("<!doctype html") || text.starts_with("<html")) {
+        return Some("the download is an error or sign-in page, not the file");
     }
-    Ok(())
+    if !lower.ends_with(".xml") && store_error {
+        return Some("the download is an object store's error, not the file");
+    }
+    None
 }
 
 /// The id field of a JSON object, read without building the whole object (most records of
@@ -320,11 +301,11 @@ pub fn id_of(text: &str, id_field: &str) -> Result<IdField, String> {
     let id = de
         .deserialize_map(Obj(id_field))
         .and_then(|v| de.end().map(|_| v))
-        .map_err(|e| format!("malformed JSON: {e}"))?;
+        .map_err(|e| format!("malformed JSON at line {} column {}", e.line(), e.column()))?;
     match id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(IdField::Id(s)),
         Some(serde_json::Value::Number(n)) => Ok(IdField::Id(n.to_string())),
-        Some(other) => Err(format!("field {id_field:?} is {other}, not a string or number id")),
+        Some(other) => Err(format!("field {id_field:?} is {}, not a string or number id", error::kind_of(&other))),
         None => Ok(IdField::Missing),
     }
 }
@@ -336,16 +317,15 @@ pub enum IdField {
 
 #[cfg(test)]
 mod tests {
-    use super::check_download;
+    use super::not_the_file;
 
     #[test]
     fn error_pages_are_not_files() {
-        assert!(check_download("a.pdf", b"%PDF-1.7 ...", Some(12)).is_ok());
-        assert!(check_download("a.pdf", b"%PDF-1.7 ...", Some(13)).is_err(), "size differs");
-        assert!(check_download("a.pdf", b"  <!DOCTYPE html><title>Sign in</title>", None).is_err());
-        assert!(check_download("page.html", b"<!DOCTYPE html><p>mine</p>", None).is_ok());
+        assert!(not_the_file("a.pdf", b"%PDF-1.7 ...").is_none());
+        assert!(not_the_file("a.pdf", b"  <!DOCTYPE html><title>Sign in</title>").is_some());
+        assert!(not_the_file("page.html", b"<!DOCTYPE html><p>mine</p>").is_none());
         let s3 = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>";
-        assert!(check_download("a.png", s3, None).is_err());
-        assert!(check_download("feed.xml", s3, None).is_ok());
+        assert!(not_the_file("a.png", s3).is_some());
+        assert!(not_the_file("feed.xml", s3).is_none());
     }
 }

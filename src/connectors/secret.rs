@@ -37,21 +37,20 @@ impl SecretRef {
     }
 
     pub fn read(&self) -> Result<Zeroizing<String>, SourceError> {
-        let value =
-            match &self.file {
-                Some(f) => Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
-                    SourceError::Other(format!("cannot read the {} from {}: {e}", self.what, f.display()))
-                })?),
-                None => Zeroizing::new(std::env::var(&self.env).map_err(|_| {
-                    SourceError::Other(format!(
-                        "the {} is not set: export {} (or name a file with the source's {}_file)",
-                        self.what, self.env, self.key
-                    ))
-                })?),
-            };
+        let value = match &self.file {
+            Some(f) => Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                SourceError::Config(format!("cannot read the {} from {}: {e}", self.what, f.display()))
+            })?),
+            None => Zeroizing::new(std::env::var(&self.env).map_err(|_| {
+                SourceError::Config(format!(
+                    "the {} is not set: export {} (or name a file with the source's {}_file)",
+                    self.what, self.env, self.key
+                ))
+            })?),
+        };
         let trimmed = value.trim();
         if trimmed.is_empty() {
-            return Err(SourceError::Other(format!("the {} from {} is empty", self.what, self.hint())));
+            return Err(SourceError::Config(format!("the {} from {} is empty", self.what, self.hint())));
         }
         Ok(Zeroizing::new(trimmed.to_string()))
     }

@@ -4,7 +4,10 @@
 //! 25 comments a page with `start`/`start_id`, `{"err": ..., "ECODE": ...}` error bodies
 //! (https://clickup.com/api/developer-portal/general-errorhandling/), 401 for a bad token,
 //! and 429 with X-RateLimit-Limit/-Remaining/-Reset (Unix seconds) when over its limit
-//! (https://clickup.com/api/developer-portal/rate-limits/). Attachments are served from a
+//! (https://clickup.com/api/developer-portal/rate-limits/), on its own clock, which its Date
+//! header gives (and which may differ from this machine's: `skew_ms`); "Team not
+//! authorized" (OAUTH_027) for a workspace the token was not given
+//! (https://developer.clickup.com/docs/common_errors). Attachments are served from a
 //! second host, as ClickUp serves them from its attachment host.
 #![allow(dead_code)]
 
@@ -94,8 +97,13 @@ pub struct World {
     pub faults: Vec<Fault>,
     /// Called at each request before it is answered (the lock held).
     pub hooks: Vec<Hook>,
-    /// At most this many API requests a wall-clock second; over it, 429.
+    /// At most this many API requests a second of its clock; over it, 429.
     pub per_second: Option<u32>,
+    /// How far ClickUp's clock is ahead of this machine's (its Date, X-RateLimit-Reset and
+    /// the request times in `log` follow it).
+    pub skew_ms: i64,
+    /// Workspaces listed by GET /team whose contents the token was not given.
+    pub not_authorized: Vec<String>,
     window: (i64, u32),
     /// (request, X-RateLimit-Reset it was told) of each 429.
     pub limited: Vec<(Req, i64)>,
@@ -324,7 +332,7 @@ impl World {
         match (method.as_str(), seg.as_slice()) {
             ("GET", ["team"]) => ok(json!({"teams": self.teams})),
             ("GET", ["team", id, "space"]) => {
-                if !self.teams.iter().any(|t| t["id"] == *id) {
+                if !self.teams.iter().any(|t| t["id"] == *id) || self.not_authorized.iter().any(|t| t == id) {
                     return err(401, "Team not authorized", "OAUTH_027");
                 }
                 let v: Vec<&Value> =
@@ -449,15 +457,15 @@ async fn handle(
         "api" => uri.path().strip_prefix("/api/v2").unwrap_or(uri.path()).to_string(),
         _ => uri.path().to_string(),
     };
+    let mut w = world.lock().unwrap();
     let req = Req {
         host,
         method: method.to_string(),
         path: path.clone(),
         query: query.clone(),
         auth: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
-        at_ms: now_ms(),
+        at_ms: now_ms() + w.skew_ms,
     };
-    let mut w = world.lock().unwrap();
     w.log.push(req.clone());
     let mut hooks = std::mem::take(&mut w.hooks);
     for h in hooks.iter_mut() {
@@ -501,6 +509,8 @@ async fn handle(
         w.api(&method, &path, &query, &body, &ctype)
     };
     let h = resp.headers_mut();
+    let date = chrono::DateTime::from_timestamp_millis(req.at_ms).unwrap().format("%a, %d %b %Y %H:%M:%S GMT");
+    h.insert("date", date.to_string().parse().unwrap());
     h.insert("x-ratelimit-limit", limit.to_string().parse().unwrap());
     h.insert("x-ratelimit-remaining", remaining.to_string().parse().unwrap());
     h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());

@@ -1,7 +1,11 @@
 //! A local Trello that follows the public REST API documentation
 //! (developer.atlassian.com/cloud/trello): the same paths under /1, JSON shapes, the
 //! `Authorization: OAuth oauth_consumer_key="…", oauth_token="…"` header, paging by
-//! `before`/`since` ids with `limit` (default 50 on actions and labels, at most 1000),
+//! `before`/`since` ids with `limit` (default 50 on actions and labels, at most 1000 on
+//! actions), where an id stands for its creation second as Trello takes it (the first 4
+//! bytes of an ObjectId: api-docs issue #68, objects made in the same second are not told
+//! apart), `sort=-id` on cards, comments written (`commentCard`) and copied with a card
+//! (`copyCommentCard`),
 //! 401 "invalid token", 429 with the documented body and x-rate-limit headers, and
 //! attachment downloads that need the header. Tests script faults with `rule`.
 #![allow(dead_code)]
@@ -35,6 +39,8 @@ impl Seen {
 
 pub enum Act {
     Status(u16, &'static str),
+    /// An error answer with a JSON body, as Trello gives `{"error": ..., "message": ...}`.
+    Json(u16, Value),
     /// A 200 whose JSON stops halfway (with a Content-Length that matches it).
     Truncated,
     /// A 200 HTML page saying "unauthorized" (what a download without the header gets).
@@ -57,6 +63,10 @@ pub struct Rule {
 #[derive(Default)]
 pub struct App {
     seq: u64,
+    /// The Unix second new ids are made in: each new id one second after the last, unless
+    /// `frozen` (then many are made in one second, as a board copy or import makes them).
+    pub clock: i64,
+    pub frozen: bool,
     pub revoked: bool,
     pub member: Value,
     pub workspaces: Vec<Value>,
@@ -91,10 +101,23 @@ fn s(v: &Value, k: &str) -> String {
 }
 
 impl App {
-    /// A Mongo-style id: 24 hex digits that sort in creation order.
+    /// A Mongo ObjectId: its creation second (4 bytes), then 8 bytes that keep ids made in
+    /// one second in order.
     pub fn new_id(&mut self) -> String {
         self.seq += 1;
-        format!("65a0{:020x}", self.seq)
+        if !self.frozen {
+            self.clock += 1;
+        }
+        format!("{:08x}{:016x}", self.clock, self.seq)
+    }
+
+    /// Makes what `f` makes in one second.
+    pub fn in_one_second<T>(&mut self, f: impl FnOnce(&mut App) -> T) -> T {
+        self.clock += 1;
+        self.frozen = true;
+        let r = f(self);
+        self.frozen = false;
+        r
     }
 
     pub fn workspace(&mut self, name: &str) -> String {
@@ -193,6 +216,30 @@ impl App {
         c["customFieldItems"].as_array_mut().unwrap().push(item);
     }
 
+    /// Copies a card into a list as Trello's "Copy card" does: a new card, and each comment
+    /// of the original as a `copyCommentCard` action on the copy.
+    pub fn copy_card(&mut self, card: &str, list: &str) -> String {
+        let from = self.card_mut(card).clone();
+        let new = self.card(list, from["name"].as_str().unwrap_or_default());
+        let c = self.card_mut(&new).clone();
+        let originals: Vec<Value> = self
+            .actions
+            .iter()
+            .filter(|a| a["type"] == "commentCard" && a["data"]["card"]["id"] == card)
+            .cloned()
+            .collect();
+        for o in originals {
+            let id = self.new_id();
+            self.actions.push(json!({"id": id, "type": "copyCommentCard", "date": now(), "idMemberCreator": self.member["id"],
+                "memberCreator": {"id": self.member["id"], "fullName": self.member["fullName"], "username": self.member["username"]},
+                "data": {"text": o["data"]["text"], "idOriginalCommenter": o["idMemberCreator"],
+                         "card": {"id": c["id"], "name": c["name"]}, "cardSource": {"id": card},
+                         "board": {"id": c["idBoard"]}, "list": {"id": c["idList"]}}}));
+        }
+        self.edit_card(&new, |_| {});
+        new
+    }
+
     pub fn comment(&mut self, card: &str, text: &str) -> String {
         let id = self.new_id();
         let c = self.card_mut(card).clone();
@@ -264,6 +311,8 @@ impl Fake {
         let base = format!("http://{}/1", listener.local_addr().unwrap());
         let app = Arc::new(Mutex::new(App {
             base: base.clone(),
+            // Objects were made from a day ago on, one a second.
+            clock: chrono::Utc::now().timestamp() - 86_400,
             member: json!({"id": "5f00000000000000000000aa", "fullName": "Ada Lovelace", "username": "ada", "initials": "AL", "memberType": "normal"}),
             ..Default::default()
         }));
@@ -373,6 +422,11 @@ fn answer(
     if let Some(i) = act {
         let resp = match &app.rules[i].act {
             Act::Status(code, body) => Some(text(*code, body)),
+            Act::Json(code, v) => {
+                let mut r = json_response(v);
+                *r.status_mut() = StatusCode::from_u16(*code).unwrap();
+                Some(r)
+            }
             Act::Truncated => Some(
                 (
                     [("content-type", "application/json; charset=utf-8")],
@@ -449,13 +503,19 @@ fn answer(
                     } else {
                         cards.retain(|c| c["closed"] == false);
                     }
-                    let page = match paged(cards, q("before"), q("since"), q("limit"), None, "date") {
+                    // Cards take a larger limit than actions (Airbyte's source-trello asked for
+                    // 20000 at once).
+                    let page = match paged(cards, q("before"), q("since"), q("limit"), None, 20_000, "date") {
                         Ok(p) => p,
                         Err(why) => return text(400, why),
                     };
                     let mut page: Vec<Value> = page.into_iter().map(|c| card_view(app, c, query)).collect();
-                    // Trello gives a board's cards in board order (list, then position).
-                    page.sort_by(|a, b| a["pos"].as_f64().partial_cmp(&b["pos"].as_f64()).unwrap());
+                    if q("sort") == Some("-id") {
+                        page.sort_by(|a, b| b["id"].as_str().cmp(&a["id"].as_str()));
+                    } else {
+                        // Trello gives a board's cards in board order (list, then position).
+                        page.sort_by(|a, b| a["pos"].as_f64().partial_cmp(&b["pos"].as_f64()).unwrap());
+                    }
                     json_response(&Value::Array(page.into_iter().map(|c| fields(c, q("fields"))).collect()))
                 }
                 ["actions"] => {
@@ -467,7 +527,7 @@ fn answer(
                         .filter(|a| filter.contains(&"all") || filter.contains(&a["type"].as_str().unwrap_or_default()))
                         .cloned()
                         .collect();
-                    match paged(acts, q("before"), q("since"), q("limit"), Some(50), "date") {
+                    match paged(acts, q("before"), q("since"), q("limit"), Some(50), 1000, "date") {
                         Ok(mut page) => {
                             page.reverse(); // newest first
                             json_response(&Value::Array(page.into_iter().map(|a| fields(a, q("fields"))).collect()))
@@ -556,28 +616,36 @@ fn strip_private(v: &Value) -> Value {
     v
 }
 
-/// Trello's paging: `before`/`since` take an id (or, on actions, a date); `limit` keeps
-/// the newest that many; at most 1000.
+/// The creation second of an id (its first 4 bytes).
+pub fn second_of(id: &str) -> i64 {
+    i64::from_str_radix(&id[..8], 16).unwrap()
+}
+
+/// Trello's paging: `before`/`since` take an id (or, on actions, a date); an id is taken as
+/// its creation second, so objects made in that second are all before none of it and after
+/// none of it; `limit` keeps the newest that many, at most `max_limit`.
 fn paged(
     mut items: Vec<Value>,
     before: Option<&str>,
     since: Option<&str>,
     limit: Option<&str>,
     default_limit: Option<usize>,
+    max_limit: usize,
     date_field: &str,
 ) -> Result<Vec<Value>, &'static str> {
     let is_id = |s: &str| s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let sec = |x: &Value| second_of(x["id"].as_str().unwrap());
     items.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     if let Some(b) = before {
         if is_id(b) {
-            items.retain(|x| x["id"].as_str().unwrap() < b);
+            items.retain(|x| sec(x) < second_of(b));
         } else {
             items.retain(|x| x[date_field].as_str().unwrap_or_default() < b);
         }
     }
     if let Some(s) = since {
         if is_id(s) {
-            items.retain(|x| x["id"].as_str().unwrap() > s);
+            items.retain(|x| sec(x) > second_of(s));
         } else {
             let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| "invalid value for since")?;
             items.retain(|x| {
@@ -590,7 +658,7 @@ fn paged(
         None => default_limit,
     };
     if let Some(l) = limit {
-        if l > 1000 {
+        if l > max_limit {
             return Err("invalid value for limit");
         }
         let n = items.len();

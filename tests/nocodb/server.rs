@@ -112,7 +112,13 @@ impl Noco {
     }
 
     pub async fn create_base(&self, title: &str) -> String {
-        let b = self.call(reqwest::Method::POST, "api/v2/meta/bases", Some(json!({"title": title}))).await;
+        let b = self
+            .call(
+                reqwest::Method::POST,
+                "api/v2/meta/bases",
+                Some(json!({"title": title, "table_name": title.to_lowercase()})),
+            )
+            .await;
         b["id"].as_str().unwrap().to_string()
     }
 
@@ -133,6 +139,16 @@ impl Noco {
             )
             .await;
         t["id"].as_str().unwrap().to_string()
+    }
+
+    /// Renames a table (Update Table: `PATCH /api/v2/meta/tables/{tableId}`).
+    pub async fn rename_table(&self, table: &str, title: &str) {
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("api/v2/meta/tables/{table}"),
+            Some(json!({"title": title, "table_name": title.to_lowercase()})),
+        )
+        .await;
     }
 
     /// Inserts rows, 100 a request (NocoDB's most); returns their ids.
@@ -202,7 +218,7 @@ impl Noco {
     /// A NocoDB configuration block for daybook, scoped to the given bases or tables.
     pub fn source(&self, name: &str, include: &[&str]) -> String {
         format!(
-            "[[orgs.sources]]\nname = \"{name}\"\nkind = \"nocodb\"\nbase_url = \"{}\"\ninclude = {:?}\nrequests_per_second = 200\n",
+            "[[orgs.sources]]\nname = \"{name}\"\nkind = \"nocodb\"\nbase_url = \"{}\"\ninclude = {:?}\nrequests_per_minute = 12000\n",
             self.url, include
         )
     }

@@ -7,18 +7,15 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::connectors::SourceError;
-use crate::connectors::http::{Http, HttpError};
+use crate::connectors::error::json_why;
+use crate::connectors::http::Http;
 
 /// Get Task Comments answers the 25 most recent comments; older ones are asked for with
 /// `start` (the `date` of the oldest comment so far) and `start_id` (its `id`).
 pub const COMMENTS_PER_PAGE: usize = 25;
 
-pub struct Api {
-    pub http: Http,
-}
-
-pub fn err(e: HttpError) -> SourceError {
-    SourceError::Other(e.to_string())
+pub struct Api<'a> {
+    pub http: &'a Http,
 }
 
 /// A page of Get Tasks (`GET /list/{list_id}/task`).
@@ -29,9 +26,9 @@ pub struct TaskPage {
     pub last_page: Option<bool>,
 }
 
-impl Api {
+impl Api<'_> {
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
-        self.http.get_json::<Value>(path, query).await.map_err(err)
+        self.http.get_json::<Value>(path, query).await
     }
 
     /// The array under `key` of a JSON answer; its absence means the answer is not what the
@@ -98,9 +95,9 @@ impl Api {
         let q = [("include_markdown_description", "true".to_string())];
         match self.http.get_json::<Value>(&format!("task/{id}"), &q).await {
             Ok(v) if v.is_object() => Ok(Some(v)),
-            Ok(_) => Err(SourceError::Other(format!("GET /task/{id}: the answer is not a task object"))),
-            Err(HttpError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(err(e)),
+            Ok(_) => Err(SourceError::bad_data(format!("GET /task/{id}"), "the answer is not a task object")),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -128,9 +125,10 @@ impl Api {
             if new == 0 {
                 // A full page of comments already read: paging did not move on. Stopping
                 // here would drop the older ones (and mark them deleted).
-                return Err(SourceError::Other(format!(
-                    "comments of task {task}: the next page repeats the last one; not taken as the end"
-                )));
+                return Err(SourceError::bad_data(
+                    format!("comments of task {task}"),
+                    "the next page repeats the last one; not taken as the end",
+                ));
             }
             let (date, id) = (str_of(&oldest["date"]), id_str(oldest).unwrap_or_default());
             q = vec![("start", date), ("start_id", id)];
@@ -169,24 +167,20 @@ impl Api {
     /// the file in the field `attachment`.
     pub async fn upload(&self, task: &str, name: &str, bytes: &[u8]) -> Result<Value, SourceError> {
         let path = format!("task/{task}/attachment");
-        let body = self.http.upload(&path, &[], "attachment", name, bytes).await.map_err(err)?;
-        serde_json::from_slice(&body)
-            .map_err(|e| SourceError::Other(format!("POST /{path}: the answer is not the JSON expected: {e}")))
+        let body = self.http.upload(&path, &[], "attachment", name, bytes).await?;
+        serde_json::from_slice(&body).map_err(|e| SourceError::bad_data(format!("POST /{path}"), json_why(&e)))
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, SourceError> {
-        let bytes = self.http.send(Method::POST, path, &[], Some(body)).await.map_err(err)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| SourceError::Other(format!("POST /{path}: the answer is not the JSON expected: {e}")))
+        let bytes = self.http.send(Method::POST, path, &[], Some(body)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| SourceError::bad_data(format!("POST /{path}"), json_why(&e)))
     }
 }
 
 fn take_array(mut v: Value, key: &str, path: &str) -> Result<Vec<Value>, SourceError> {
     match v.get_mut(key).map(Value::take) {
         Some(Value::Array(a)) => Ok(a),
-        _ => Err(SourceError::Other(format!(
-            "GET /{path}: the answer has no {key:?} array (not ClickUp's documented shape)"
-        ))),
+        _ => Err(SourceError::bad_data(format!("GET /{path}"), format!("the answer has no {key:?} array"))),
     }
 }
 

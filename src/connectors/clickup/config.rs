@@ -1,38 +1,22 @@
 use serde::Deserialize;
 
-use crate::connectors::scope::Scope;
+use crate::connectors::http::AppDefaults;
 
-/// `[[orgs.sources]] kind = "clickup"`: one ClickUp account, reached with a personal token.
+/// ClickUp's defaults of the keys every app source takes. The rate: ClickUp allows 100
+/// requests a minute per token on the Free Forever, Unlimited and Business plans, 1,000 on
+/// Business Plus, 10,000 on Enterprise (https://clickup.com/api/developer-portal/rate-limits/).
+pub const DEFAULTS: AppDefaults = AppDefaults {
+    base_url: "https://api.clickup.com/api/v2",
+    token_what: "ClickUp token",
+    token_env: "CLICKUP_TOKEN",
+    requests_per_minute: 100,
+};
+
+/// ClickUp's own keys of `[[orgs.sources]] kind = "clickup"` (besides those every app source
+/// takes, connectors::http::SHARED_KEYS): one ClickUp account, reached with a personal token.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickUpConfig {
-    /// The API's root, up to and including `/api/v2`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// The environment variable that holds the personal token (`pk_...`); default CLICKUP_TOKEN.
-    pub token_env: Option<String>,
-    /// Or a file that holds it.
-    pub token_file: Option<String>,
-    /// Workspaces, spaces, folders or lists to back up (by id, name or path of names); all
-    /// that the token sees when empty.
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Workspaces, spaces, folders or lists to leave out; wins over `include`.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// Requests a minute. ClickUp allows 100 a minute per token on the Free Forever,
-    /// Unlimited and Business plans, 1,000 on Business Plus, 10,000 on Enterprise
-    /// (https://clickup.com/api/developer-portal/rate-limits/).
-    #[serde(default = "default_rate_limit")]
-    pub requests_per_minute: u32,
-    /// A request still failing after this long (retries and rate-limit waits included)
-    /// fails its data type for this cycle.
-    #[serde(default = "default_give_up")]
-    pub give_up_after_seconds: u64,
-    /// Changes are asked for from this long before the last cycle's start, for clock skew
-    /// between this machine and ClickUp.
-    #[serde(default = "default_overlap")]
-    pub overlap_seconds: u64,
     /// Download task attachments into the vault (one extra request per changed task).
     #[serde(default = "default_true")]
     pub attachments: bool,
@@ -42,28 +26,19 @@ pub struct ClickUpConfig {
     pub comments: bool,
 }
 
-fn default_base_url() -> String {
-    "https://api.clickup.com/api/v2".into()
-}
-
-fn default_rate_limit() -> u32 {
-    100
-}
-
-fn default_give_up() -> u64 {
-    900
-}
-
-fn default_overlap() -> u64 {
-    300
-}
-
 fn default_true() -> bool {
     true
 }
 
-impl ClickUpConfig {
-    pub fn scope(&self) -> Scope {
-        Scope { include: self.include.clone(), exclude: self.exclude.clone() }
+/// What ClickUp's error codes say of the credentials (developer.clickup.com/docs/common_errors):
+/// "Token not found" (OAUTH_019, 021, 025, 077: revoked) and a missing Authorization header
+/// (OAUTH_017) are the credentials; "Team not authorized" (OAUTH_023, 026, 027, 029 to 045)
+/// is one workspace the token was not given, whatever the status.
+pub fn credentials_refused(_status: u16, code: Option<&str>) -> Option<bool> {
+    let n: u32 = code?.strip_prefix("OAUTH_")?.parse().ok()?;
+    match n {
+        17 | 19 | 21 | 25 | 77 => Some(true),
+        23 | 26 | 27 | 29..=45 => Some(false),
+        _ => None,
     }
 }

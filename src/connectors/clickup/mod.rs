@@ -12,8 +12,8 @@
 //! | `<ws>-tasks`           | tasks and subtasks, open, closed and archived, with custom field values; attachments as files | changes since the cursor |
 //! | `<ws>-comments`        | task comments and threaded replies        | whole: 1+ request a task |
 //!
-//! `<ws>` is the workspace's id: names change, ids do not, and the cycle log names each
-//! workspace with its id. Tasks are one data type per workspace, not per list: a list that
+//! `<ws>` is the workspace's id (names change, ids do not); each type is shown as
+//! "<workspace name>/<kind>", in the hierarchy [workspace name]. Tasks are one data type per workspace, not per list: a list that
 //! is deleted then takes its tasks with it as deletions (which `recover` finds), where a
 //! per-list data type would simply stop being read.
 
@@ -26,13 +26,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::Duration;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 
-use super::http::{Http, Limits};
-use super::scope::Scope;
-use super::secret::SecretRef;
-use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError};
+use super::http::{Expect, HttpSourceOptions, LazyHttp};
+use super::sink::Sink;
+use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, RestoreFile, Restored, SourceError};
 use crate::config::SourceConfig;
 use client::{Api, id_str, ms_to_rfc3339, rfc3339_ms, str_of};
 use tree::{Judge, Node, Workspace};
@@ -45,10 +43,9 @@ const KINDS: &[&str] = &["spaces", "folders", "lists", "fields", "views", "tasks
 const BATCH: usize = 100;
 
 pub struct ClickUp {
+    opts: HttpSourceOptions,
     cfg: ClickUpConfig,
-    scope: Scope,
-    secret: SecretRef,
-    api: OnceCell<Api>,
+    http: LazyHttp,
     /// The hierarchy as the last `discover` saw it.
     tree: Mutex<Vec<Workspace>>,
     /// Attachment id -> its download link, from the tasks read this cycle.
@@ -58,17 +55,8 @@ pub struct ClickUp {
 }
 
 pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: ClickUpConfig = super::parse_options(src)?;
-    let line = src.line;
-    if c.requests_per_minute == 0 {
-        anyhow::bail!("config line {line}: requests_per_minute must be at least 1");
-    }
-    if reqwest::Url::parse(&c.base_url).is_err() {
-        anyhow::bail!("config line {line}: base_url {:?} is not a URL", c.base_url);
-    }
-    let file = c.token_file.as_deref().map(|f| src.resolve(f));
-    let secret = SecretRef::new("ClickUp token", "token", c.token_env.as_deref(), "CLICKUP_TOKEN", file.as_deref());
-    Ok(Box::new(ClickUp::new(c, secret)))
+    let (opts, cfg): (_, ClickUpConfig) = HttpSourceOptions::parse(src, &config::DEFAULTS)?;
+    Ok(Box::new(ClickUp::new(opts, cfg)))
 }
 
 /// A data type's name part for a workspace: its id, kept to the characters data type
@@ -81,51 +69,10 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Collects a read's records into batches for the engine, each id once.
-struct Sink {
-    out: mpsc::Sender<Batch>,
-    batch: Vec<Record>,
-    seen: HashSet<String>,
-}
-
-impl Sink {
-    fn new(out: mpsc::Sender<Batch>) -> Sink {
-        Sink { out, batch: Vec::with_capacity(BATCH), seen: HashSet::new() }
-    }
-
-    fn has(&self, id: &str) -> bool {
-        self.seen.contains(id)
-    }
-
-    async fn push(
-        &mut self,
-        id: String,
-        v: &Value,
-        files: Vec<FileRef>,
-        modified: Option<String>,
-    ) -> Result<(), SourceError> {
-        if !self.seen.insert(id.clone()) {
-            return Ok(());
-        }
-        self.batch.push(Record { id, json: v.to_string(), files, line: None, modified });
-        if self.batch.len() >= BATCH {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), SourceError> {
-        if !self.batch.is_empty() && self.out.send(std::mem::take(&mut self.batch)).await.is_err() {
-            return Err(SourceError::Other("the engine stopped reading".into()));
-        }
-        Ok(())
-    }
-}
-
 /// Pages through one list's tasks: active ones, then archived ones (`archived=true`), each
 /// until `last_page` or an empty page.
 struct Pager<'a> {
-    api: &'a Api,
+    api: &'a Api<'a>,
     list: &'a Node,
     since_ms: Option<i64>,
     archived: bool,
@@ -134,7 +81,7 @@ struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
-    fn new(api: &'a Api, list: &'a Node, since_ms: Option<i64>) -> Pager<'a> {
+    fn new(api: &'a Api<'a>, list: &'a Node, since_ms: Option<i64>) -> Pager<'a> {
         Pager { api, list, since_ms, archived: false, page: 0, done: false }
     }
 
@@ -146,13 +93,8 @@ impl<'a> Pager<'a> {
     async fn next(&mut self) -> Result<Option<Vec<Value>>, SourceError> {
         while !self.done {
             let p = self.api.task_page(&self.list.id, self.archived, self.page, self.since_ms).await.map_err(|e| {
-                let gone = e.to_string().contains("HTTP 404");
-                SourceError::Other(format!(
-                    "list {:?} ({}): {e}{}",
-                    self.list.path,
-                    self.list.id,
-                    if gone { " (deleted or moved while the backup ran?)" } else { "" }
-                ))
+                let gone = if e.is_not_found() { " (deleted or moved while the backup ran?)" } else { "" };
+                e.about(format!("list {:?} ({}){gone}", self.list.path, self.list.id))
             })?;
             if p.tasks.is_empty() {
                 self.next_phase();
@@ -170,40 +112,23 @@ impl<'a> Pager<'a> {
 }
 
 impl ClickUp {
-    pub fn new(cfg: ClickUpConfig, secret: SecretRef) -> ClickUp {
+    pub fn new(opts: HttpSourceOptions, cfg: ClickUpConfig) -> ClickUp {
+        // A personal token goes as it is: `Authorization: pk_...`
+        // (https://developer.clickup.com/docs/authentication).
+        let http = LazyHttp::with_token(&opts, "Authorization").judge(config::credentials_refused);
         ClickUp {
-            scope: cfg.scope(),
+            opts,
             cfg,
-            secret,
-            api: OnceCell::new(),
+            http,
             tree: Mutex::new(Vec::new()),
             links: Mutex::new(HashMap::new()),
             comment_tasks: Mutex::new(Default::default()),
         }
     }
 
-    /// The API client, made at the first request (only then is the token read).
-    async fn api(&self) -> Result<&Api, SourceError> {
-        self.api
-            .get_or_try_init(|| async {
-                let token = self.secret.read()?;
-                let mut base = self.cfg.base_url.clone();
-                if !base.ends_with('/') {
-                    base.push('/');
-                }
-                let limits = Limits {
-                    requests: self.cfg.requests_per_minute,
-                    per: Duration::from_secs(60),
-                    give_up_after: Duration::from_secs(self.cfg.give_up_after_seconds),
-                    timeout: Duration::from_secs(120),
-                };
-                // A personal token goes as it is: `Authorization: pk_...`
-                // (https://developer.clickup.com/docs/authentication).
-                let http = Http::new(&base, &[("Authorization", token.as_str())], &self.secret.hint(), limits)
-                    .map_err(|e| SourceError::Other(e.to_string()))?;
-                Ok(Api { http })
-            })
-            .await
+    /// The API, its client made at the first request (only then is the token read).
+    async fn api(&self) -> Result<Api<'_>, SourceError> {
+        Ok(Api { http: self.http.get().await? })
     }
 
     /// The workspace a data type belongs to, and its kind.
@@ -211,13 +136,16 @@ impl ClickUp {
         if data_type == WORKSPACES {
             return Ok((None, WORKSPACES));
         }
-        let unknown = || SourceError::Other(format!("{data_type}: not a ClickUp data type of this source"));
-        let (ws, kind) = data_type.rsplit_once('-').ok_or_else(unknown)?;
-        let kind = KINDS.iter().find(|k| **k == kind).ok_or_else(unknown)?;
+        let unknown = |why: String| SourceError::NoSuchType { key: data_type.into(), why };
+        let (ws, kind) =
+            data_type.rsplit_once('-').ok_or_else(|| unknown("not a ClickUp data type of this source".into()))?;
+        let kind = KINDS.iter().find(|k| **k == kind).ok_or_else(|| unknown("not a kind of ClickUp data".into()))?;
         let tree = self.tree.lock().unwrap();
-        let ws = tree.iter().find(|w| prefix(&w.node) == ws).cloned().ok_or_else(|| {
-            SourceError::Other(format!("{data_type}: workspace {ws} is not among those the token sees now"))
-        })?;
+        let ws = tree
+            .iter()
+            .find(|w| prefix(&w.node) == ws)
+            .cloned()
+            .ok_or_else(|| unknown(format!("workspace {ws} is not among those the token sees now")))?;
         Ok((Some(ws), kind))
     }
 
@@ -226,8 +154,8 @@ impl ClickUp {
             ReadMode::Full => Ok(None),
             ReadMode::Since(c) => {
                 let t = chrono::DateTime::parse_from_rfc3339(c)
-                    .map_err(|e| SourceError::Other(format!("cursor {c:?} is not an RFC 3339 time: {e}")))?;
-                Ok(Some(t.timestamp_millis() - 1000 * self.cfg.overlap_seconds as i64))
+                    .map_err(|e| SourceError::bad_data("the tasks' cursor", format!("{c:?} is not a time: {e}")))?;
+                Ok(Some(t.timestamp_millis() - 1000 * self.opts.overlap_secs()))
             }
         }
     }
@@ -252,7 +180,7 @@ impl ClickUp {
 
     async fn read_tasks(
         &self,
-        api: &Api,
+        api: &Api<'_>,
         ws: &Workspace,
         since_ms: Option<i64>,
         sink: &mut Sink,
@@ -261,8 +189,9 @@ impl ClickUp {
             let mut pager = Pager::new(api, list, since_ms);
             while let Some(tasks) = pager.next().await? {
                 for t in tasks {
-                    let id = id_str(&t)
-                        .ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
+                    let id = id_str(&t).ok_or_else(|| {
+                        SourceError::bad_data(format!("list {:?} ({})", list.path, list.id), "a task without an id")
+                    })?;
                     if sink.has(&id) {
                         continue;
                     }
@@ -276,22 +205,23 @@ impl ClickUp {
                     };
                     let files = if self.cfg.attachments { self.task_record(&task) } else { Vec::new() };
                     let modified = ms_to_rfc3339(&task["date_updated"]);
-                    sink.push(id, &task, files, modified).await?;
+                    sink.push_value(id, &task, files, modified).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn task_ids(&self, api: &Api, ws: &Workspace) -> Result<Vec<String>, SourceError> {
+    async fn task_ids(&self, api: &Api<'_>, ws: &Workspace) -> Result<Vec<String>, SourceError> {
         let mut seen = HashSet::new();
         let mut ids = Vec::new();
         for list in ws.kept_lists() {
             let mut pager = Pager::new(api, list, None);
             while let Some(tasks) = pager.next().await? {
                 for t in tasks {
-                    let id = id_str(&t)
-                        .ok_or_else(|| SourceError::Other(format!("list {:?}: a task without an id", list.path)))?;
+                    let id = id_str(&t).ok_or_else(|| {
+                        SourceError::bad_data(format!("list {:?} ({})", list.path, list.id), "a task without an id")
+                    })?;
                     if seen.insert(id.clone()) {
                         ids.push(id);
                     }
@@ -301,15 +231,15 @@ impl ClickUp {
         Ok(ids)
     }
 
-    async fn read_comments(&self, api: &Api, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
+    async fn read_comments(&self, api: &Api<'_>, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
         let tasks = self.task_ids(api, ws).await?;
         *self.comment_tasks.lock().unwrap() = tasks.iter().cloned().collect();
         for task in tasks {
             let comments = match api.comments(&task).await {
                 Ok(c) => c,
                 // Deleted since its list was read: its comments went with it.
-                Err(e) if e.to_string().contains("HTTP 404") => continue,
-                Err(e) => return Err(SourceError::Other(format!("comments of task {task}: {e}"))),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.about(format!("comments of task {task}"))),
             };
             for mut c in comments {
                 let Some(id) = id_str(&c) else { continue };
@@ -317,13 +247,13 @@ impl ClickUp {
                 // The comment as ClickUp gives it, and the task it is on (which its JSON
                 // does not say).
                 c["task_id"] = Value::String(task.clone());
-                sink.push(id.clone(), &c, Vec::new(), None).await?;
+                sink.push_value(id.clone(), &c, Vec::new(), None).await?;
                 if replies > 0 {
                     for mut r in api.replies(&id).await? {
                         let Some(rid) = id_str(&r) else { continue };
                         r["task_id"] = Value::String(task.clone());
                         r["parent_comment_id"] = Value::String(id.clone());
-                        sink.push(rid, &r, Vec::new(), None).await?;
+                        sink.push_value(rid, &r, Vec::new(), None).await?;
                     }
                 }
             }
@@ -331,7 +261,7 @@ impl ClickUp {
         Ok(())
     }
 
-    async fn read_views(&self, api: &Api, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
+    async fn read_views(&self, api: &Api<'_>, ws: &Workspace, sink: &mut Sink) -> Result<(), SourceError> {
         let mut parents = vec![("team", ws.node.id.clone(), ws.node.path.clone())];
         for s in ws.spaces.iter().filter(|s| s.keeps_any()) {
             parents.push(("space", s.node.id.clone(), s.node.path.clone()));
@@ -343,32 +273,31 @@ impl ClickUp {
             parents.push(("list", l.id.clone(), l.path.clone()));
         }
         for (kind, id, path) in parents {
-            let views =
-                api.views(kind, &id).await.map_err(|e| SourceError::Other(format!("views of {kind} {path:?}: {e}")))?;
+            let views = api.views(kind, &id).await.map_err(|e| e.about(format!("views of {kind} {path:?} ({id})")))?;
             for v in views {
                 if let Some(vid) = id_str(&v) {
-                    sink.push(vid, &v, Vec::new(), None).await?;
+                    sink.push_value(vid, &v, Vec::new(), None).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn read_whole(&self, api: &Api, ws: &Workspace, kind: &str, sink: &mut Sink) -> Result<(), SourceError> {
+    async fn read_whole(&self, api: &Api<'_>, ws: &Workspace, kind: &str, sink: &mut Sink) -> Result<(), SourceError> {
         match kind {
             "spaces" => {
                 for s in ws.spaces.iter().filter(|s| s.keeps_any()) {
-                    sink.push(s.node.id.clone(), &s.node.raw, Vec::new(), None).await?;
+                    sink.push_value(s.node.id.clone(), &s.node.raw, Vec::new(), None).await?;
                 }
             }
             "folders" => {
                 for f in ws.spaces.iter().flat_map(|s| s.folders.iter()).filter(|f| f.keeps_any()) {
-                    sink.push(f.node.id.clone(), &f.node.raw, Vec::new(), None).await?;
+                    sink.push_value(f.node.id.clone(), &f.node.raw, Vec::new(), None).await?;
                 }
             }
             "lists" => {
                 for l in ws.kept_lists() {
-                    sink.push(l.id.clone(), &l.raw, Vec::new(), None).await?;
+                    sink.push_value(l.id.clone(), &l.raw, Vec::new(), None).await?;
                 }
             }
             "fields" => {
@@ -376,17 +305,17 @@ impl ClickUp {
                     let fields = api
                         .fields(&l.id)
                         .await
-                        .map_err(|e| SourceError::Other(format!("custom fields of list {:?}: {e}", l.path)))?;
+                        .map_err(|e| e.about(format!("custom fields of list {:?} ({})", l.path, l.id)))?;
                     for f in fields {
                         if let Some(id) = id_str(&f) {
-                            sink.push(id, &f, Vec::new(), None).await?;
+                            sink.push_value(id, &f, Vec::new(), None).await?;
                         }
                     }
                 }
             }
             "views" => self.read_views(api, ws, sink).await?,
             "comments" => self.read_comments(api, ws, sink).await?,
-            other => return Err(SourceError::Other(format!("no whole read for {other}"))),
+            other => return Err(SourceError::unsupported(other, "not read whole")),
         }
         Ok(())
     }
@@ -408,7 +337,7 @@ impl Connector for ClickUp {
 
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
         let api = self.api().await?;
-        let tree = tree::walk(api, &self.scope).await?;
+        let tree = tree::walk(&api, &self.opts.scope).await?;
         let mut types = vec![DataType::named(WORKSPACES)];
         for ws in &tree {
             if ws.node.judge == Judge::Excluded || (ws.error.is_none() && !ws.keeps_any()) {
@@ -418,7 +347,12 @@ impl Connector for ClickUp {
                 if *kind == "comments" && !self.cfg.comments {
                     continue;
                 }
-                types.push(DataType::named(format!("{}-{kind}", prefix(&ws.node))));
+                types.push(DataType {
+                    key: format!("{}-{kind}", prefix(&ws.node)),
+                    name: format!("{}/{kind}", ws.node.name),
+                    path: vec![ws.node.name.clone()],
+                    former: Vec::new(),
+                });
             }
         }
         *self.tree.lock().unwrap() = tree;
@@ -437,27 +371,27 @@ impl Connector for ClickUp {
         let start = api.http.server_time().map(|t| t.timestamp_millis()).unwrap_or_else(now_ms);
         let cursor = Some(rfc3339_ms(start));
         let (ws, kind) = self.target(data_type)?;
-        let mut sink = Sink::new(out);
+        let mut sink = Sink::new(out, BATCH);
         match ws {
             None => {
                 let tree = self.tree.lock().unwrap().clone();
                 for w in tree.iter().filter(|w| w.node.judge != Judge::Excluded && (w.keeps_any() || w.error.is_some()))
                 {
-                    sink.push(w.node.id.clone(), &w.node.raw, Vec::new(), None).await?;
+                    sink.push_value(w.node.id.clone(), &w.node.raw, Vec::new(), None).await?;
                 }
             }
             Some(ws) => {
                 if let Some(e) = &ws.error {
-                    return Err(SourceError::Other(e.clone()));
+                    return Err(e.clone());
                 }
                 match kind {
-                    "tasks" => self.read_tasks(api, &ws, self.since_ms(&mode)?, &mut sink).await?,
+                    "tasks" => self.read_tasks(&api, &ws, self.since_ms(&mode)?, &mut sink).await?,
                     // ClickUp cannot say which of these changed: they are read whole.
-                    _ => self.read_whole(api, &ws, kind, &mut sink).await?,
+                    _ => self.read_whole(&api, &ws, kind, &mut sink).await?,
                 }
             }
         }
-        sink.flush().await?;
+        sink.finish().await?;
         // Without a cursor the engine reads a type whole every cycle, the read being its listing.
         Ok(ReadSummary { cursor: cursor.filter(|_| kind == "tasks") })
     }
@@ -467,12 +401,12 @@ impl Connector for ClickUp {
         if kind == "tasks" {
             let ws = ws.expect("tasks belong to a workspace");
             if let Some(e) = &ws.error {
-                return Err(SourceError::Other(e.clone()));
+                return Err(e.clone());
             }
-            return self.task_ids(self.api().await?, &ws).await;
+            return self.task_ids(&self.api().await?, &ws).await;
         }
         // The other types have no cursor: always read whole, never listed.
-        Err(SourceError::Other(format!("{data_type} is read whole, not listed")))
+        Err(SourceError::unsupported(data_type, "read whole, not listed"))
     }
 
     fn confirms_deletions(&self, data_type: &str) -> bool {
@@ -525,22 +459,19 @@ impl Connector for ClickUp {
     }
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
-        let link = self.links.lock().unwrap().get(&file.key).cloned().ok_or_else(|| {
-            SourceError::Other(format!("attachment {:?}: no download link was read for it this cycle", file.name))
-        })?;
-        // The link is absolute, on ClickUp's attachment host: the HTTP layer sends the token
-        // only to the API's own host.
-        let bytes = self
-            .api()
-            .await?
-            .http
-            .download(&link, &format!("attachment {:?}", file.name))
-            .await
-            .map_err(|e| SourceError::Other(format!("downloading attachment {:?}: {e}", file.name)))?;
+        let label = format!("attachment {:?}", file.name);
+        let link = self
+            .links
+            .lock()
+            .unwrap()
+            .get(&file.key)
+            .cloned()
+            .ok_or_else(|| SourceError::unsupported(&label, "no download link was read for it this cycle"))?;
         // The fingerprint is "id:version:size".
         let size = file.fingerprint.as_deref().and_then(|f| f.rsplit(':').next()?.parse().ok());
-        super::check_download(&file.name, &bytes, size)?;
-        Ok(Box::new(std::io::Cursor::new(bytes)))
+        // The link is absolute, on ClickUp's attachment host: the HTTP layer sends the token
+        // only to the API's own host.
+        self.http.get().await?.download(&link, &label, Expect { name: &file.name, size, sniff: None }).await
     }
 
     fn visible(&self) -> super::Visibility {
@@ -577,7 +508,7 @@ impl Connector for ClickUp {
     }
 
     fn requests(&self) -> Option<u64> {
-        Some(self.api.get().map(|a| a.http.requests()).unwrap_or(0))
+        Some(self.http.requests())
     }
 
     fn restorable(&self, data_type: &str) -> Result<(), String> {
@@ -586,7 +517,7 @@ impl Connector for ClickUp {
 
     async fn restore(&self, data_type: &str, record: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
         let kind = data_type.rsplit_once('-').map(|(_, k)| k).unwrap_or(data_type);
-        restore::restorable(kind).map_err(SourceError::Other)?;
+        restore::restorable(kind).map_err(|why| SourceError::unsupported(data_type, why))?;
         // The stored form is {"data": <the record>, "files": [...]}; take either.
         let data = match record.get("data") {
             Some(d) if d.is_object() && record.get("id").is_none() => d,
@@ -594,8 +525,8 @@ impl Connector for ClickUp {
         };
         let api = self.api().await?;
         match kind {
-            "tasks" => restore::task(api, data, files).await,
-            _ => restore::comment(api, data).await,
+            "tasks" => restore::task(&api, data, files).await,
+            _ => restore::comment(&api, data).await,
         }
     }
 }

@@ -37,7 +37,7 @@ fn field_value(f: &Value) -> Result<Option<Value>, String> {
         "short_text" | "text" | "email" | "url" | "phone" | "labels" => v.clone(),
         "number" | "currency" | "emoji" => match v {
             Value::String(s) => {
-                s.parse::<f64>().map(|n| json!(n)).map_err(|_| format!("value {s:?} is not a number"))?
+                s.parse::<f64>().map(|n| json!(n)).map_err(|_| "its value is not a number".to_string())?
             }
             other => other.clone(),
         },
@@ -57,10 +57,10 @@ fn field_value(f: &Value) -> Result<Option<Value>, String> {
     }))
 }
 
-pub async fn task(api: &Api, t: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
+pub async fn task(api: &Api<'_>, t: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
     let list = str_of(&t["list"]["id"]);
     if list.is_empty() {
-        return Err(SourceError::Other("the stored task does not say which list it was in".into()));
+        return Err(SourceError::unsupported("restoring a task", "the stored task does not say which list it was in"));
     }
     let mut notes = vec![
         "ClickUp gives the copy a new id, creation time and creator (the token's owner)".to_string(),
@@ -106,7 +106,7 @@ pub async fn task(api: &Api, t: &Value, files: Vec<RestoreFile>) -> Result<Resto
     let made = api.create_task(&list, &Value::Object(body)).await?;
     let new_id = str_of(&made["id"]);
     if new_id.is_empty() {
-        return Err(SourceError::Other("Create Task answered without the new task's id".into()));
+        return Err(SourceError::bad_data("Create Task", "the answer has no id of the new task"));
     }
     // The task exists from here on: a failed upload is a note, never an error that would
     // lose the copy's id (and make a second copy on the next try).
@@ -123,17 +123,20 @@ pub async fn task(api: &Api, t: &Value, files: Vec<RestoreFile>) -> Result<Resto
     Ok(Restored { new_id, files_uploaded: uploaded, notes })
 }
 
-pub async fn comment(api: &Api, c: &Value) -> Result<Restored, SourceError> {
+pub async fn comment(api: &Api<'_>, c: &Value) -> Result<Restored, SourceError> {
     let task = str_of(&c["task_id"]);
     if task.is_empty() {
-        return Err(SourceError::Other("the stored comment does not say which task it was on".into()));
+        return Err(SourceError::unsupported(
+            "restoring a comment",
+            "the stored comment does not say which task it was on",
+        ));
     }
     let when = super::client::ms_to_rfc3339(&c["date"]).unwrap_or_else(|| "an unknown time".into());
     let who = c["user"]["username"].as_str().unwrap_or("someone");
     let text =
         format!("{}\n\n(restored from a daybook backup: first written by {who} at {when})", str_of(&c["comment_text"]));
     let made = api.create_comment(&task, &json!({ "comment_text": text, "notify_all": false })).await.map_err(|e| {
-        SourceError::Other(format!("adding the comment to task {task} (restore the task first if it was deleted): {e}"))
+        e.about(format!("adding the comment to task {task} (restore the task first if it was deleted)"))
     })?;
     Ok(Restored {
         new_id: str_of(&made["id"]),

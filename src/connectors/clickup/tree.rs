@@ -47,7 +47,7 @@ pub struct Workspace {
     pub node: Node,
     pub spaces: Vec<Space>,
     /// Why its hierarchy could not be read: each of its data types fails with it.
-    pub error: Option<String>,
+    pub error: Option<SourceError>,
 }
 
 impl Folder {
@@ -126,7 +126,7 @@ where
 
 /// Walks every workspace the token sees. Only `GET /team` failing fails the walk; a
 /// workspace whose hierarchy cannot be read carries its error to its data types.
-pub async fn walk(api: &Api, scope: &Scope) -> Result<Vec<Workspace>, SourceError> {
+pub async fn walk(api: &Api<'_>, scope: &Scope) -> Result<Vec<Workspace>, SourceError> {
     let mut out = Vec::new();
     for raw in api.teams().await? {
         let Some(node) = make_node(raw, None, &[], scope, Judge::Traversed) else { continue };
@@ -134,7 +134,10 @@ pub async fn walk(api: &Api, scope: &Scope) -> Result<Vec<Workspace>, SourceErro
         if ws.node.judge != Judge::Excluded {
             match walk_workspace(api, scope, &ws.node).await {
                 Ok(spaces) => ws.spaces = spaces,
-                Err(e) => ws.error = Some(format!("reading the hierarchy of workspace {:?}: {e}", ws.node.name)),
+                Err(e) => {
+                    ws.error =
+                        Some(e.about(format!("reading the hierarchy of workspace {:?} ({})", ws.node.name, ws.node.id)))
+                }
             }
         }
         out.push(ws);
@@ -142,7 +145,7 @@ pub async fn walk(api: &Api, scope: &Scope) -> Result<Vec<Workspace>, SourceErro
     Ok(out)
 }
 
-async fn walk_workspace(api: &Api, scope: &Scope, ws: &Node) -> Result<Vec<Space>, SourceError> {
+async fn walk_workspace(api: &Api<'_>, scope: &Scope, ws: &Node) -> Result<Vec<Space>, SourceError> {
     let mut spaces = Vec::new();
     for raw in both(|a| api.spaces(&ws.id, a)).await? {
         let Some(node) = make_node(raw, Some(&ws.path), &[], scope, ws.judge) else { continue };

@@ -29,7 +29,7 @@ pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
 
 fn utf8_name(path: &std::path::Path) -> Result<String, SourceError> {
     path.file_name().and_then(|n| n.to_str()).map(str::to_string).ok_or_else(|| {
-        SourceError::Other(format!("{}: file name is not valid UTF-8; rename it", path.to_string_lossy()))
+        SourceError::Config(format!("{}: file name is not valid UTF-8; rename it", path.to_string_lossy()))
     })
 }
 
@@ -44,7 +44,7 @@ impl Jsonl {
         }
         let path = self.records_dir().join(format!("{data_type}.jsonl"));
         let shown = path.display().to_string();
-        let f = std::fs::File::open(&path).map_err(|e| SourceError::Other(format!("{shown}: {e}")))?;
+        let f = std::fs::File::open(&path).map_err(|err| SourceError::Io { what: shown.clone(), err })?;
         let mut r = std::io::BufReader::with_capacity(1 << 20, f);
         let mut line = Vec::new();
         let mut n = 0u64;
@@ -52,7 +52,7 @@ impl Jsonl {
         let bad = |line: u64, why: String| SourceError::BadLine { file: shown.clone(), line, why };
         loop {
             line.clear();
-            if r.read_until(b'\n', &mut line)? == 0 {
+            if r.read_until(b'\n', &mut line).map_err(|err| SourceError::Io { what: shown.clone(), err })? == 0 {
                 break;
             }
             n += 1;
@@ -77,25 +77,24 @@ impl Jsonl {
             if batch.len() == BATCH
                 && out.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
             {
-                return Err(SourceError::Other("the engine stopped reading".into()));
+                return Err(SourceError::Stopped);
             }
         }
         if !batch.is_empty() && out.blocking_send(batch).is_err() {
-            return Err(SourceError::Other("the engine stopped reading".into()));
+            return Err(SourceError::Stopped);
         }
         Ok(ReadSummary::default())
     }
 
     fn read_attachments(&self, out: mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
         let dir = self.root.join(ATTACHMENTS);
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| SourceError::Other(format!("{}: {e}", dir.display())))?
-            .collect::<Result<_, _>>()?;
+        let io = |err| SourceError::Io { what: dir.display().to_string(), err };
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
         entries.sort_by_key(|e| e.file_name());
         let mut batch = Vec::new();
         for e in entries {
             let name = utf8_name(&e.path())?;
-            let md = e.metadata()?;
+            let md = e.metadata().map_err(|err| SourceError::Io { what: e.path().display().to_string(), err })?;
             if !md.is_file() {
                 continue;
             }
@@ -109,11 +108,11 @@ impl Jsonl {
                 modified: None,
             });
             if batch.len() == BATCH && out.blocking_send(std::mem::take(&mut batch)).is_err() {
-                return Err(SourceError::Other("the engine stopped reading".into()));
+                return Err(SourceError::Stopped);
             }
         }
         if !batch.is_empty() && out.blocking_send(batch).is_err() {
-            return Err(SourceError::Other("the engine stopped reading".into()));
+            return Err(SourceError::Stopped);
         }
         Ok(ReadSummary::default())
     }
@@ -132,15 +131,15 @@ impl Connector for Jsonl {
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
         let dir = self.records_dir();
         let mut types = Vec::new();
-        let rd = std::fs::read_dir(&dir)
-            .map_err(|e| SourceError::Other(format!("{}: {e} (the export folder needs records/)", dir.display())))?;
+        let io = |err| SourceError::Io { what: format!("{} (the export folder needs records/)", dir.display()), err };
+        let rd = std::fs::read_dir(&dir).map_err(io)?;
         for e in rd {
-            let p = e?.path();
+            let p = e.map_err(io)?.path();
             if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
                 let name = utf8_name(&p)?;
                 let stem = name.trim_end_matches(".jsonl").to_string();
                 if !crate::util::is_safe_sid(&stem) {
-                    return Err(SourceError::Other(format!(
+                    return Err(SourceError::Config(format!(
                         "{}: a data type name must be 1-64 characters of a-z, 0-9, '-' or '_'",
                         p.display()
                     )));
@@ -165,13 +164,14 @@ impl Connector for Jsonl {
         let ty = data_type.to_string();
         tokio::task::spawn_blocking(move || me.read_blocking(&ty, out))
             .await
-            .map_err(|e| SourceError::Other(format!("reader thread failed: {e}")))?
+            .map_err(|e| SourceError::Io { what: format!("reading {data_type}"), err: std::io::Error::other(e) })?
     }
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
         let path = self.root.join(ATTACHMENTS).join(&file.key);
-        let f =
-            tokio::fs::File::open(&path).await.map_err(|e| SourceError::Other(format!("{}: {e}", path.display())))?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|err| SourceError::Io { what: path.display().to_string(), err })?;
         Ok(Box::new(f))
     }
 }

@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::connectors::SourceError;
+
 #[derive(Debug, Deserialize)]
 pub struct List<T> {
     pub list: Vec<T>,
@@ -81,14 +83,19 @@ const COMPUTED: &[&str] = &[
 ];
 
 impl Table {
-    pub fn from_meta(raw: Value, base_title: &str) -> Result<Table, String> {
+    pub fn from_meta(raw: Value, base_title: &str) -> Result<Table, SourceError> {
         #[derive(Deserialize)]
         struct Meta {
             id: String,
             title: String,
             columns: Vec<Column>,
         }
-        let m: Meta = serde_json::from_value(raw.clone()).map_err(|e| format!("table definition: {e}"))?;
+        let m: Meta = Meta::deserialize(&raw).map_err(|e| {
+            SourceError::bad_data(
+                format!("a table definition of base {base_title}"),
+                crate::connectors::error::json_why(&e),
+            )
+        })?;
         let mut raw = raw;
         if let Some(o) = raw.as_object_mut() {
             // Derived from `columns`, and ordered differently from one answer to the next.
@@ -99,20 +106,19 @@ impl Table {
     }
 
     /// The primary key's field title: rows are paged and told apart by it.
-    pub fn pk(&self) -> Result<&str, String> {
+    pub fn pk(&self) -> Result<&str, SourceError> {
         let pks: Vec<&Column> = self.columns.iter().filter(|c| c.pk).collect();
+        let what = format!("table {}/{} ({})", self.base_title, self.title, self.id);
         match pks.as_slice() {
             [one] => Ok(&one.title),
-            [] => Err(format!(
-                "table {}/{} has no primary key, so its rows cannot be told apart from one day to the next; \
+            [] => Err(SourceError::unsupported(
+                what,
+                "it has no primary key, so its rows cannot be told apart from one day to the next; \
                  add an ID field to it in NocoDB",
-                self.base_title, self.title
             )),
-            _ => Err(format!(
-                "table {}/{} has a primary key of {} fields; daybook pages by a single-field key",
-                self.base_title,
-                self.title,
-                pks.len()
+            _ => Err(SourceError::unsupported(
+                what,
+                format!("its primary key has {} fields; daybook pages by a single-field key", pks.len()),
             )),
         }
     }

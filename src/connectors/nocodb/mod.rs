@@ -8,15 +8,14 @@ mod restore;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 
-use super::http::{Http, HttpError, Limits};
-use super::scope::Scope;
-use super::secret::SecretRef;
+use super::error::{json_why, kind_of};
+use super::http::{Expect, Http, HttpSourceOptions, LazyHttp};
+use super::sink::Sink;
 use super::{
     Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError, Visibility,
 };
@@ -28,16 +27,18 @@ use serde_json::value::RawValue;
 const BATCH: usize = 500;
 
 pub struct NocoDb {
-    cfg: NocoConfig,
-    token: SecretRef,
-    scope: Scope,
-    http: OnceCell<Http>,
+    opts: HttpSourceOptions,
+    page_size: u32,
+    http: LazyHttp,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
+    /// By key: `table:<table id>` (rows), `base:<base id>/tables`, `base:<base id>/views`.
     types: BTreeMap<String, Kind>,
+    /// The keys an earlier release used (names), to each type's key.
+    former: HashMap<String, String>,
     visible: Visibility,
     /// Where to download each attachment (its signed link), by file key, from the last read.
     downloads: HashMap<String, String>,
@@ -53,47 +54,30 @@ enum Kind {
 }
 
 pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: NocoConfig = super::parse_options(src)?;
-    let file = c.token_file.as_ref().map(|f| src.resolve(f));
-    let token = SecretRef::new("NocoDB API token", "token", c.token_env.as_deref(), "NOCODB_TOKEN", file.as_deref());
-    let line = src.line;
-    reqwest::Url::parse(&c.base_url)
-        .map_err(|e| anyhow::anyhow!("config line {line}: base_url {:?}: {e}", c.base_url))?;
-    if c.requests_per_second == 0 || c.page_size == 0 {
-        anyhow::bail!("config line {line}: requests_per_second and page_size must be at least 1");
+    let (opts, own): (_, NocoConfig) = HttpSourceOptions::parse(src, &config::DEFAULTS)?;
+    if own.page_size == 0 {
+        return Err(super::config_error(src, "page_size must be at least 1"));
     }
-    let scope = Scope { include: c.include.clone(), exclude: c.exclude.clone() };
-    Ok(Box::new(NocoDb { cfg: c, token, scope, http: OnceCell::new(), state: Mutex::default() }))
-}
-
-fn err(e: HttpError) -> SourceError {
-    SourceError::Other(e.to_string())
+    let http = LazyHttp::with_token(&opts, "xc-token");
+    Ok(Box::new(NocoDb { opts, page_size: own.page_size, http, state: Mutex::default() }))
 }
 
 impl NocoDb {
     async fn http(&self) -> Result<&Http, SourceError> {
-        self.http
-            .get_or_try_init(|| async {
-                let token = self.token.read()?;
-                let limits = Limits {
-                    requests: self.cfg.requests_per_second,
-                    per: Duration::from_secs(1),
-                    give_up_after: Duration::from_secs(self.cfg.give_up_after_seconds),
-                    timeout: Duration::from_secs(self.cfg.timeout_seconds),
-                };
-                let base = format!("{}/", self.cfg.base_url.trim_end_matches('/'));
-                Http::new(&base, &[("xc-token", token.as_str())], &self.token.hint(), limits).map_err(err)
-            })
-            .await
+        self.http.get().await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, q: &[(&str, String)]) -> Result<T, SourceError> {
-        self.http().await?.get_json(path, q).await.map_err(err)
+        self.http().await?.get_json(path, q).await
     }
 
+    /// A data type by its key (or the name an earlier release stored it under).
     fn kind(&self, data_type: &str) -> Result<Kind, SourceError> {
-        self.state.lock().unwrap().types.get(data_type).cloned().ok_or_else(|| {
-            SourceError::Other(format!("{data_type}: no such base or table is visible in NocoDB any more"))
+        let st = self.state.lock().unwrap();
+        let key = st.former.get(data_type).map_or(data_type, String::as_str);
+        st.types.get(key).cloned().ok_or_else(|| SourceError::NoSuchType {
+            key: data_type.into(),
+            why: "no such base or table is visible in NocoDB any more".into(),
         })
     }
 
@@ -110,11 +94,11 @@ impl NocoDb {
         since: Option<&str>,
         out: &mpsc::Sender<Batch>,
     ) -> Result<ReadSummary, SourceError> {
-        let pk = t.pk().map_err(SourceError::Other)?.to_string();
+        let pk = t.pk()?.to_string();
         let stamps = t.timestamps().map(|(c, u)| (c.to_string(), u.to_string()));
         // Without change times (tables of some external databases), every read is whole.
         let filter = match (since, &stamps) {
-            (Some(c), Some((created, updated))) => where_time(c, self.cfg.overlap_seconds)
+            (Some(c), Some((created, updated))) => where_time(c, self.opts.overlap.as_secs())
                 .map(|w| format!("(({updated},gt,exactDate,{w})~or({created},gt,exactDate,{w}))")),
             _ => None,
         };
@@ -123,10 +107,11 @@ impl NocoDb {
         let where_ = format!("{}/{}", t.base_title, t.title);
         let mut pager = Pager::new(self, t, None, filter)?;
         let mut started = None;
+        let mut sink = Sink::new(out.clone(), BATCH);
+        let http = self.http().await?;
         while let Some(rows) = pager.next().await? {
             // NocoDB's clock when the read began: every change after it is for the next read.
-            started = started.or_else(|| self.http.get().and_then(Http::server_time));
-            let mut batch = Vec::with_capacity(BATCH);
+            started = started.or_else(|| http.server_time());
             for raw in rows {
                 let rec = self.row(&where_, &pk, stamps.as_ref(), &attachment_fields, raw.get())?;
                 if let Some(m) = &rec.modified
@@ -134,13 +119,10 @@ impl NocoDb {
                 {
                     cursor = Some(m.clone());
                 }
-                batch.push(rec);
-                if batch.len() == BATCH {
-                    send(out, std::mem::take(&mut batch)).await?;
-                }
+                sink.push(rec).await?;
             }
-            send(out, batch).await?;
         }
+        sink.finish().await?;
         // The next read starts from when this one began, never from a later change it saw:
         // a row edited after its page was read may be older than that change. Without a
         // Date header, the last change seen (the overlap covers the rows read meanwhile).
@@ -161,13 +143,14 @@ impl NocoDb {
         attachment_fields: &[String],
         text: &str,
     ) -> Result<Record, SourceError> {
-        let bad = |why: String| SourceError::Other(format!("table {table}: a row {why}"));
+        let bad = |why: String| SourceError::bad_data(format!("table {table}"), format!("a row {why}"));
         let mut obj: serde_json::Map<String, Value> =
-            serde_json::from_str(text).map_err(|e| bad(format!("is not a JSON object: {e}")))?;
+            serde_json::from_str(text).map_err(|e| bad(format!("is not a JSON object ({})", json_why(&e))))?;
         let id = match obj.get(pk) {
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            other => return Err(bad(format!("has {pk} = {other:?}, not a key"))),
+            Some(other) => return Err(bad(format!("has {} as its {pk}, not a key", kind_of(other)))),
+            None => return Err(bad(format!("has no {pk}"))),
         };
         let modified = stamps.and_then(|(created, updated)| {
             [updated, created].iter().filter_map(|f| obj.get(*f)?.as_str().and_then(rfc3339)).max()
@@ -177,8 +160,9 @@ impl NocoDb {
         for f in attachment_fields {
             // Some NocoDB versions and databases give the field as JSON text.
             if let Some(Value::String(text)) = obj.get(f) {
-                let parsed: Value = serde_json::from_str(text)
-                    .map_err(|e| bad(format!("{id} has an attachment field {f} that is not JSON: {e}")))?;
+                let parsed: Value = serde_json::from_str(text).map_err(|e| {
+                    bad(format!("{id} has an attachment field {f} that is not JSON ({})", json_why(&e)))
+                })?;
                 obj.insert(f.clone(), parsed);
                 changed = true;
             }
@@ -186,7 +170,7 @@ impl NocoDb {
                 Some(Value::Array(items)) => items,
                 None | Some(Value::Null) => continue,
                 Some(other) => {
-                    return Err(bad(format!("{id} has an attachment field {f} that is not a list: {other}")));
+                    return Err(bad(format!("{id} has {} in its attachment field {f}, not a list", kind_of(other))));
                 }
             };
             let mut st = self.state.lock().unwrap();
@@ -230,7 +214,7 @@ impl NocoDb {
                     for mut v in views.list {
                         let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
                         if id.is_empty() {
-                            return Err(SourceError::Other(format!("table {}: a view without an id", t.title)));
+                            return Err(SourceError::bad_data(format!("table {}", t.id), "a view without an id"));
                         }
                         for part in ["filters", "sorts", "columns"] {
                             let l: List<Value> = self.get(&format!("api/v2/meta/views/{id}/{part}"), &[]).await?;
@@ -242,7 +226,11 @@ impl NocoDb {
             }
             Kind::Rows(_) => unreachable!(),
         }
-        send(out, batch).await?;
+        let mut sink = Sink::new(out.clone(), BATCH);
+        for r in batch {
+            sink.push(r).await?;
+        }
+        sink.finish().await?;
         // No cursor: the engine reads it whole every cycle, and the read is its listing.
         Ok(ReadSummary::default())
     }
@@ -267,8 +255,8 @@ impl<'a> Pager<'a> {
         Ok(Pager {
             conn,
             path: format!("api/v2/tables/{}/records", t.id),
-            table: format!("{}/{}", t.base_title, t.title),
-            pk: t.pk().map_err(SourceError::Other)?.to_string(),
+            table: format!("{}/{} ({})", t.base_title, t.title, t.id),
+            pk: t.pk()?.to_string(),
             fields: fields.map(str::to_string),
             filter,
             after: None,
@@ -286,7 +274,7 @@ impl<'a> Pager<'a> {
             conds.push(format!("({pk},gt,{a})"));
         }
         conds.extend(self.filter.clone());
-        let mut q = vec![("limit", self.conn.cfg.page_size.to_string()), ("sort", pk.clone())];
+        let mut q = vec![("limit", self.conn.page_size.to_string()), ("sort", pk.clone())];
         if !conds.is_empty() {
             q.push(("where", conds.join("~and")));
         }
@@ -301,29 +289,32 @@ impl<'a> Pager<'a> {
             match last {
                 Some(Ok(super::IdField::Id(k))) if !k.contains([',', '(', ')', '~']) => self.after = Some(k),
                 Some(Ok(super::IdField::Id(k))) => {
-                    return Err(SourceError::Other(format!(
-                        "table {}: key {k:?} cannot be paged past (it holds , ( ) or ~)",
-                        self.table
-                    )));
+                    return Err(SourceError::unsupported(
+                        format!("table {}", self.table),
+                        format!("key {k:?} cannot be paged past (it holds , ( ) or ~)"),
+                    ));
                 }
-                _ => return Err(SourceError::Other(format!("table {}: a row without its {pk}", self.table))),
+                _ => {
+                    return Err(SourceError::bad_data(
+                        format!("table {}", self.table),
+                        format!("a row without its {pk}"),
+                    ));
+                }
             }
         }
         Ok(Some(page.list))
     }
 }
 
-async fn send(out: &mpsc::Sender<Batch>, batch: Batch) -> Result<(), SourceError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    out.send(batch).await.map_err(|_| SourceError::Other("the engine stopped reading".into()))
-}
-
 impl Record {
     fn plain(id: String, json: String) -> Record {
         Record { id, json, files: Vec::new(), line: None, modified: None }
     }
+}
+
+/// A data type of a base, known by `key`; an earlier release stored it under its name.
+fn data_type(key: &str, name: String, base: &Base) -> DataType {
+    DataType { key: key.into(), former: vec![name.clone()], name, path: vec![base.title.clone()] }
 }
 
 /// Type names: "Base/Table" for rows; "Base (tables)" and "Base (views)" for its
@@ -344,18 +335,19 @@ impl Connector for NocoDb {
 
     fn location(&self, data_type: &str) -> String {
         match self.kind(data_type) {
-            Ok(Kind::Rows(t)) => format!("{}/api/v2/tables/{}/records", self.cfg.base_url, t.id),
-            _ => format!("{} ({})", self.cfg.base_url, data_type),
+            Ok(Kind::Rows(t)) => format!("{}api/v2/tables/{}/records", self.opts.base_url, t.id),
+            _ => format!("{} ({})", self.opts.base_url, data_type),
         }
     }
 
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
         let bases: List<Base> = self.get("api/v2/meta/bases", &[]).await?;
         let mut types = BTreeMap::new();
+        let mut out = Vec::new();
         let mut vis = Visibility::default();
         for b in &bases.list {
             let label = base_label(b, &bases.list);
-            if !self.scope.keeps_parent(&[&b.id, &b.title]) {
+            if !self.opts.scope.keeps_parent(&[&b.id, &b.title]) {
                 vis.skipped.push(format!("base {} ({})", b.title, b.id));
                 continue;
             }
@@ -366,10 +358,12 @@ impl Connector for NocoDb {
                 let shown = format!("table {path} ({})", t.id);
                 if t.kind.as_deref().is_some_and(|k| k != "table") {
                     vis.skipped.push(format!("{shown}: a database view, not a table"));
-                } else if self.scope.keeps(&[&t.id, &t.title, &path, &b.id, &b.title]) {
+                } else if self.opts.scope.keeps(&[&t.id, &t.title, &path, &b.id, &b.title]) {
                     let meta: Value = self.get(&format!("api/v2/meta/tables/{}", t.id), &[]).await?;
-                    let table = Arc::new(Table::from_meta(meta, &b.title).map_err(SourceError::Other)?);
-                    types.insert(format!("{label}/{}", t.title), Kind::Rows(table.clone()));
+                    let table = Arc::new(Table::from_meta(meta, &b.title)?);
+                    let key = format!("table:{}", table.id);
+                    out.push(data_type(&key, format!("{label}/{}", table.title), b));
+                    types.insert(key, Kind::Rows(table.clone()));
                     kept.push(table);
                     vis.kept.push(shown);
                 } else {
@@ -377,12 +371,16 @@ impl Connector for NocoDb {
                 }
             }
             if !kept.is_empty() {
-                types.insert(format!("{label} (tables)"), Kind::Tables(kept.clone()));
-                types.insert(format!("{label} (views)"), Kind::Views(kept));
+                for (what, kind) in [("tables", Kind::Tables(kept.clone())), ("views", Kind::Views(kept))] {
+                    let key = format!("base:{}/{what}", b.id);
+                    out.push(data_type(&key, format!("{label} ({what})"), b));
+                    types.insert(key, kind);
+                }
             }
         }
-        let out = types.keys().map(|name| DataType::named(name.clone())).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         let mut st = self.state.lock().unwrap();
+        st.former = out.iter().flat_map(|t| t.former.iter().map(|f| (f.clone(), t.key.clone()))).collect();
         st.types = types;
         st.visible = vis;
         Ok(out)
@@ -411,16 +409,21 @@ impl Connector for NocoDb {
         let t = match self.kind(data_type)? {
             Kind::Rows(t) => t,
             // Configuration has no cursor, so it is always read whole and never listed.
-            _ => return Err(SourceError::Other(format!("{data_type} is read whole, not listed"))),
+            _ => return Err(SourceError::unsupported(data_type, "read whole, not listed")),
         };
-        let pk = t.pk().map_err(SourceError::Other)?.to_string();
+        let pk = t.pk()?.to_string();
         let mut ids = Vec::new();
         let mut pager = Pager::new(self, &t, Some(&pk), None)?;
         while let Some(rows) = pager.next().await? {
             for raw in rows {
                 match super::id_of(raw.get(), &pk) {
                     Ok(super::IdField::Id(id)) => ids.push(id),
-                    _ => return Err(SourceError::Other(format!("table {}: a listed row has no {pk}", t.title))),
+                    _ => {
+                        return Err(SourceError::bad_data(
+                            format!("table {}", t.id),
+                            format!("a listed row has no {pk}"),
+                        ));
+                    }
                 }
             }
         }
@@ -429,18 +432,12 @@ impl Connector for NocoDb {
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
         let link = self.state.lock().unwrap().downloads.get(&file.key).cloned().ok_or_else(|| {
-            SourceError::Other(format!("attachment {}: no download link in this cycle's read", file.name))
+            SourceError::unsupported(format!("attachment {}", file.name), "no download link in this cycle's read")
         })?;
-        let bytes = self
-            .http()
-            .await?
-            .download(&link, &format!("attachment {}", file.name))
-            .await
-            .map_err(|e| SourceError::Other(format!("attachment {}: {e}", file.name)))?;
         // The fingerprint is "size:key".
         let size = file.fingerprint.as_deref().and_then(|f| f.split(':').next()?.parse().ok());
-        super::check_download(&file.name, &bytes, size)?;
-        Ok(Box::new(std::io::Cursor::new(bytes)))
+        let label = format!("attachment {}", file.name);
+        self.http().await?.download(&link, &label, Expect { name: &file.name, size, sniff: None }).await
     }
 
     fn visible(&self) -> Visibility {
@@ -448,7 +445,7 @@ impl Connector for NocoDb {
     }
 
     fn requests(&self) -> Option<u64> {
-        Some(self.http.get().map_or(0, Http::requests))
+        Some(self.http.requests())
     }
 
     fn restorable(&self, data_type: &str) -> Result<(), String> {
@@ -457,7 +454,7 @@ impl Connector for NocoDb {
 
     async fn restore(&self, data_type: &str, record: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
         let kind = self.kind_fresh(data_type).await?;
-        restore::restorable(data_type, Some(&kind)).map_err(SourceError::Other)?;
+        restore::restorable(data_type, Some(&kind)).map_err(|why| SourceError::unsupported(data_type, why))?;
         let Kind::Rows(t) = kind else { unreachable!() };
         restore::restore_row(self.http().await?, &t, record, files).await
     }

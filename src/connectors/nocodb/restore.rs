@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::Kind;
 use super::client::Table;
-use super::{Kind, err};
+use crate::connectors::error::json_why;
 use crate::connectors::http::Http;
 use crate::connectors::{RestoreFile, Restored, SourceError};
 
@@ -29,7 +30,9 @@ pub(super) async fn restore_row(
     record: &Value,
     files: Vec<RestoreFile>,
 ) -> Result<Restored, SourceError> {
-    let data = record.as_object().ok_or_else(|| SourceError::Other("the stored record is not an object".into()))?;
+    let data = record
+        .as_object()
+        .ok_or_else(|| SourceError::unsupported("restoring a row", "the stored record is not an object"))?;
     let mut row = Map::new();
     let mut out = Restored::default();
     let mut left_out = Vec::new();
@@ -73,15 +76,15 @@ pub(super) async fn restore_row(
     }
     let body = Value::Array(vec![Value::Object(row)]);
     let path = format!("api/v2/tables/{}/records", t.id);
-    let answer = http.send(reqwest::Method::POST, &path, &[], Some(&body)).await.map_err(err)?;
-    let pk = t.pk().map_err(SourceError::Other)?;
-    let created: Value = serde_json::from_slice(&answer)
-        .map_err(|e| SourceError::Other(format!("POST {path}: the answer is not JSON: {e}")))?;
+    let answer = http.send(reqwest::Method::POST, &path, &[], Some(&body)).await?;
+    let pk = t.pk()?;
+    let what = format!("POST /{path}");
+    let created: Value = serde_json::from_slice(&answer).map_err(|e| SourceError::bad_data(&what, json_why(&e)))?;
     let first = created.as_array().and_then(|a| a.first()).unwrap_or(&created);
     out.new_id = match first.get(pk) {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.clone(),
-        _ => return Err(SourceError::Other(format!("POST {path}: the answer names no {pk}: {created}"))),
+        _ => return Err(SourceError::bad_data(what, format!("the answer names no {pk}"))),
     };
     Ok(out)
 }
@@ -98,10 +101,11 @@ async fn upload(
     let Some(file) = key.and_then(|k| files.iter().find(|f| f.key == k)) else { return Ok(None) };
     let folder = format!("noco/{}/{}/{}", t.base_title, t.title, field);
     let answer = http.upload("api/v2/storage/upload", &[("path", folder)], "files", &file.name, &file.bytes).await;
-    let answer = answer.map_err(|e| SourceError::Other(format!("uploading {}: {e}", file.name)))?;
+    let what = format!("uploading {}", file.name);
+    let answer = answer.map_err(|e| e.about(&what))?;
     let mut list: Vec<Value> = serde_json::from_slice(&answer)
-        .map_err(|e| SourceError::Other(format!("uploading {}: the answer is not a list: {e}", file.name)))?;
-    let mut v = list.pop().ok_or_else(|| SourceError::Other(format!("uploading {}: empty answer", file.name)))?;
+        .map_err(|e| SourceError::bad_data(&what, format!("not a list ({})", json_why(&e))))?;
+    let mut v = list.pop().ok_or_else(|| SourceError::bad_data(&what, "an empty list"))?;
     if let Some(o) = v.as_object_mut() {
         o.remove("signedPath");
         o.remove("signedUrl");

@@ -1,7 +1,7 @@
 //! Trello, through its REST API (key and token in the OAuth header). Data types: the
-//! token's `workspaces` and `boards`, and per board `<board>/cards` (with attachments,
-//! checklists, custom field values and comments), `<board>/lists`, `<board>/checklists`,
-//! `<board>/comments`, `<board>/labels`, `<board>/members`, `<board>/custom-fields`.
+//! token's `workspaces` and `boards`, and per board (known by its id, `board:<id>/<kind>`,
+//! shown as "<board name>/<kind>") its cards (with attachments, checklists, custom field
+//! values and comments), lists, checklists, comments, labels, members and custom fields.
 //! Cards and comments are read incrementally; the rest are small and read whole.
 
 mod client;
@@ -13,30 +13,24 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::Duration;
-use tokio::sync::{OnceCell, mpsc};
 
-use super::http::{Http, Limits};
-use super::scope::Scope;
+use super::http::{Expect, Http, HttpSourceOptions, LazyHttp};
 use super::secret::SecretRef;
+use super::sink::Sink;
 use super::{Batch, Connector, DataType, FileRef, ReadMode, ReadSummary, Record, RestoreFile, Restored, SourceError};
 use crate::config::SourceConfig;
-use client::{CARD_QUERY, Pager, get_list, id, str_of};
+use client::{CARD_QUERY, COMMENTS, Pager, get_list, id, str_of};
+use tokio::sync::mpsc;
 
 pub use config::TrelloConfig;
 
-/// The per-board data types, each `<board>/<kind>`.
+/// The per-board data types, each `board:<id>/<kind>`.
 const KINDS: &[&str] = &["cards", "lists", "checklists", "comments", "labels", "members", "custom-fields"];
 const BATCH: usize = 500;
 
 pub struct Trello {
-    base: reqwest::Url,
-    key: SecretRef,
-    token: SecretRef,
-    scope: Scope,
-    limits: Limits,
-    overlap: chrono::Duration,
-    http: OnceCell<Http>,
+    opts: HttpSourceOptions,
+    http: LazyHttp,
     seen: Mutex<Seen>,
     /// Ids a read of this cycle saw in a complete listing, for `list_ids` to reuse.
     listed: Mutex<HashMap<String, Vec<String>>>,
@@ -56,14 +50,23 @@ struct Seen {
 struct Board {
     id: String,
     name: String,
-    /// The unique, readable stem of its data types.
+    /// The readable stem of its data types' names, unique in the source: its name, and for
+    /// a board that shares it with an older one, its short link too.
     label: String,
+    /// The stem an earlier release named its data types with (and stored them under).
+    former: String,
+    /// Its workspace's display name.
+    workspace: Option<String>,
     json: Value,
 }
 
 impl Board {
     fn about(&self) -> String {
         format!("board {:?} ({})", self.name, self.id)
+    }
+
+    fn key(&self, kind: &str) -> String {
+        format!("board:{}/{kind}", self.id)
     }
 }
 
@@ -75,52 +78,27 @@ struct Attachment {
 }
 
 pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
-    let c: TrelloConfig = super::parse_options(src)?;
-    let line = src.line;
-    let mut base = c.base_url.clone();
-    if !base.ends_with('/') {
-        base.push('/');
-    }
-    let base = reqwest::Url::parse(&base)
-        .map_err(|e| anyhow::anyhow!("config line {line}: base_url {:?}: {e}", c.base_url))?;
-    if c.requests_per_10s == 0 {
-        anyhow::bail!("config line {line}: requests_per_10s must be at least 1");
-    }
-    let file = |f: &Option<String>| f.as_deref().map(|p| src.resolve(p));
-    Ok(Box::new(Trello {
-        base,
-        key: SecretRef::new("Trello API key", "key", c.key_env.as_deref(), "TRELLO_KEY", file(&c.key_file).as_deref()),
-        token: SecretRef::new(
-            "Trello token",
-            "token",
-            c.token_env.as_deref(),
-            "TRELLO_TOKEN",
-            file(&c.token_file).as_deref(),
-        ),
-        scope: Scope { include: c.include, exclude: c.exclude },
-        limits: Limits {
-            requests: c.requests_per_10s,
-            per: Duration::from_secs(10),
-            give_up_after: Duration::from_secs(c.give_up_after_seconds),
-            timeout: Duration::from_secs(c.timeout_seconds.max(1)),
-        },
-        overlap: chrono::Duration::seconds(c.overlap_seconds as i64),
-        http: OnceCell::new(),
-        seen: Mutex::default(),
-        listed: Mutex::default(),
-        files: Mutex::default(),
-    }))
+    let (opts, own): (_, TrelloConfig) = HttpSourceOptions::parse(src, &config::DEFAULTS)?;
+    let key_file = own.key_file.as_deref().map(|p| src.resolve(p));
+    let key = SecretRef::new("Trello API key", "key", own.key_env.as_deref(), "TRELLO_KEY", key_file.as_deref());
+    let token = opts.token.clone();
+    let hint = format!("{} and {}", key.hint(), token.hint());
+    let http = LazyHttp::new(
+        &opts,
+        hint,
+        Box::new(move || {
+            let (key, token) = (key.read()?, token.read()?);
+            Ok(vec![("Authorization", zeroize::Zeroizing::new(client::oauth_header(&key, &token)))])
+        }),
+    );
+    Ok(Box::new(Trello { opts, http, seen: Mutex::default(), listed: Mutex::default(), files: Mutex::default() }))
 }
 
-/// What a data type name stands for.
+/// What a data type key stands for.
 enum Target {
     Workspaces,
     Boards,
     Board(Board, &'static str),
-}
-
-fn stop() -> SourceError {
-    SourceError::Other("the engine stopped reading".into())
 }
 
 /// The board's name made a safe, readable data type stem: no `/` (it separates the kind).
@@ -128,6 +106,31 @@ fn label_of(name: &str) -> String {
     let s: String = name.chars().map(|c| if c == '/' || c.is_control() { '-' } else { c }).collect();
     let s = s.trim().to_string();
     if s.is_empty() { "unnamed board".into() } else { s }
+}
+
+/// Stems for boards that share a name: the oldest (smallest id) keeps the name, the others
+/// add their short link, so a new board named like an old one changes nothing of the old
+/// one's data types. `former` is how an earlier release told them apart (every board of a
+/// shared name got its short link), to find the history it stored.
+fn name_boards(boards: &mut [Board]) {
+    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, b) in boards.iter().enumerate() {
+        by_name.entry(b.label.to_lowercase()).or_default().push(i);
+    }
+    for group in by_name.values_mut() {
+        if group.len() < 2 {
+            continue;
+        }
+        group.sort_by(|a, b| boards[*a].id.cmp(&boards[*b].id));
+        for (n, &i) in group.iter().enumerate() {
+            let b = &mut boards[i];
+            let short = str_of(&b.json, "shortLink").unwrap_or(&b.id).to_string();
+            b.former = format!("{} ({short})", b.label);
+            if n > 0 {
+                b.label = b.former.clone();
+            }
+        }
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -142,18 +145,15 @@ fn modified(v: &Value, keys: &[&str]) -> Option<String> {
         .map(|t| rfc3339(t.with_timezone(&Utc)))
 }
 
+/// An object of Trello's as a record.
+fn record(v: Value, modified: Option<String>, files: Vec<FileRef>, about: &str) -> Result<Record, SourceError> {
+    let rid = id(&v).ok_or_else(|| SourceError::bad_data(about, "an object without an id"))?.to_string();
+    Ok(Record { id: rid, json: v.to_string(), files, line: None, modified })
+}
+
 impl Trello {
     async fn http(&self) -> Result<&Http, SourceError> {
-        self.http
-            .get_or_try_init(|| async {
-                let key = self.key.read()?;
-                let token = self.token.read()?;
-                let auth = zeroize::Zeroizing::new(client::oauth_header(&key, &token));
-                let hint = format!("{} and {}", self.key.hint(), self.token.hint());
-                Http::new(self.base.as_str(), &[("Authorization", auth.as_str())], &hint, self.limits.clone())
-                    .map_err(|e| SourceError::Other(e.to_string()))
-            })
-            .await
+        self.http.get().await
     }
 
     fn target(&self, data_type: &str) -> Result<Target, SourceError> {
@@ -162,41 +162,34 @@ impl Trello {
             "boards" => return Ok(Target::Boards),
             _ => {}
         }
-        let unknown = || SourceError::Other(format!("{data_type}: not a data type of this Trello source"));
-        let (label, kind) = data_type.rsplit_once('/').ok_or_else(unknown)?;
-        let kind = KINDS.iter().find(|k| **k == kind).ok_or_else(unknown)?;
+        let unknown = |why: &str| SourceError::NoSuchType { key: data_type.into(), why: why.into() };
+        let (board, kind) = data_type
+            .strip_prefix("board:")
+            .and_then(|r| r.split_once('/'))
+            .ok_or_else(|| unknown("not a data type of this Trello source"))?;
+        let kind = KINDS.iter().find(|k| **k == kind).ok_or_else(|| unknown("not a kind of Trello data"))?;
         let seen = self.seen.lock().unwrap();
-        let b = seen.boards.iter().find(|b| b.label == label).ok_or_else(unknown)?;
+        let b = seen
+            .boards
+            .iter()
+            .find(|b| b.id == board)
+            .ok_or_else(|| unknown("the board is not among those the token sees and the scope keeps now"))?;
         Ok(Target::Board(b.clone(), kind))
-    }
-
-    fn record(&self, v: Value, modified: Option<String>, files: Vec<FileRef>) -> Result<Record, SourceError> {
-        let rid = id(&v).ok_or_else(|| SourceError::Other(format!("an object without an id: {v}")))?.to_string();
-        Ok(Record { id: rid, json: v.to_string(), files, line: None, modified })
     }
 
     /// Where a read of changes starts: the last cursor, less the overlap for clock skew.
     fn since(&self, about: &str, cursor: &str) -> Result<DateTime<Utc>, SourceError> {
         let t = DateTime::parse_from_rfc3339(cursor)
-            .map_err(|e| SourceError::Other(format!("{about}: cursor {cursor:?}: {e}")))?;
-        Ok(t.with_timezone(&Utc) - self.overlap)
+            .map_err(|e| SourceError::bad_data(about, format!("the cursor {cursor:?} is not a time: {e}")))?;
+        Ok(t.with_timezone(&Utc) - chrono::Duration::seconds(self.opts.overlap_secs()))
     }
 
     fn remember_ids(&self, data_type: &str, ids: Vec<String>) {
         self.listed.lock().unwrap().insert(data_type.to_string(), ids);
     }
 
-    /// Sends records in batches.
-    async fn send_all(&self, out: &mpsc::Sender<Batch>, records: Vec<Record>) -> Result<(), SourceError> {
-        let mut it = records.into_iter().peekable();
-        while it.peek().is_some() {
-            out.send(it.by_ref().take(BATCH).collect()).await.map_err(|_| stop())?;
-        }
-        Ok(())
-    }
-
     /// The boards the token sees (those of its member), with their workspaces; the scope
-    /// keeps some. Duplicate board names get the board's short link in their data types.
+    /// keeps some.
     async fn list_boards(&self) -> Result<(), SourceError> {
         let http = self.http().await?;
         let about = "listing the token's Trello boards";
@@ -213,7 +206,7 @@ impl Trello {
         let mut seen = Seen::default();
         let mut kept = Vec::new();
         for b in boards {
-            let bid = id(&b).ok_or_else(|| SourceError::Other(format!("{about}: a board without an id")))?.to_string();
+            let bid = id(&b).ok_or_else(|| SourceError::bad_data(about, "a board without an id"))?.to_string();
             let name = str_of(&b, "name").unwrap_or_default().to_string();
             let ws = str_of(&b, "idOrganization").map(|w| (w, ws_names.get(w).cloned().unwrap_or_default()));
             let mut names = vec![bid.as_str(), name.as_str()];
@@ -226,23 +219,16 @@ impl Trello {
             let shown = format!("board {name} ({bid})");
             // A board answers to its own names and its workspace's: a workspace named in
             // include keeps its boards, named in exclude drops them.
-            if self.scope.keeps(&all) {
+            if self.opts.scope.keeps(&all) {
                 seen.kept.push(shown);
-                kept.push(Board { id: bid, label: label_of(&name), name, json: b });
+                let workspace = ws.as_ref().and_then(|(_, ns)| ns.first()).map(|n| n.to_string());
+                let label = label_of(&name);
+                kept.push(Board { id: bid, former: label.clone(), label, name, workspace, json: b });
             } else {
                 seen.skipped.push(shown);
             }
         }
-        let mut count: HashMap<String, usize> = HashMap::new();
-        for b in &kept {
-            *count.entry(b.label.to_lowercase()).or_default() += 1;
-        }
-        for b in &mut kept {
-            if count[&b.label.to_lowercase()] > 1 {
-                let short = str_of(&b.json, "shortLink").unwrap_or(&b.id).to_string();
-                b.label = format!("{} ({short})", b.label);
-            }
-        }
+        name_boards(&mut kept);
         kept.sort_by(|a, b| a.label.cmp(&b.label));
         let used: HashSet<&str> = kept.iter().filter_map(|b| str_of(&b.json, "idOrganization")).collect();
         for w in &workspaces {
@@ -273,14 +259,16 @@ impl Trello {
         };
         let items = get_list(http, &about, &format!("boards/{}/{path}", b.id), &query).await?;
         if kind == "labels" && items.len() >= client::PAGE {
-            return Err(SourceError::Other(format!(
-                "{about}: Trello lists labels 1000 at most and this board has that many; the rest cannot be listed"
-            )));
+            return Err(SourceError::unsupported(
+                about,
+                "Trello lists labels 1000 at most and this board has that many; the rest cannot be listed",
+            ));
         }
         Ok(items)
     }
 
-    /// Every comment on a board (commentCard actions), newest first, paged by id.
+    /// Every comment on a board (written or copied with a card), and with `since` the edits
+    /// since then, newest first, paged by id.
     async fn comments(
         &self,
         b: &Board,
@@ -314,8 +302,7 @@ impl Trello {
         mut card: Value,
         comments: &HashMap<String, Vec<Value>>,
     ) -> Result<Record, SourceError> {
-        let cid =
-            id(&card).ok_or_else(|| SourceError::Other(format!("{}: a card without an id", b.about())))?.to_string();
+        let cid = id(&card).ok_or_else(|| SourceError::bad_data(b.about(), "a card without an id"))?.to_string();
         let mut files = Vec::new();
         for a in card.get("attachments").and_then(Value::as_array).into_iter().flatten() {
             // Links (isUpload false) are URLs elsewhere: kept in the record, not downloaded.
@@ -329,14 +316,13 @@ impl Trello {
             // The download route Trello recommends, built on the API's own host so the
             // OAuth header goes with it ("Authenticated Access to S3", Trello developer
             // changelog): /1/cards/{idCard}/attachments/{idAttachment}/download/{fileName}.
+            let bad = |why: &str| SourceError::bad_data(format!("{}: card {cid}: attachment {aid}", b.about()), why);
             let mut url = self
-                .base
+                .opts
+                .base_url
                 .join(&format!("cards/{cid}/attachments/{aid}/download/"))
-                .map_err(|e| SourceError::Other(format!("{}: card {cid}: attachment {aid}: {e}", b.about())))?;
-            url.path_segments_mut()
-                .map_err(|_| SourceError::Other("base_url cannot take a path".into()))?
-                .pop_if_empty()
-                .push(&name);
+                .map_err(|_| bad("its download route is not a URL"))?;
+            url.path_segments_mut().map_err(|_| bad("base_url cannot take a path"))?.pop_if_empty().push(&name);
             let about = format!("{} card {cid} attachment {name:?} ({aid})", b.about());
             self.files.lock().unwrap().insert(key.clone(), Attachment { url, bytes, about });
             let fingerprint = format!(
@@ -352,19 +338,20 @@ impl Trello {
             o.insert("comments".into(), Value::Array(on_card));
         }
         let m = modified(&card, &["/dateLastActivity"]);
-        self.record(card, m, files)
+        record(card, m, files, &b.about())
     }
 
     /// The comments of a board by card, each as the text, author and date a copy needs.
     async fn comments_by_card(&self, b: &Board) -> Result<HashMap<String, Vec<Value>>, SourceError> {
         let mut by: HashMap<String, Vec<Value>> = HashMap::new();
-        for a in self.comments(b, None, "commentCard", None).await? {
+        for a in self.comments(b, None, COMMENTS, None).await? {
             let Some(card) = a.pointer("/data/card/id").and_then(Value::as_str) else { continue };
             by.entry(card.to_string()).or_default().push(json!({
                 "id": a.get("id"),
                 "date": a.get("date"),
                 "text": a.pointer("/data/text"),
                 "author": a.pointer("/memberCreator/fullName").or(a.get("idMemberCreator")),
+                "copied": str_of(&a, "type") == Some("copyCommentCard"),
             }));
         }
         Ok(by)
@@ -382,6 +369,7 @@ impl Trello {
         let about = format!("{} cards", b.about());
         let path = format!("boards/{}/cards/all", b.id);
         let full_query = || CARD_QUERY.iter().map(|(k, v)| (*k, v.to_string())).collect::<Vec<_>>();
+        let mut sink = Sink::new(out, BATCH);
         // Only these cards, when reading changes.
         let wanted: Option<HashSet<String>> = match &mode {
             ReadMode::Full => None,
@@ -390,7 +378,7 @@ impl Trello {
                 // The cheap listing: every card's id and last activity, which Trello moves
                 // on any change to the card, its checklists, attachments or comments.
                 let q = vec![("fields", "id,dateLastActivity".to_string())];
-                let mut pager = Pager::new(http, &about, path.clone(), q);
+                let mut pager = Pager::cards(http, &about, path.clone(), q);
                 let (mut ids, mut changed) = (Vec::new(), HashSet::new());
                 while let Some(page) = pager.next().await? {
                     for c in page {
@@ -411,36 +399,32 @@ impl Trello {
                 // One request per changed card, unless reading the pages costs less.
                 if (changed.len() as u64) <= pager.pages {
                     let comments = self.comments_by_card(b).await?;
-                    let mut batch = Vec::new();
                     for cid in &changed {
                         let q = full_query();
                         match http.get_json::<Value>(&format!("cards/{cid}"), &q).await {
-                            Ok(card) => batch.push(self.card_record(b, card, &comments)?),
+                            Ok(card) => sink.push(self.card_record(b, card, &comments)?).await?,
                             // Deleted since the listing: the next listing says so.
-                            Err(super::http::HttpError::NotFound { .. }) => {}
-                            Err(e) => return Err(client::err(&about, e)),
+                            Err(e) if e.is_not_found() => {}
+                            Err(e) => return Err(e.about(&about)),
                         }
                     }
-                    self.send_all(&out, batch).await?;
+                    sink.finish().await?;
                     return Ok(ReadSummary { cursor: Some(rfc3339(started)) });
                 }
                 Some(changed)
             }
         };
         let comments = self.comments_by_card(b).await?;
-        let mut pager = Pager::new(http, &about, path, full_query());
+        let mut pager = Pager::cards(http, &about, path, full_query());
         while let Some(page) = pager.next().await? {
-            let mut batch = Vec::with_capacity(page.len());
             for card in page {
                 if wanted.as_ref().is_some_and(|w| !id(&card).is_some_and(|i| w.contains(i))) {
                     continue;
                 }
-                batch.push(self.card_record(b, card, &comments)?);
-            }
-            if !batch.is_empty() {
-                out.send(batch).await.map_err(|_| stop())?;
+                sink.push(self.card_record(b, card, &comments)?).await?;
             }
         }
+        sink.finish().await?;
         Ok(ReadSummary { cursor: Some(rfc3339(started)) })
     }
 
@@ -451,44 +435,46 @@ impl Trello {
         out: mpsc::Sender<Batch>,
     ) -> Result<ReadSummary, SourceError> {
         let started = Utc::now();
+        let about = format!("{} comments", b.about());
         let comment = |a: Value| {
             let m = modified(&a, &["/data/dateLastEdited", "/date"]);
-            self.record(a, m, Vec::new())
+            record(a, m, Vec::new(), &about)
         };
-        let records = match mode {
+        let mut sink = Sink::new(out, BATCH);
+        match mode {
             ReadMode::Full => {
-                self.comments(b, None, "commentCard", None).await?.into_iter().map(comment).collect::<Result<_, _>>()?
+                for a in self.comments(b, None, COMMENTS, None).await? {
+                    sink.push(comment(a)?).await?;
+                }
             }
             ReadMode::Since(cursor) => {
-                let since = self.since(&format!("{} comments", b.about()), &cursor)?;
-                // New comments are commentCard actions since then; an edit keeps the
-                // comment's date and leaves an updateComment action naming it.
-                let actions = self.comments(b, Some(&rfc3339(since)), "commentCard,updateComment", None).await?;
-                let mut records: Vec<Record> = Vec::new();
-                let mut have: HashSet<String> = HashSet::new();
+                let since = self.since(&about, &cursor)?;
+                // New comments are commentCard (and copyCommentCard) actions since then; an
+                // edit keeps the comment's date and leaves an updateComment action naming it.
+                let filter = format!("{COMMENTS},updateComment");
+                let actions = self.comments(b, Some(&rfc3339(since)), &filter, None).await?;
                 let mut edited = Vec::new();
                 for a in actions {
                     if str_of(&a, "type") == Some("updateComment") {
                         edited.extend(a.pointer("/data/action/id").and_then(Value::as_str).map(str::to_string));
                     } else {
-                        have.extend(id(&a).map(str::to_string));
-                        records.push(comment(a)?);
+                        sink.push(comment(a)?).await?;
                     }
                 }
                 let http = self.http().await?;
                 for e in edited {
-                    if have.insert(e.clone()) {
-                        match http.get_json::<Value>(&format!("actions/{e}"), &[]).await {
-                            Ok(a) => records.push(comment(a)?),
-                            Err(super::http::HttpError::NotFound { .. }) => {}
-                            Err(err) => return Err(client::err(&format!("{} comments", b.about()), err)),
-                        }
+                    if sink.has(&e) {
+                        continue;
+                    }
+                    match http.get_json::<Value>(&format!("actions/{e}"), &[]).await {
+                        Ok(a) => sink.push(comment(a)?).await?,
+                        Err(err) if err.is_not_found() => {}
+                        Err(err) => return Err(err.about(&about)),
                     }
                 }
-                records
             }
-        };
-        self.send_all(&out, records).await?;
+        }
+        sink.finish().await?;
         Ok(ReadSummary { cursor: Some(rfc3339(started)) })
     }
 }
@@ -500,7 +486,10 @@ impl Connector for Trello {
     }
 
     fn location(&self, data_type: &str) -> String {
-        format!("Trello {data_type}")
+        match self.target(data_type) {
+            Ok(Target::Board(b, kind)) => format!("Trello {} {kind}", b.about()),
+            _ => format!("Trello {data_type}"),
+        }
     }
 
     async fn discover(&self) -> Result<Vec<DataType>, SourceError> {
@@ -508,7 +497,13 @@ impl Connector for Trello {
         let seen = self.seen.lock().unwrap();
         let mut types = vec![DataType::named("workspaces"), DataType::named("boards")];
         for b in &seen.boards {
-            types.extend(KINDS.iter().map(|k| DataType::named(format!("{}/{k}", b.label))));
+            let path: Vec<String> = b.workspace.iter().cloned().chain([b.name.clone()]).collect();
+            types.extend(KINDS.iter().map(|k| DataType {
+                key: b.key(k),
+                name: format!("{}/{k}", b.label),
+                path: path.clone(),
+                former: vec![format!("{}/{k}", b.former)],
+            }));
         }
         Ok(types)
     }
@@ -519,37 +514,43 @@ impl Connector for Trello {
         mode: ReadMode,
         out: mpsc::Sender<Batch>,
     ) -> Result<ReadSummary, SourceError> {
-        let records = match self.target(data_type)? {
+        let records: Vec<Record> = match self.target(data_type)? {
             Target::Board(b, "cards") => return self.read_cards(data_type, &b, mode, out).await,
             Target::Board(b, "comments") => return self.read_comments(&b, mode, out).await,
             Target::Board(b, kind) => {
+                let about = format!("{} {kind}", b.about());
                 let items = self.small(&b, kind).await?;
-                let recs: Vec<Record> = items
+                items
                     .into_iter()
                     .map(|v| {
                         let m = modified(&v, &["/dateLastActivity"]);
-                        self.record(v, m, Vec::new())
+                        record(v, m, Vec::new(), &about)
                     })
-                    .collect::<Result<_, _>>()?;
-                recs
+                    .collect::<Result<_, _>>()?
             }
             Target::Workspaces | Target::Boards => {
                 let seen = self.seen.lock().unwrap();
                 if data_type == "boards" {
                     seen.boards
                         .iter()
-                        .map(|b| self.record(b.json.clone(), modified(&b.json, &["/dateLastActivity"]), Vec::new()))
+                        .map(|b| {
+                            record(b.json.clone(), modified(&b.json, &["/dateLastActivity"]), Vec::new(), "boards")
+                        })
                         .collect::<Result<_, _>>()?
                 } else {
                     seen.workspaces
                         .iter()
-                        .map(|w| self.record(w.clone(), None, Vec::new()))
+                        .map(|w| record(w.clone(), None, Vec::new(), "workspaces"))
                         .collect::<Result<_, _>>()?
                 }
             }
         };
         // Read whole every time: no cursor, so the engine takes each read as the listing.
-        self.send_all(&out, records).await?;
+        let mut sink = Sink::new(out, BATCH);
+        for r in records {
+            sink.push(r).await?;
+        }
+        sink.finish().await?;
         Ok(ReadSummary::default())
     }
 
@@ -559,14 +560,14 @@ impl Connector for Trello {
         }
         match self.target(data_type)? {
             Target::Board(b, "comments") => {
-                let all = self.comments(&b, None, "commentCard", Some("id")).await?;
+                let all = self.comments(&b, None, COMMENTS, Some("id")).await?;
                 Ok(all.iter().filter_map(|a| id(a).map(str::to_string)).collect())
             }
             Target::Board(b, "cards") => {
                 let http = self.http().await?;
                 let about = format!("{} cards", b.about());
                 let q = vec![("fields", "id".to_string())];
-                let mut pager = Pager::new(http, &about, format!("boards/{}/cards/all", b.id), q);
+                let mut pager = Pager::cards(http, &about, format!("boards/{}/cards/all", b.id), q);
                 let mut ids = Vec::new();
                 while let Some(page) = pager.next().await? {
                     ids.extend(page.iter().filter_map(|c| id(c).map(str::to_string)));
@@ -574,24 +575,20 @@ impl Connector for Trello {
                 Ok(ids)
             }
             // The rest have no cursor: always read whole, never listed.
-            _ => Err(SourceError::Other(format!("{data_type} is read whole, not listed"))),
+            _ => Err(SourceError::unsupported(data_type, "read whole, not listed")),
         }
     }
 
     async fn fetch_file(&self, file: &FileRef) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, SourceError> {
         let a = self.files.lock().unwrap().get(&file.key).cloned().ok_or_else(|| {
-            SourceError::Other(format!("attachment {}: not among the cards read this cycle", file.key))
+            SourceError::unsupported(format!("attachment {}", file.key), "not among the cards read this cycle")
         })?;
         let http = self.http().await?;
-        let bytes = http.download(a.url.as_str(), &a.about).await.map_err(|e| client::err(&a.about, e))?;
-        if client::looks_unauthorized(&bytes) {
-            return Err(SourceError::Other(format!(
-                "{}: Trello answered the download with an \"unauthorized\" page, not the file; not stored",
-                a.about
-            )));
-        }
-        super::check_download(&file.name, &bytes, a.bytes)?;
-        Ok(Box::new(std::io::Cursor::new(bytes)))
+        let expect = Expect { name: &file.name, size: a.bytes, sniff: Some(unauthorized_page) };
+        http.download(a.url.as_str(), &a.about, expect).await.map_err(|e| match e {
+            e @ SourceError::BadFile { .. } => e,
+            e => e.about(&a.about),
+        })
     }
 
     fn visible(&self) -> super::Visibility {
@@ -600,7 +597,7 @@ impl Connector for Trello {
     }
 
     fn requests(&self) -> Option<u64> {
-        Some(self.http.get().map_or(0, Http::requests))
+        Some(self.http.requests())
     }
 
     fn restorable(&self, data_type: &str) -> Result<(), String> {
@@ -608,10 +605,16 @@ impl Connector for Trello {
     }
 
     async fn restore(&self, data_type: &str, record: &Value, files: Vec<RestoreFile>) -> Result<Restored, SourceError> {
-        restore::restorable(data_type).map_err(SourceError::Other)?;
+        restore::restorable(data_type).map_err(|why| SourceError::unsupported(data_type, why))?;
         let http = self.http().await?;
         restore::restore(http, data_type, record, files).await
     }
+}
+
+/// Trello's "unauthorized" answer to a download, which it may send with status 200.
+fn unauthorized_page(head: &[u8], whole: bool) -> Option<String> {
+    (whole && client::looks_unauthorized(head))
+        .then(|| "Trello answered the download with an \"unauthorized\" page, not the file".to_string())
 }
 
 #[cfg(test)]
@@ -623,6 +626,30 @@ mod tests {
         assert_eq!(label_of("Sales / Leads"), "Sales - Leads");
         assert_eq!(label_of("  "), "unnamed board");
         assert_eq!(label_of("a\nb"), "a-b");
+    }
+
+    #[test]
+    fn a_newer_board_of_the_same_name_changes_nothing_of_the_older_one() {
+        let board = |id: &str, name: &str, short: &str| Board {
+            id: id.into(),
+            name: name.into(),
+            label: label_of(name),
+            former: label_of(name),
+            workspace: None,
+            json: json!({"id": id, "shortLink": short}),
+        };
+        let mut one = vec![board("5f01", "Ops", "aaa")];
+        name_boards(&mut one);
+        let mut two = vec![board("5f02", "ops", "bbb"), board("5f01", "Ops", "aaa")];
+        name_boards(&mut two);
+        assert_eq!(one[0].label, "Ops");
+        assert_eq!(two[1].label, "Ops", "the older board keeps its name");
+        assert_eq!(two[0].label, "ops (bbb)");
+        assert_eq!(
+            (two[1].former.as_str(), two[0].former.as_str()),
+            ("Ops (aaa)", "ops (bbb)"),
+            "as an earlier release named them"
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 
-use super::super::http::{Http, HttpError};
+use super::super::http::Http;
 use super::super::{RestoreFile, Restored, SourceError};
-use super::client::{err, get_list, id, post, str_of};
+use super::client::{get_list, id, post, str_of};
 
 pub fn restorable(data_type: &str) -> Result<(), String> {
     let kind = data_type.rsplit_once('/').map_or(data_type, |(_, k)| k);
@@ -42,20 +42,20 @@ fn unwrap(record: &Value) -> &Value {
 }
 
 fn need<'v>(v: &'v Value, k: &str, what: &str) -> Result<&'v str, SourceError> {
-    str_of(v, k).ok_or_else(|| SourceError::Other(format!("{what}: the backed-up record has no {k:?}")))
+    str_of(v, k).ok_or_else(|| SourceError::unsupported(what, format!("the backed-up record has no {k:?}")))
 }
 
 /// Whether an object still exists at Trello (false on 404).
 async fn exists(http: &Http, about: &str, path: &str) -> Result<bool, SourceError> {
     match http.get_json::<Value>(path, &[("fields", "id".into())]).await {
         Ok(_) => Ok(true),
-        Err(HttpError::NotFound { .. }) => Ok(false),
-        Err(e) => Err(err(about, e)),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.about(about)),
     }
 }
 
 fn new_id(v: &Value, about: &str) -> Result<String, SourceError> {
-    id(v).map(str::to_string).ok_or_else(|| SourceError::Other(format!("{about}: Trello's answer has no id")))
+    id(v).map(str::to_string).ok_or_else(|| SourceError::bad_data(about, "Trello's answer has no id"))
 }
 
 /// Copies only the fields a create call takes, where the record has them.
@@ -90,9 +90,10 @@ pub async fn restore(
         "checklists" => {
             let card = need(rec, "idCard", "checklist")?;
             if !exists(http, "restoring a checklist", &format!("cards/{card}")).await? {
-                return Err(SourceError::Other(format!(
-                    "checklist: its card {card} no longer exists; restore the card (its copy brings its checklists)"
-                )));
+                return Err(SourceError::unsupported(
+                    "checklist",
+                    format!("its card {card} no longer exists; restore the card (its copy brings its checklists)"),
+                ));
             }
             let made = checklist(http, card, rec).await?;
             Ok(Restored { new_id: made, ..Default::default() })
@@ -101,11 +102,12 @@ pub async fn restore(
             let card = rec
                 .pointer("/data/card/id")
                 .and_then(Value::as_str)
-                .ok_or_else(|| SourceError::Other("comment: the backed-up record names no card".into()))?;
+                .ok_or_else(|| SourceError::unsupported("comment", "the backed-up record names no card"))?;
             if !exists(http, "restoring a comment", &format!("cards/{card}")).await? {
-                return Err(SourceError::Other(format!(
-                    "comment: its card {card} no longer exists; restore the card (its copy brings its comments)"
-                )));
+                return Err(SourceError::unsupported(
+                    "comment",
+                    format!("its card {card} no longer exists; restore the card (its copy brings its comments)"),
+                ));
             }
             let text = comment_text(
                 rec.pointer("/memberCreator/fullName").or(rec.get("idMemberCreator")),
@@ -187,9 +189,10 @@ async fn card(http: &Http, card: &Value, files: Vec<RestoreFile>) -> Result<Rest
     if !exists(http, about, &format!("lists/{list}")).await? {
         let open = get_list(http, about, &format!("boards/{board}/lists"), &[("filter", "open".into())]).await?;
         let first = open.first().and_then(id).ok_or_else(|| {
-            SourceError::Other(format!(
-                "{about}: its list {list} is gone and board {board} has no open list to put it in"
-            ))
+            SourceError::unsupported(
+                about,
+                format!("its list {list} is gone and board {board} has no open list to put it in"),
+            )
         })?;
         notes.push(format!("its list {list} no longer exists: the copy is in list {first}"));
         list = first.to_string();
@@ -230,7 +233,7 @@ async fn card(http: &Http, card: &Value, files: Vec<RestoreFile>) -> Result<Rest
                 (None, None) => continue,
             };
             let path = format!("cards/{new}/customField/{field}/item");
-            http.send(Method::PUT, &path, &[], Some(&body)).await.map_err(|e| err(about, e))?;
+            http.send(Method::PUT, &path, &[], Some(&body)).await.map_err(|e| e.about(about))?;
         }
 
         let comments: Vec<&Value> = card.get("comments").and_then(Value::as_array).into_iter().flatten().collect();
@@ -261,7 +264,7 @@ async fn card(http: &Http, card: &Value, files: Vec<RestoreFile>) -> Result<Rest
             if let Some(m) = str_of(a, "mimeType").filter(|m| !m.is_empty()) {
                 q.push(("mimeType", m.to_string()));
             }
-            http.upload(&path, &q, "file", &f.name, &f.bytes).await.map_err(|e| err(about, e))?;
+            http.upload(&path, &q, "file", &f.name, &f.bytes).await.map_err(|e| e.about(about))?;
             uploaded += 1;
         }
         Ok::<(), SourceError>(())
