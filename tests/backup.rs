@@ -78,9 +78,7 @@ async fn versions_snapshots_and_history(b: Backend) {
     // And the bytes come back as they were.
     let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
     let vault = daybook::vault::Vault::open(&cfg, PASS).await.unwrap();
-    let org = vault.existing_org("acme").await.unwrap().unwrap();
-    let mut back = Vec::new();
-    vault.read_file(&org, a["content"]["files"][0]["uid"].as_str().unwrap(), &mut back).await.unwrap();
+    let back = common::read_file(&vault, "acme", a["content"]["files"][0]["uid"].as_str().unwrap()).await;
     assert!(back == scan, "the stored file reads back byte for byte");
 
     let check = env.json(&["check", "--read-data"]);

@@ -145,10 +145,7 @@ fn content(env: &Env, id: &str) -> Value {
 async fn file_bytes(env: &Env, uid: &str) -> Vec<u8> {
     let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
     let vault = daybook::vault::Vault::open(&cfg, PASS).await.unwrap();
-    let org = vault.existing_org("acme").await.unwrap().unwrap();
-    let mut back = Vec::new();
-    vault.read_file(&org, uid, &mut back).await.unwrap();
-    back
+    common::read_file(&vault, "acme", uid).await
 }
 
 both_backends!(backs_up_every_data_type_with_attachments_and_says_what_it_saw);

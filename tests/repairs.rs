@@ -120,7 +120,7 @@ async fn two_sources_of_one_org_back_up_at_once(b: Backend) {
             let relay = async {
                 let mut held = false;
                 while let Some(b) = rx.recv().await {
-                    out.send(b).await.map_err(|_| connectors::SourceError::Other("stopped".into()))?;
+                    out.send(b).await.map_err(|_| connectors::SourceError::Stopped)?;
                     if !held && packs_in(&self.store) > 0 {
                         held = true;
                         self.written.notify_one();

@@ -97,10 +97,7 @@ fn stored_file(env: &Env, uid: &str) -> Vec<u8> {
     rt.block_on(async {
         let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
         let vault = daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap();
-        let org = vault.existing_org("acme").await.unwrap().unwrap();
-        let mut back = Vec::new();
-        vault.read_file(&org, uid, &mut back).await.unwrap();
-        back
+        common::read_file(&vault, "acme", uid).await
     })
 }
 

@@ -167,14 +167,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         super::history::print(&info, &versions);
         let then = query::show(&vault, &cfg, &sid, Some(&format!("cycle:{}", r1.cycle))).await?;
         let now = query::show(&vault, &cfg, &sid, None).await?;
-        println!(
-            "title on day 1: {}",
-            then.content.as_ref().map(|c| c.data["title"].to_string()).unwrap_or_default()
-        );
-        println!(
-            "title on day 2: {}",
-            now.content.as_ref().map(|c| c.data["title"].to_string()).unwrap_or_default()
-        );
+        println!("title on day 1: {}", then.content.as_ref().map(|c| c.data["title"].to_string()).unwrap_or_default());
+        println!("title on day 2: {}", now.content.as_ref().map(|c| c.data["title"].to_string()).unwrap_or_default());
     }
     if let Some(sid) = sid_of(gone["id"].as_str().unwrap_or_default()) {
         let s = query::show(&vault, &cfg, &sid, None).await?;

@@ -2,8 +2,8 @@ use anyhow::Result;
 use std::path::Path;
 
 use crate::engine::query;
-use crate::vault::read::{RecordInfo, VersionInfo};
 use crate::util::print_table;
+use crate::vault::read::{RecordInfo, VersionInfo};
 
 pub async fn run(config: &Path, sid: &str, json: bool) -> Result<()> {
     let (_, vault) = super::open(config).await?;

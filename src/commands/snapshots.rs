@@ -31,7 +31,7 @@ pub fn print(rows: &[SnapshotRow]) {
                 s.deleted.to_string(),
                 if s.full_read { "whole".into() } else { "changes".into() },
                 s.drift.to_string(),
-                human_bytes(s.stored_bytes as u64),
+                human_bytes(s.stored_bytes),
             ]
         })
         .collect();

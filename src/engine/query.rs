@@ -52,7 +52,9 @@ pub async fn snapshots(vault: &Vault) -> Result<Vec<SnapshotRow>> {
             })
         })
         .collect();
-    rows.sort_by(|a, b| (&a.org, &a.source, &a.data_type, &a.key, a.cycle).cmp(&(&b.org, &b.source, &b.data_type, &b.key, b.cycle)));
+    rows.sort_by(|a, b| {
+        (&a.org, &a.source, &a.data_type, &a.key, a.cycle).cmp(&(&b.org, &b.source, &b.data_type, &b.key, b.cycle))
+    });
     Ok(rows)
 }
 

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::Factory;
 use super::query;
-use crate::vault::read::{At, RecordInfo, VersionInfo};
 use crate::config::Config;
 use crate::connectors::{RestoreFile, Restored};
 use crate::vault::Vault;
+use crate::vault::read::{At, RecordInfo, VersionInfo};
 
 #[derive(Debug, Default)]
 pub struct RecoverFilter {

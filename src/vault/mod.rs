@@ -216,16 +216,7 @@ impl Vault {
         master: SealKey,
     ) -> Vault {
         let blobs = BlobReader { store: store.clone(), shown: store_display.as_str().into(), chunks: Arc::default() };
-        Vault {
-            store,
-            store_display,
-            local_root,
-            catalog,
-            id,
-            master,
-            orgs: Mutex::new(HashMap::new()),
-            blobs,
-        }
+        Vault { store, store_display, local_root, catalog, id, master, orgs: Mutex::new(HashMap::new()), blobs }
     }
 
     /// The org's keys and ids, creating the org (and its keys) on first use.
@@ -373,17 +364,5 @@ impl Vault {
             .ok_or_else(|| anyhow!("blob {} is not in the catalog", hex::encode(id)))?;
         drop(conn);
         self.blobs.read_blob_at(org, &loc).await
-    }
-
-    /// A stored file's bytes, written piece by piece to `out`.
-    pub async fn read_file(&self, org: &Org, uid: &str, out: &mut (dyn std::io::Write + Send)) -> Result<u64> {
-        let mut conn = self.catalog.pool.acquire().await?;
-        let (size, pieces) =
-            catalog::file(&mut conn, org.id, uid).await?.ok_or_else(|| anyhow!("file {uid} is not in the vault"))?;
-        drop(conn);
-        for p in pieces {
-            out.write_all(&self.read_blob(org, &p).await?)?;
-        }
-        Ok(size)
     }
 }

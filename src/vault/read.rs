@@ -144,7 +144,8 @@ impl StoredVersion {
     /// keys sorted, no spaces, `files` left out when empty. Equal records encode equally
     /// whatever the order and spacing the app sent them in.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let e = Envelope { data: std::borrow::Cow::Borrowed(&self.data), files: std::borrow::Cow::Borrowed(&self.files) };
+        let e =
+            Envelope { data: std::borrow::Cow::Borrowed(&self.data), files: std::borrow::Cow::Borrowed(&self.files) };
         serde_json::to_writer(out, &e).expect("a JSON value always serializes");
     }
 
@@ -326,9 +327,10 @@ impl Vault {
     /// The content of one version (None for a deletion).
     pub async fn version_content(&self, r: &RecordInfo, version: u32) -> Result<Option<StoredVersion>> {
         let rows = self.catalog.version_rows(&r.sid).await?;
-        let v = rows.iter().find(|v| v.version == version as i64).ok_or_else(|| {
-            anyhow!("{} has no version {version} (it has 1 to {})", r.sid, rows.len())
-        })?;
+        let v = rows
+            .iter()
+            .find(|v| v.version == version as i64)
+            .ok_or_else(|| anyhow!("{} has no version {version} (it has 1 to {})", r.sid, rows.len()))?;
         let Some(blob) = &v.blob else { return Ok(None) };
         let org = self.org_of(&r.org).await?;
         Ok(Some(StoredVersion::decode(&self.read_blob(&org, blob).await?)?))
@@ -360,6 +362,31 @@ impl Vault {
     /// in the order the vault stores them.
     pub fn versions_until(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<RecordVersion>> {
         self.version_stream(ty, rows::Selection::Until(cycle.0))
+    }
+
+    /// The files the live records of a data type refer to at a cycle (with `history`: that
+    /// every version up to the cycle refers to), each once, with their sizes: what an archive
+    /// of it holds, known before it is built.
+    pub async fn files_at(&self, ty: TypeId, cycle: CycleId, history: bool) -> Result<Vec<StoredFile>> {
+        let which = if history { rows::Selection::Until(cycle.0) } else { rows::Selection::LiveAt(cycle.0) };
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        let mut s = self.version_stream(ty, which);
+        while let Some(v) = s.next().await {
+            for f in v?.content.files {
+                if seen.insert(f.uid.clone()) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many versions a snapshot (or with `history`, every version up to it) holds, and
+    /// their bytes as stored, without reading them.
+    pub async fn count_at(&self, ty: TypeId, cycle: CycleId, history: bool) -> Result<(u64, u64)> {
+        let which = if history { rows::Selection::Until(cycle.0) } else { rows::Selection::LiveAt(cycle.0) };
+        self.catalog.content_totals(ty.0, which).await
     }
 
     fn version_stream(&self, ty: TypeId, which: rows::Selection) -> BoxStream<'_, Result<RecordVersion>> {
@@ -434,12 +461,17 @@ impl Vault {
 
     /// A stored file as an async reader over its pieces, and its size. Never the whole file
     /// in memory: one piece (1 MiB) at a time.
-    pub async fn open_file(&self, org: &str, uid: &str) -> Result<(u64, impl tokio::io::AsyncRead + Send + Unpin + use<>)>
-    {
+    pub async fn open_file(
+        &self,
+        org: &str,
+        uid: &str,
+    ) -> Result<(u64, impl tokio::io::AsyncRead + Send + Unpin + use<>)> {
         let o = self.org_of(org).await?;
-        let (size, pieces) = self.catalog.file_pieces(o.id, uid).await?.ok_or_else(|| {
-            anyhow!("file {uid} is not in the vault of org {org}")
-        })?;
+        let (size, pieces) = self
+            .catalog
+            .file_pieces(o.id, uid)
+            .await?
+            .ok_or_else(|| anyhow!("file {uid} is not in the vault of org {org}"))?;
         let me = self.reader_handle();
         let stream = futures::stream::iter(pieces).then(move |loc| {
             let (me, o) = (me.clone(), o.clone());
@@ -506,8 +538,10 @@ mod tests {
 
     #[test]
     fn stored_versions_are_canonical() {
-        let v = StoredVersion::decode(br#"{"files":[{"key":"k","name":"a.pdf","size":3,"uid":"u"}],"data":{"b":1,"a":[2,{"d":0,"c":1}]}}"#)
-            .unwrap();
+        let v = StoredVersion::decode(
+            br#"{"files":[{"key":"k","name":"a.pdf","size":3,"uid":"u"}],"data":{"b":1,"a":[2,{"d":0,"c":1}]}}"#,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(v.encode()).unwrap(),
             r#"{"data":{"a":[2,{"c":1,"d":0}],"b":1},"files":[{"key":"k","name":"a.pdf","size":3,"uid":"u"}]}"#

@@ -225,3 +225,12 @@ pub fn contains(hay: &[u8], needle: &str) -> bool {
     let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
     [needle.as_bytes(), hex.as_bytes()].iter().any(|n| hay.windows(n.len()).any(|w| w == *n))
 }
+
+/// A stored file's bytes, read back through the vault's read API.
+pub async fn read_file(vault: &daybook::vault::Vault, org: &str, uid: &str) -> Vec<u8> {
+    let (size, mut r) = vault.open_file(org, uid).await.unwrap();
+    let mut back = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut r, &mut back).await.unwrap();
+    assert_eq!(back.len() as u64, size, "the file is as long as the vault says");
+    back
+}

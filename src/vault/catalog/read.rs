@@ -85,7 +85,8 @@ pub enum Selection {
 }
 
 const TYPES: &str = "SELECT t.id, o.sid, t.source, t.key, t.name, t.path FROM types t JOIN orgs o ON o.id = t.org_id";
-const SNAPSHOTS: &str = "SELECT type_id, cycle_id, taken_at, live, added, changed, deleted, full_read, drift, stored_bytes FROM snapshots";
+const SNAPSHOTS: &str =
+    "SELECT type_id, cycle_id, taken_at, live, added, changed, deleted, full_read, drift, stored_bytes FROM snapshots";
 const RECORDS: &str = "SELECT r.sid, o.sid, t.source, t.name, t.key, r.source_id, t.id FROM records r \
      JOIN types t ON t.id = r.type_id JOIN orgs o ON o.id = t.org_id";
 /// A version with content and its blob's place: columns 0-5 of the version, 6-11 of the blob.
@@ -155,10 +156,11 @@ fn content_row(r: &AnyRow, at: usize) -> ContentRow {
 
 impl Catalog {
     pub async fn all_types(&self, org: Option<&str>) -> Result<Vec<TypeRowFull>> {
-        let rows = sqlx::query(&format!("{TYPES} WHERE ($1 = '' OR o.sid = $1) ORDER BY o.sid, t.source, t.name, t.key"))
-            .bind(org.unwrap_or_default())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("{TYPES} WHERE ($1 = '' OR o.sid = $1) ORDER BY o.sid, t.source, t.name, t.key"))
+                .bind(org.unwrap_or_default())
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(type_row).collect())
     }
 
@@ -229,18 +231,36 @@ impl Catalog {
     }
 
     pub async fn content_rows(&self, ty: i64, which: Selection) -> Result<Vec<ContentRow>> {
-        let (cond, cycle) = match which {
-            Selection::LiveAt(c) => ("v.from_cycle <= $2 AND (v.to_cycle IS NULL OR v.to_cycle > $2) AND v.deleted = 0", c),
-            Selection::Until(c) => ("v.from_cycle <= $2 AND v.deleted = 0", c),
-        };
-        let rows = sqlx::query(&format!(
-            "{CONTENT} WHERE v.type_id = $1 AND {cond} ORDER BY p.id, b.chunk_off, b.inner_off"
+        let (cond, cycle) = Self::selection(which);
+        let rows =
+            sqlx::query(&format!("{CONTENT} WHERE v.type_id = $1 AND {cond} ORDER BY p.id, b.chunk_off, b.inner_off"))
+                .bind(ty)
+                .bind(cycle)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| content_row(r, 0)).collect())
+    }
+
+    /// How many content rows `content_rows` would give, and their bytes.
+    pub async fn content_totals(&self, ty: i64, which: Selection) -> Result<(u64, u64)> {
+        let (cond, cycle) = Self::selection(which);
+        let r = sqlx::query(&format!(
+            "SELECT COUNT(*), COALESCE(SUM(v.size), 0) FROM versions v WHERE v.type_id = $1 AND {cond}"
         ))
         .bind(ty)
         .bind(cycle)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| content_row(r, 0)).collect())
+        Ok((r.get::<i64, _>(0) as u64, r.get::<i64, _>(1) as u64))
+    }
+
+    fn selection(which: Selection) -> (&'static str, i64) {
+        match which {
+            Selection::LiveAt(c) => {
+                ("v.from_cycle <= $2 AND (v.to_cycle IS NULL OR v.to_cycle > $2) AND v.deleted = 0", c)
+            }
+            Selection::Until(c) => ("v.from_cycle <= $2 AND v.deleted = 0", c),
+        }
     }
 
     /// Records whose live version differs between two cycles: the version at `from` (if

@@ -21,17 +21,27 @@ impl Catalog {
         Ok(rows.iter().map(|r| RestoreRow { at: r.get(0), version: r.get(1), new_id: r.get(2) }).collect())
     }
 
-    pub async fn add_restore(&self, type_id: i64, sid: &str, version: i64, new_id: &str, files: i64, notes: &str) -> Result<()> {
-        sqlx::query("INSERT INTO restores (at, type_id, sid, version, new_id, files, notes) VALUES ($1,$2,$3,$4,$5,$6,$7)")
-            .bind(crate::util::now_rfc3339())
-            .bind(type_id)
-            .bind(sid)
-            .bind(version)
-            .bind(new_id)
-            .bind(files)
-            .bind(notes)
-            .execute(&self.pool)
-            .await?;
+    pub async fn add_restore(
+        &self,
+        type_id: i64,
+        sid: &str,
+        version: i64,
+        new_id: &str,
+        files: i64,
+        notes: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO restores (at, type_id, sid, version, new_id, files, notes) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        )
+        .bind(crate::util::now_rfc3339())
+        .bind(type_id)
+        .bind(sid)
+        .bind(version)
+        .bind(new_id)
+        .bind(files)
+        .bind(notes)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
