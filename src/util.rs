@@ -26,6 +26,24 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of a `base32` string (None if it is not one: wrong characters or length).
+pub fn unbase32(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = B32.iter().position(|&b| b == c)? as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits are the padding `base32` adds: zero, and fewer than 5.
+    (bits < 5 && acc == 0).then_some(out)
+}
+
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -67,5 +85,10 @@ mod tests {
         assert_eq!(base32(&[0xff; 10]), "zzzzzzzzzzzzzzzz");
         assert_eq!(base32(&[0; 10]), "0000000000000000");
         assert!(is_safe_sid(&base32(b"hello world")));
+        for n in 0..40u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(unbase32(&base32(&bytes)).unwrap(), bytes);
+        }
+        assert_eq!(unbase32("task-0042"), None);
     }
 }

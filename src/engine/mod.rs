@@ -1,18 +1,20 @@
 //! The backup engine: drives connectors into the vault, one cycle at a time.
 
 pub mod backup;
+pub mod delta;
+mod files;
 pub mod query;
 pub mod restore;
-pub mod writer;
 
 use anyhow::{Result, anyhow};
 use serde::Serialize;
 
 use crate::config::{Config, SourceConfig};
 use crate::connectors::{self, Connector};
+use crate::vault::read::TypeInfo;
+use crate::vault::types::TypeIdentity;
 use crate::vault::{Org, Vault, catalog, lease};
 use backup::{MissedByFeed, TypeJob, TypeStats};
-use writer::Writer;
 
 #[derive(Debug, Serialize)]
 pub struct TypeOutcome {
@@ -27,7 +29,7 @@ pub struct TypeOutcome {
 }
 
 impl TypeOutcome {
-    fn done(org: &str, source: &str, ty: &catalog::TypeRow, stats: TypeStats) -> TypeOutcome {
+    fn done(org: &str, source: &str, ty: &TypeInfo, stats: TypeStats) -> TypeOutcome {
         TypeOutcome {
             org: org.into(),
             source: source.into(),
@@ -97,7 +99,7 @@ pub async fn run_cycle(vault: &Vault, cfg: &Config, filter: &Filter) -> Result<C
 }
 
 pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factory: &Factory) -> Result<CycleReport> {
-    let cycle = catalog::cycle_start(&mut *vault.catalog.pool.acquire().await?).await?;
+    let cycle = vault.catalog.cycle_start().await?;
     let mut report = CycleReport { cycle, types: Vec::new(), sources: Vec::new(), orphan_packs_removed: 0 };
     for org_cfg in &cfg.orgs {
         let org_sid = org_cfg.sid.get_ref();
@@ -130,7 +132,7 @@ pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factor
         }
     }
     let status = if report.failed() == 0 { "ok" } else { "partial" };
-    catalog::cycle_finish(&mut *vault.catalog.pool.acquire().await?, cycle, status).await?;
+    vault.catalog.cycle_finish(cycle, status).await?;
     vault.catalog.compact_log().await?;
     Ok(report)
 }
@@ -189,20 +191,17 @@ async fn backup_source(
             return record(vault, org, cycle, report, None, TypeOutcome::failed(org_sid, source, "*", "*", &e)).await;
         }
     };
-    let ids: Vec<catalog::TypeIdentity> = found
-        .iter()
-        .map(|t| catalog::TypeIdentity { key: &t.key, name: &t.name, path: &t.path, former: &t.former })
-        .collect();
-    let types = vault.catalog.sync_types(org.id, source, &ids).await?;
+    let ids: Vec<TypeIdentity> =
+        found.iter().map(|t| TypeIdentity { key: &t.key, name: &t.name, path: &t.path, former: &t.former }).collect();
+    let types = vault.sync_types(org, source, &ids).await?;
     let missing: Vec<String> = vault
-        .catalog
-        .types_of(org.id, source)
+        .types_of(org, source)
         .await?
         .into_iter()
         .filter(|t| !types.iter().any(|f| f.id == t.id))
         .map(|t| t.name)
         .collect();
-    let mut writer = Writer::new(vault, org, cycle, lease);
+    let mut index = vault.file_index(org).await?;
     for ty in &types {
         let mut job = TypeJob {
             vault,
@@ -211,17 +210,18 @@ async fn backup_source(
             ty,
             connector: connector.as_ref(),
             cycle,
+            lease,
             full_every_days: cfg.engine.full_every_days,
             force_full: false,
             max_deleted_share: (!filter.allow_deletions).then_some(cfg.engine.max_deleted_share),
         };
-        let mut r = backup_and_commit(&job, &mut writer).await;
+        let mut r = backup::backup_type(&job, &mut index).await;
         if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
             tracing::warn!(org = %org_sid, source = %source, data_type = %ty.name, "the change feed missed {missed} records: reading the whole source");
             job.force_full = true;
             // The whole read counts what it finds behind the cursor; records without
             // a modification time are counted by the listing.
-            r = backup_and_commit(&job, &mut writer).await.map(|mut s| {
+            r = backup::backup_type(&job, &mut index).await.map(|mut s| {
                 s.drift = s.drift.max(missed);
                 s
             });
@@ -230,7 +230,7 @@ async fn backup_source(
             Ok(stats) => TypeOutcome::done(org_sid, source, ty, stats),
             Err(e) => TypeOutcome::failed(org_sid, source, &ty.key, &ty.name, &e),
         };
-        record(vault, org, cycle, report, Some(ty.id), o).await?;
+        record(vault, org, cycle, report, Some(ty.id.0), o).await?;
     }
     let vis = connector.visible();
     let done = SourceOutcome {
@@ -244,17 +244,6 @@ async fn backup_source(
     log_source(vault, org, cycle, &done).await?;
     report.sources.push(done);
     Ok(())
-}
-
-async fn backup_and_commit(job: &TypeJob<'_>, writer: &mut Writer<'_>) -> Result<TypeStats> {
-    let r = match backup::backup_type(job, writer).await {
-        Ok(stats) => writer.commit().await.map(|_| stats),
-        Err(e) => Err(e),
-    };
-    if r.is_err() {
-        writer.abort().await?;
-    }
-    r
 }
 
 /// Logs what a source's credentials could see, so a workspace or board gone missing is noticed.

@@ -68,7 +68,7 @@ pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<V
         {
             continue;
         }
-        let restored_as = vault.catalog.restores_of(&r.sid).await?.into_iter().map(|x| x.new_id).collect();
+        let restored_as = vault.restores_of(r).await?.into_iter().map(|x| x.new_id).collect();
         out.push(Deleted {
             sid: r.sid.clone(),
             org: r.org.clone(),
@@ -131,7 +131,7 @@ pub async fn restore(
     let connector = factory(src)?;
     connector.discover().await.map_err(|e| anyhow!("{}: cannot reach the source: {e}", info.source))?;
     connector.restorable(&info.type_key).map_err(|e| anyhow!("cannot restore {}: {e}", info.sid))?;
-    if let Some(done) = vault.catalog.restores_of(&info.sid).await?.into_iter().find(|r| r.version == v.version as i64)
+    if let Some(done) = vault.restores_of(&info).await?.into_iter().find(|r| r.version == v.version)
         && !req.again
     {
         bail!(
@@ -166,17 +166,7 @@ pub async fn restore(
         .restore(&info.type_key, &out.content, with_bytes)
         .await
         .map_err(|e| anyhow!("restoring {} into {}: {e}", info.sid, info.source))?;
-    vault
-        .catalog
-        .add_restore(
-            info.type_id.0,
-            &info.sid,
-            v.version as i64,
-            &done.new_id,
-            done.files_uploaded as i64,
-            &done.notes.join("\n"),
-        )
-        .await?;
+    vault.add_restore(&info, v.version, &done.new_id, done.files_uploaded as u64, &done.notes).await?;
     out.restored = Some(done);
     Ok(out)
 }

@@ -1,14 +1,16 @@
-//! Integrity: the catalog against the store, and (with read_data) every byte of every
-//! pack decrypted and checked against the ids the catalog holds.
+//! Integrity: the catalog against the store, every data type's state against its snapshots,
+//! and (with read_data) every byte of every pack decrypted and checked against the ids that
+//! the state pages and files name.
 
 use anyhow::Result;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 
-use super::Vault;
-use super::pack;
+use super::files::decode_pieces;
+use super::read::TypeId;
+use super::state::Page;
+use super::{BlobRef, Org, Vault, pack};
 
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
@@ -27,219 +29,172 @@ impl CheckReport {
     }
 }
 
-/// A blob's place in its pack: chunk offset and length, offset and length inside the chunk.
-type Loc = (i64, i64, i64, i64);
-
-struct PackRow {
-    id: i64,
-    org_id: i64,
-    size: i64,
-}
+/// What a blob reference stands for, for messages.
+type Referent = String;
 
 pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     let mut rep = CheckReport::default();
-    let pool = &vault.catalog.pool;
-    let orgs: HashMap<i64, String> =
-        sqlx::query("SELECT id, sid FROM orgs").fetch_all(pool).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let mut packs: HashMap<String, PackRow> = HashMap::new();
-    for r in sqlx::query("SELECT id, org_id, name, size FROM packs").fetch_all(pool).await? {
-        packs.insert(r.get(2), PackRow { id: r.get(0), org_id: r.get(1), size: r.get(3) });
-    }
+    let packs = vault.catalog.pack_records(None).await?;
     rep.packs = packs.len() as u64;
-
     let in_store = vault.stored_packs().await?;
-    let orphans = in_store.keys().filter(|n| !packs.contains_key(*n)).count();
+    let known: HashSet<&str> = packs.iter().map(|p| p.name.as_str()).collect();
+    let orphans = in_store.keys().filter(|n| super::is_pack_name(n) && !known.contains(n.as_str())).count();
     if orphans > 0 {
-        rep.notes.push(format!("{orphans} packs in the store are not in the catalog (left by an interrupted backup; the next backup removes them)"));
-    }
-
-    let mut damaged: Vec<(i64, Vec<u8>, String)> = Vec::new();
-    let mut missing_packs: Vec<(i64, String)> = Vec::new();
-    for (name, p) in &packs {
-        match in_store.get(name) {
-            None => missing_packs.push((p.id, format!("pack {name} is missing from the store"))),
-            Some((_, size)) if *size != p.size as u64 => missing_packs
-                .push((p.id, format!("pack {name} has {size} bytes in the store, {} in the catalog", p.size))),
-            _ => {}
-        }
-    }
-    for (pack_id, why) in &missing_packs {
-        rep.problems.push(why.clone());
-        for r in sqlx::query("SELECT org_id, id FROM blobs WHERE pack_id = $1").bind(pack_id).fetch_all(pool).await? {
-            damaged.push((r.get(0), r.get(1), why.clone()));
-        }
-    }
-
-    // Every version and file must point at a blob the catalog knows: a lookup per version,
-    // so on SQLite with a page cache that holds the blob table.
-    let mut conn = pool.acquire().await?;
-    if !vault.catalog.postgres {
-        sqlx::query("PRAGMA cache_size = -262144").execute(&mut *conn).await?;
-    }
-    let dangling = sqlx::query(
-        "SELECT v.sid, v.version FROM versions v JOIN types t ON t.id = v.type_id \
-         LEFT JOIN blobs b ON b.org_id = t.org_id AND b.id = v.blob_id WHERE v.blob_id IS NOT NULL AND b.id IS NULL",
-    )
-    .fetch_all(&mut *conn)
-    .await;
-    if !vault.catalog.postgres {
-        sqlx::query("PRAGMA cache_size = -16384").execute(&mut *conn).await?;
-    }
-    drop(conn);
-    for r in dangling? {
-        rep.problems.push(format!(
-            "record {} version {} points at a blob the catalog does not have",
-            r.get::<String, _>(0),
-            r.get::<i64, _>(1)
+        rep.notes.push(format!(
+            "{orphans} packs in the store are not in the catalog (left by an interrupted backup; the next backup removes them)"
         ));
     }
-    rep.blobs = sqlx::query("SELECT COUNT(*) FROM blobs").fetch_one(pool).await?.get::<i64, _>(0) as u64;
-    let file_pieces: HashSet<(i64, Vec<u8>)> = sqlx::query("SELECT org_id, id FROM blobs WHERE kind = $1")
-        .bind(pack::BlobKind::FilePiece as i64)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    for r in sqlx::query("SELECT org_id, uid, pieces FROM files").fetch_all(pool).await? {
-        let pieces: Vec<u8> = r.get(2);
-        if pieces.chunks(16).any(|p| !file_pieces.contains(&(r.get(0), p.to_vec()))) {
-            rep.problems.push(format!("file {} has pieces the catalog does not have", r.get::<String, _>(1)));
-        }
-    }
-    // The newest snapshot of each data type must match its current versions.
-    for r in sqlx::query(
-        "SELECT t.source, t.name, s.live, (SELECT COUNT(*) FROM versions v WHERE v.type_id = t.id AND v.to_cycle IS NULL AND v.deleted = 0) \
-         FROM types t JOIN snapshots s ON s.type_id = t.id WHERE s.cycle_id = (SELECT MAX(cycle_id) FROM snapshots WHERE type_id = t.id)",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        let (live, now): (i64, i64) = (r.get(2), r.get(3));
-        if live != now {
-            rep.problems.push(format!("{}/{}: last snapshot says {live} live records, the catalog has {now}", r.get::<String, _>(0), r.get::<String, _>(1)));
-        }
-    }
-
-    // Each data type's compact current state must agree with its versions. (Two grouped
-    // queries: as correlated subqueries SQLite reads every state blob to measure it.)
-    let sizes: HashMap<i64, i64> = sqlx::query("SELECT type_id, SUM(LENGTH(entries)) FROM type_state GROUP BY type_id")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    for r in sqlx::query(
-        "SELECT t.id, t.source, t.name, COUNT(*) FROM versions v JOIN types t ON t.id = v.type_id \
-         WHERE v.to_cycle IS NULL GROUP BY t.id, t.source, t.name",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        let (type_id, current): (i64, i64) = (r.get(0), r.get(3));
-        let Some(bytes) = sizes.get(&type_id) else { continue };
-        let listed = bytes / super::catalog::STATE_ENTRY as i64;
-        if listed != current {
-            rep.problems.push(format!(
-                "{}/{}: the current-state rows list {listed} records, the versions {current}",
-                r.get::<String, _>(1),
-                r.get::<String, _>(2),
-            ));
-        }
-    }
-
-    if read_data {
-        // Where the catalog says each blob is, by pack, in one pass over the table.
-        let mut expected: HashMap<i64, HashMap<[u8; 16], Loc>> = HashMap::new();
-        let mut rows = sqlx::query("SELECT pack_id, id, chunk_off, chunk_len, inner_off, len FROM blobs").fetch(pool);
-        while let Some(r) = rows.try_next().await? {
-            let id: [u8; 16] = r.get::<Vec<u8>, _>(1).try_into().unwrap_or_default();
-            expected.entry(r.get(0)).or_default().insert(id, (r.get(2), r.get(3), r.get(4), r.get(5)));
-        }
-        drop(rows);
-        // Packs are read and verified two at a time, on both cores.
-        let mut jobs = Vec::new();
-        for (name, p) in &packs {
-            let Some((path, _)) = in_store.get(name) else { continue };
-            let Some(org_sid) = orgs.get(&p.org_id) else {
-                rep.problems.push(format!("pack {name} belongs to no org"));
-                continue;
-            };
-            let org = vault.existing_org(org_sid).await?.expect("org listed above");
-            jobs.push((name.clone(), p.id, p.org_id, path.clone(), org));
-        }
-        let mut verified = futures::stream::iter(jobs)
-            .map(|(name, pack_id, org_id, path, org)| async move {
-                let bytes = vault.store.get(&path).await?.bytes().await?;
-                let len = bytes.len() as u64;
-                let expect = name.clone();
-                let (name_ok, verdict) = tokio::task::spawn_blocking(move || {
-                    (blake3::hash(&bytes).to_hex().as_str() == expect, pack::verify(&org.keys, &bytes))
-                })
-                .await?;
-                anyhow::Ok((name, pack_id, org_id, len, name_ok, verdict))
-            })
-            .buffer_unordered(2);
-        while let Some(done) = verified.next().await {
-            let (name, pack_id, org_id, len, name_ok, verdict) = done?;
-            rep.bytes_read += len;
-            let expected = expected.remove(&pack_id).unwrap_or_default();
-            if !name_ok {
-                rep.problems.push(format!("pack {name}: its bytes do not match its name (altered in the store)"));
+    let mut readable = HashSet::new();
+    for p in &packs {
+        match in_store.get(&p.name) {
+            None => rep.problems.push(format!("pack {} is missing from the store", p.name)),
+            Some((_, size)) if *size != p.size => {
+                rep.problems.push(format!("pack {} has {size} bytes in the store, {} in the catalog", p.name, p.size))
             }
-            match verdict {
-                Err(e) => {
-                    let why = format!("pack {name}: {e}");
-                    rep.problems.push(why.clone());
-                    for id in expected.keys() {
-                        damaged.push((org_id, id.to_vec(), why.clone()));
+            _ => {
+                readable.insert(p.pid);
+            }
+        }
+    }
+    let chunks: HashMap<u64, HashSet<u32>> =
+        packs.iter().map(|p| (p.pid, p.chunks.iter().map(|(o, _)| *o).collect())).collect();
+
+    for sid in vault.catalog.org_sids().await? {
+        let Some(org) = vault.existing_org(&sid).await? else { continue };
+        let refs = references(vault, &org, &mut rep).await?;
+        rep.blobs += refs.len() as u64;
+        // Every reference names a pack the catalog has, at one of its chunks.
+        for (r, what) in &refs {
+            match chunks.get(&r.loc.pack) {
+                None => rep.problems.push(format!("org {sid}: {what} is in a pack the catalog does not have")),
+                Some(c) if !c.contains(&r.loc.chunk) => {
+                    rep.problems.push(format!("org {sid}: {what} names a chunk its pack does not have"))
+                }
+                Some(_) if !readable.contains(&r.loc.pack) => {
+                    rep.problems.push(format!("org {sid}: {what} is lost with its pack"))
+                }
+                Some(_) => {}
+            }
+        }
+        if read_data {
+            read_packs(vault, &org, &packs, &readable, &refs, &mut rep).await?;
+        }
+    }
+    rep.problems.dedup();
+    Ok(rep)
+}
+
+/// Every blob the org's catalog names: state pages, every version they hold, file pieces.
+/// Checks each data type's latest state against its last snapshot on the way.
+async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<Vec<(BlobRef, Referent)>> {
+    let mut refs = Vec::new();
+    for t in vault.types(Some(&org.sid)).await? {
+        let mut seen = HashSet::new();
+        let snaps = vault.catalog.snapshot_records(Some(t.id.0)).await?;
+        for s in &snaps {
+            for (page, kind) in [(&s.delta, "delta"), (&s.checkpoint, "checkpoint")] {
+                let Some(p) = page else { continue };
+                let r = BlobRef::decode(p)?;
+                let what = format!("the {kind} of {} at cycle {}", t.full_name(), s.cycle);
+                refs.push((r, what.clone()));
+                let page = match vault.read_blob(org, &r).await.and_then(|b| Ok(Page::decode(&b)?)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        rep.problems.push(format!("org {}: {what} cannot be read: {e:#}", org.sid));
+                        continue;
+                    }
+                };
+                for (k, e) in page.entries {
+                    // A deletion names its last content, which that version's entry named.
+                    if !e.deleted && seen.insert((k, e.version)) {
+                        let sid = crate::util::base32(&k);
+                        refs.push((BlobRef { loc: e.loc, id: e.hash }, format!("record {sid} version {}", e.version)));
                     }
                 }
-                Ok((entries, bad)) => {
-                    let bad_ids: HashSet<[u8; 16]> = bad.iter().map(|(id, _)| *id).collect();
-                    for (id, why) in bad {
-                        damaged.push((org_id, id.to_vec(), format!("pack {name}: {why}")));
-                    }
-                    let present: HashMap<[u8; 16], Loc> = entries
-                        .iter()
-                        .map(|e| (e.id, (e.chunk_off as i64, e.chunk_len as i64, e.inner_off as i64, e.len as i64)))
-                        .collect();
-                    for (id, loc) in &expected {
-                        if present.get(id) != Some(loc) && !bad_ids.contains(id) {
-                            damaged.push((
-                                org_id,
-                                id.to_vec(),
-                                format!("pack {name} does not hold blob {} where the catalog says", hex::encode(id)),
-                            ));
+            }
+        }
+        if let Some(last) = snaps.last() {
+            match vault.state_at(TypeId(t.id.0), None).await {
+                Ok((state, _)) if state.live_count() as i64 != last.live => rep.problems.push(format!(
+                    "{}: last snapshot says {} live records, its state holds {}",
+                    t.full_name(),
+                    last.live,
+                    state.live_count()
+                )),
+                Ok(_) => {}
+                Err(e) => rep.problems.push(format!("{}: its state cannot be read: {e:#}", t.full_name())),
+            }
+        }
+    }
+    for f in vault.catalog.file_records(org.id).await? {
+        for (i, p) in decode_pieces(&f.pieces)?.into_iter().enumerate() {
+            refs.push((p, format!("file {} piece {}", f.uid, i + 1)));
+        }
+    }
+    Ok(refs)
+}
+
+/// Reads every pack of the org whole, verifies its name, every chunk and every blob in it, and
+/// that each reference finds the blob it names where it says.
+async fn read_packs(
+    vault: &Vault,
+    org: &std::sync::Arc<Org>,
+    packs: &[super::catalog::PackRecord],
+    readable: &HashSet<u64>,
+    refs: &[(BlobRef, Referent)],
+    rep: &mut CheckReport,
+) -> Result<()> {
+    let mine: Vec<&super::catalog::PackRecord> =
+        packs.iter().filter(|p| p.org_id == org.id && readable.contains(&p.pid)).collect();
+    let mut verified = futures::stream::iter(mine)
+        .map(|p| async move {
+            let path = Vault::pack_path(org, &p.name);
+            let bytes = vault.store.get(&path).await?.bytes().await?;
+            let (expect, org) = (p.name.clone(), org.clone());
+            let verdict = tokio::task::spawn_blocking(move || {
+                (blake3::hash(&bytes).to_hex().as_str() == expect, bytes.len() as u64, pack::verify(&org.keys, &bytes))
+            })
+            .await?;
+            anyhow::Ok((p, verdict))
+        })
+        .buffer_unordered(2);
+    // (pack, chunk, offset, length) -> content id, of every sound blob.
+    let mut sound: HashMap<(u64, u32, u32, u32), [u8; 16]> = HashMap::new();
+    let mut bad: HashMap<(u64, u32, u32, u32), String> = HashMap::new();
+    while let Some(done) = verified.next().await {
+        let (p, (name_ok, len, verdict)) = done?;
+        rep.bytes_read += len;
+        if !name_ok {
+            rep.problems.push(format!("pack {}: its bytes do not match its name (altered in the store)", p.name));
+        }
+        match verdict {
+            Err(e) => rep.problems.push(format!("pack {}: {e}", p.name)),
+            Ok((entries, damaged)) => {
+                let damaged: HashMap<[u8; 16], String> = damaged.into_iter().collect();
+                for e in entries {
+                    let at = (p.pid, e.chunk_off, e.inner_off, e.len);
+                    match damaged.get(&e.id) {
+                        Some(why) => {
+                            bad.insert(at, format!("pack {}: {why}", p.name));
+                        }
+                        None => {
+                            sound.insert(at, e.id);
                         }
                     }
                 }
             }
         }
     }
-
-    // Name what each damaged blob affects: record versions and files.
-    for (org_id, id, why) in damaged {
-        let org = orgs.get(&org_id).cloned().unwrap_or_default();
-        let versions = sqlx::query("SELECT v.sid, v.version FROM versions v JOIN types t ON t.id = v.type_id WHERE t.org_id = $1 AND v.blob_id = $2")
-            .bind(org_id)
-            .bind(id.clone())
-            .fetch_all(pool)
-            .await?;
-        for v in versions {
-            rep.problems.push(format!(
-                "org {org}: record {} version {} is damaged ({why})",
-                v.get::<String, _>(0),
-                v.get::<i64, _>(1)
-            ));
+    for (r, what) in refs {
+        if !readable.contains(&r.loc.pack) {
+            continue;
         }
-        for f in sqlx::query("SELECT uid, pieces FROM files WHERE org_id = $1").bind(org_id).fetch_all(pool).await? {
-            let pieces: Vec<u8> = f.get(1);
-            if pieces.chunks(16).any(|p| p == id.as_slice()) {
-                rep.problems.push(format!("org {org}: file {} is damaged ({why})", f.get::<String, _>(0)));
-            }
+        let at = (r.loc.pack, r.loc.chunk, r.loc.offset, r.loc.len);
+        match (sound.get(&at), bad.get(&at)) {
+            (Some(id), _) if *id == r.id => {}
+            (_, Some(why)) => rep.problems.push(format!("org {}: {what} is damaged ({why})", org.sid)),
+            _ => rep.problems.push(format!("org {}: {what} is not in its pack where the catalog says", org.sid)),
         }
     }
-    rep.problems.dedup();
-    Ok(rep)
+    Ok(())
 }

@@ -5,7 +5,6 @@
 use anyhow::{Result, bail};
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use sqlx::Row;
 
 use super::Vault;
 
@@ -33,35 +32,13 @@ pub async fn erase_org(vault: &Vault, sid: &str) -> Result<Erased> {
 }
 
 async fn erase_leased(vault: &Vault, sid: &str) -> Result<Erased> {
-    let mut tx = vault.catalog.begin().await?;
-    if !vault.catalog.postgres {
-        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
+    let mut records = 0;
+    for t in vault.types(Some(sid)).await? {
+        records += vault.state_at(t.id, None).await?.0.entries.len() as i64;
     }
-    let Some(row) =
-        sqlx::query("SELECT id, store_id FROM orgs WHERE sid = $1").bind(sid).fetch_optional(&mut *tx).await?
-    else {
+    let Some(store_id) = vault.catalog.erase_org_rows(sid).await? else {
         bail!("no org {sid:?} in the vault");
     };
-    let (org_id, store_id): (i64, String) = (row.get(0), row.get(1));
-    let records: i64 =
-        sqlx::query("SELECT COUNT(*) FROM records WHERE type_id IN (SELECT id FROM types WHERE org_id = $1)")
-            .bind(org_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-    const BY_TYPE: [&str; 6] = ["versions", "records", "snapshots", "type_state", "file_cache", "restores"];
-    for table in BY_TYPE {
-        sqlx::query(&format!("DELETE FROM {table} WHERE type_id IN (SELECT id FROM types WHERE org_id = $1)"))
-            .bind(org_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for table in ["types", "files", "blobs", "packs"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
-    }
-    sqlx::query("DELETE FROM cycle_log WHERE org = $1").bind(sid).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM orgs WHERE id = $1").bind(org_id).execute(&mut *tx).await?;
-    tx.commit().await?;
     vault.forget_org(sid);
     vault.catalog.scrub().await?;
 
@@ -71,7 +48,7 @@ async fn erase_leased(vault: &Vault, sid: &str) -> Result<Erased> {
         vault.store.delete(p).await?;
     }
     // The local store leaves empty folders behind; they name nothing but are tidied.
-    if let Some(dir) = vault.local_dir(&prefix) {
+    if let Some(dir) = vault.store.local_dir(&prefix) {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
     Ok(Erased { records, objects: paths.len() as u64 })

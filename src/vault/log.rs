@@ -60,7 +60,11 @@ impl Vault {
                 Some(id) => match names.get(&id) {
                     Some(n) => String::clone(n),
                     None => {
-                        let n = self.catalog.type_by_id(id).await.map(|t| t.name).unwrap_or_else(|_| format!("#{id}"));
+                        let n = self
+                            .type_info(super::read::TypeId(id))
+                            .await
+                            .map(|t| t.name)
+                            .unwrap_or_else(|_| format!("#{id}"));
                         names.insert(id, n.clone());
                         n
                     }

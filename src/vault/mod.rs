@@ -1,15 +1,25 @@
 //! The vault: an encrypted blob store plus its catalog. It knows nothing of apps or
 //! Google: it stores sealed blobs for orgs and answers where they are.
 //!
-//! Layers, each over the next: catalog (what is where) -> packer (blobs into packs) ->
-//! sealer (zstd, then AES-256-GCM) -> raw store (a folder, or S3).
+//! Layers, each over the next: catalog (what is where) -> state pages (a data type's
+//! records, sealed) -> packer (blobs into packs) -> sealer (zstd, then AES-256-GCM) -> raw
+//! store (a folder, or S3). Readers go through `read`, the backup engine writes through
+//! `write`.
 
 pub mod catalog;
 pub mod check;
 pub mod crypto;
 pub mod erase;
+pub mod files;
 pub mod log;
+mod migrate;
+pub mod pack;
 pub mod read;
+pub mod restores;
+pub mod state;
+pub mod store;
+pub mod types;
+pub mod write;
 
 /// Lease names: a source's backup holds its source's lease; erasing an org holds the org's,
 /// and waits for no backup of it to be running.
@@ -22,20 +32,18 @@ pub mod lease {
         format!("org:{org}")
     }
 }
-pub mod pack;
-pub mod store;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use catalog::Catalog;
 use crypto::{KeyFile, OrgKeys, SealKey};
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::path::Path as StorePath;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use state::{Loc, State};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use store::Store;
 
 use crate::config::Config;
 
@@ -51,10 +59,6 @@ struct StoreConfig {
     created_at: String,
 }
 
-/// The last chunks read, by (pack, offset): reading a record's versions or an archive
-/// touches the same chunks in turn.
-type ChunkCache = Vec<((String, u32), Arc<Vec<u8>>)>;
-
 pub struct Org {
     pub id: i64,
     pub sid: String,
@@ -62,42 +66,113 @@ pub struct Org {
     pub keys: OrgKeys,
 }
 
+/// A blob's place and content id, to read it and check what was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef {
+    pub loc: Loc,
+    pub id: [u8; 16],
+}
+
+impl BlobRef {
+    /// 36 bytes: pack id, chunk offset, offset, length, content id.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(36);
+        v.extend_from_slice(&self.loc.pack.to_le_bytes());
+        for n in [self.loc.chunk, self.loc.offset, self.loc.len] {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+        v.extend_from_slice(&self.id);
+        v
+    }
+
+    pub fn decode(b: &[u8]) -> Result<BlobRef> {
+        if b.len() != 36 {
+            bail!("catalog: a page reference of {} bytes (36 expected) is damaged", b.len());
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        Ok(BlobRef {
+            loc: Loc {
+                pack: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+                chunk: u32_at(8),
+                offset: u32_at(12),
+                len: u32_at(16),
+            },
+            id: b[20..36].try_into().expect("16 bytes"),
+        })
+    }
+}
+
 pub struct Vault {
-    pub store: Arc<dyn ObjectStore>,
+    pub(crate) store: Store,
     pub store_display: String,
-    local_root: Option<std::path::PathBuf>,
-    pub catalog: Catalog,
+    pub(crate) catalog: Catalog,
     pub id: String,
     master: SealKey,
     orgs: Mutex<HashMap<String, Arc<Org>>>,
     blobs: BlobReader,
+    /// Data types' states lately read.
+    states: Mutex<Vec<(StateKey, Arc<State>)>>,
+}
+
+/// A data type and the cycle of one of its snapshots.
+type StateKey = (i64, i64);
+/// The last chunks read, with their pack and offset.
+type ChunkCache = Arc<Mutex<Vec<((u64, u32), Arc<Vec<u8>>)>>>;
+
+/// Where each pack is and how its chunks lie, by pack id.
+#[derive(Clone)]
+struct PackInfo {
+    path: StorePath,
+    chunks: Vec<(u32, u32)>,
 }
 
 /// Reads blobs out of packs: one chunk decrypted serves every blob in it, and the last chunks
 /// read are kept (a snapshot, an archive or a record's versions read the same ones in turn).
+/// Cloneable and owning what it needs, for readers that outlive a call (a download).
 #[derive(Clone)]
 pub(crate) struct BlobReader {
-    store: Arc<dyn ObjectStore>,
-    shown: Arc<str>,
-    chunks: Arc<Mutex<ChunkCache>>,
+    store: Store,
+    catalog: Catalog,
+    packs: Arc<Mutex<HashMap<u64, PackInfo>>>,
+    chunks: ChunkCache,
 }
 
 impl BlobReader {
-    async fn chunk(&self, org: &Org, loc: &catalog::BlobLoc) -> Result<Arc<Vec<u8>>> {
-        let key = (loc.pack.clone(), loc.chunk_off);
+    async fn pack(&self, org: &Org, pid: u64) -> Result<PackInfo> {
+        if let Some(p) = self.packs.lock().unwrap().get(&pid) {
+            return Ok(p.clone());
+        }
+        // Packs committed since the last look (or by another process): read the table again.
+        let fresh = self.catalog.pack_records(Some(org.id)).await?;
+        let mut packs = self.packs.lock().unwrap();
+        for p in fresh {
+            packs.insert(p.pid, PackInfo { path: Vault::pack_path(org, &p.name), chunks: p.chunks });
+        }
+        packs.get(&pid).cloned().ok_or_else(|| anyhow!("org {}: pack {pid:016x} is not in the catalog", org.sid))
+    }
+
+    /// A chunk's plaintext.
+    async fn chunk(&self, org: &Org, pid: u64, chunk_off: u32) -> Result<Arc<Vec<u8>>> {
+        let key = (pid, chunk_off);
         if let Some((_, c)) = self.chunks.lock().unwrap().iter().find(|(k, _)| *k == key) {
             return Ok(c.clone());
         }
-        let range = loc.chunk_off as usize..(loc.chunk_off + loc.chunk_len) as usize;
+        let pack = self.pack(org, pid).await?;
+        let len = pack
+            .chunks
+            .binary_search_by_key(&chunk_off, |(o, _)| *o)
+            .map(|i| pack.chunks[i].1)
+            .map_err(|_| anyhow!("pack {}: no chunk at offset {chunk_off}", pack.path))?;
+        let range = chunk_off as usize..(chunk_off + len) as usize;
         let sealed = self
             .store
-            .get_range(&Vault::pack_path(org, &loc.pack), range)
+            .get_range(&pack.path, range)
             .await
-            .with_context(|| format!("pack {} is missing or unreadable in {}", loc.pack, self.shown))?;
+            .with_context(|| format!("pack {} is missing or unreadable in {}", pack.path, self.store.shown))?;
         // One chunk (about 128 KiB) decrypts in well under a millisecond: no thread hop.
         let plain = Arc::new(
-            pack::open_chunk(&org.keys.seal, loc.chunk_off, &sealed)
-                .with_context(|| format!("pack {} is damaged", loc.pack))?,
+            pack::open_chunk(&org.keys.seal, chunk_off, &sealed)
+                .with_context(|| format!("pack {} is damaged", pack.path))?,
         );
         let mut cache = self.chunks.lock().unwrap();
         if cache.len() >= 16 {
@@ -107,13 +182,14 @@ impl BlobReader {
         Ok(plain)
     }
 
-    pub(crate) async fn read_blob_at(&self, org: &Org, loc: &catalog::BlobLoc) -> Result<Vec<u8>> {
-        let chunk = self.chunk(org, loc).await?;
+    /// A blob's plaintext, checked against its content id.
+    pub(crate) async fn read(&self, org: &Org, r: &BlobRef) -> Result<Vec<u8>> {
+        let chunk = self.chunk(org, r.loc.pack, r.loc.chunk).await?;
         let data = chunk
-            .get(loc.inner_off as usize..(loc.inner_off + loc.len) as usize)
-            .ok_or_else(|| anyhow!("pack {}: blob lies outside its chunk", loc.pack))?;
-        if org.keys.blob_id(data) != loc.id {
-            bail!("pack {}: blob {} does not match its id", loc.pack, hex::encode(loc.id));
+            .get(r.loc.offset as usize..(r.loc.offset + r.loc.len) as usize)
+            .ok_or_else(|| anyhow!("pack {:016x}: a blob lies outside its chunk", r.loc.pack))?;
+        if org.keys.blob_id(data) != r.id {
+            bail!("pack {:016x}: blob {} does not match its id", r.loc.pack, hex::encode(r.id));
         }
         Ok(data.to_vec())
     }
@@ -141,7 +217,7 @@ pub fn passphrase() -> Result<zeroize::Zeroizing<String>> {
     bail!("no passphrase: set DAYBOOK_PASSPHRASE (or run on a terminal to be asked)")
 }
 
-async fn get_opt(store: &dyn ObjectStore, key: &str) -> Result<Option<Bytes>> {
+async fn get_opt(store: &Store, key: &str) -> Result<Option<Bytes>> {
     match store.get(&StorePath::from(key)).await {
         Ok(r) => Ok(Some(r.bytes().await?)),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -151,9 +227,9 @@ async fn get_opt(store: &dyn ObjectStore, key: &str) -> Result<Option<Bytes>> {
 
 impl Vault {
     pub async fn init(cfg: &Config, passphrase: &str) -> Result<Vault> {
-        let store::Opened { store, shown, local_root } = store::open(&cfg.vault.store, &cfg.base)?;
-        if get_opt(store.as_ref(), CONFIG_OBJ).await?.is_some() {
-            bail!("a vault already exists at {shown}; use it, or choose another vault.store");
+        let store = store::open(&cfg.vault.store, &cfg.base)?;
+        if get_opt(&store, CONFIG_OBJ).await?.is_some() {
+            bail!("a vault already exists at {}; use it, or choose another vault.store", store.shown);
         }
         let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await?;
         if let Some(id) = catalog.meta("vault_id").await? {
@@ -167,21 +243,22 @@ impl Vault {
             tokio::task::spawn_blocking(move || KeyFile::create(&p, &m)).await??
         };
         let id = hex::encode(crypto::random_bytes::<16>().as_ref());
-        store.put(&StorePath::from(MASTER_KEY_OBJ), serde_json::to_vec_pretty(&kf)?.into()).await?;
+        store.put_durable(&StorePath::from(MASTER_KEY_OBJ), serde_json::to_vec_pretty(&kf)?.into()).await?;
         let sc = StoreConfig { daybook_vault: 1, id: id.clone(), created_at: crate::util::now_rfc3339() };
-        store.put(&StorePath::from(CONFIG_OBJ), serde_json::to_vec_pretty(&sc)?.into()).await?;
+        store.put_durable(&StorePath::from(CONFIG_OBJ), serde_json::to_vec_pretty(&sc)?.into()).await?;
         catalog.set_meta("schema_version", &catalog::SCHEMA_VERSION.to_string()).await?;
         catalog.set_meta("vault_id", &id).await?;
-        Ok(Vault::assemble(store, shown, local_root, catalog, id, SealKey::new(&master)))
+        Ok(Vault::assemble(store, catalog, id, SealKey::new(&master)))
     }
 
     pub async fn open(cfg: &Config, passphrase: &str) -> Result<Vault> {
-        let store::Opened { store, shown, local_root } = store::open(&cfg.vault.store, &cfg.base)?;
-        let sc: StoreConfig = match get_opt(store.as_ref(), CONFIG_OBJ).await? {
+        let store = store::open(&cfg.vault.store, &cfg.base)?;
+        let shown = store.shown.clone();
+        let sc: StoreConfig = match get_opt(&store, CONFIG_OBJ).await? {
             Some(b) => serde_json::from_slice(&b).with_context(|| format!("vault config in {shown} is damaged"))?,
             None => return Err(VaultError::NotInitialized(shown).into()),
         };
-        let kf: KeyFile = match get_opt(store.as_ref(), MASTER_KEY_OBJ).await? {
+        let kf: KeyFile = match get_opt(&store, MASTER_KEY_OBJ).await? {
             Some(b) => serde_json::from_slice(&b).with_context(|| format!("{MASTER_KEY_OBJ} in {shown} is damaged"))?,
             None => bail!("the vault at {shown} has no {MASTER_KEY_OBJ}: its key is gone and its data cannot be read"),
         };
@@ -201,22 +278,37 @@ impl Vault {
                 sc.id
             ),
         }
-        catalog.migrate().await?;
-        let vault = Vault::assemble(store, shown, local_root, catalog, sc.id, SealKey::new(&master));
+        let version = catalog.migrate().await?;
+        let vault = Vault::assemble(store, catalog, sc.id, SealKey::new(&master));
         vault.seal_v1_log().await?;
+        if version == 2 {
+            vault.upgrade_v2().await?;
+        }
         Ok(vault)
     }
 
-    fn assemble(
-        store: Arc<dyn ObjectStore>,
-        store_display: String,
-        local_root: Option<std::path::PathBuf>,
-        catalog: Catalog,
-        id: String,
-        master: SealKey,
-    ) -> Vault {
-        let blobs = BlobReader { store: store.clone(), shown: store_display.as_str().into(), chunks: Arc::default() };
-        Vault { store, store_display, local_root, catalog, id, master, orgs: Mutex::new(HashMap::new()), blobs }
+    fn assemble(store: Store, catalog: Catalog, id: String, master: SealKey) -> Vault {
+        let blobs = BlobReader {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            packs: Arc::default(),
+            chunks: Arc::default(),
+        };
+        Vault {
+            store_display: store.shown.clone(),
+            store,
+            catalog,
+            id,
+            master,
+            orgs: Mutex::new(HashMap::new()),
+            blobs,
+            states: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The catalog's schema version (it is upgraded when the vault opens).
+    pub async fn schema_version(&self) -> Result<Option<String>> {
+        self.catalog.meta("schema_version").await
     }
 
     /// The org's keys and ids, creating the org (and its keys) on first use.
@@ -227,14 +319,7 @@ impl Vault {
         let material = OrgKeys::generate();
         let wrapped = OrgKeys::wrap(&self.master, sid, material.as_ref());
         let store_id = hex::encode(crypto::random_bytes::<8>().as_ref());
-        sqlx::query("INSERT INTO orgs (sid, name, store_id, wrapped_key, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (sid) DO NOTHING")
-            .bind(sid)
-            .bind(name)
-            .bind(&store_id)
-            .bind(wrapped)
-            .bind(crate::util::now_rfc3339())
-            .execute(&self.catalog.pool)
-            .await?;
+        self.catalog.add_org(sid, name, &store_id, &wrapped).await?;
         self.existing_org(sid).await?.ok_or_else(|| anyhow!("org {sid} could not be created"))
     }
 
@@ -242,32 +327,21 @@ impl Vault {
         if let Some(o) = self.orgs.lock().unwrap().get(sid) {
             return Ok(Some(o.clone()));
         }
-        let row = sqlx::query("SELECT id, store_id, wrapped_key FROM orgs WHERE sid = $1")
-            .bind(sid)
-            .fetch_optional(&self.catalog.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let wrapped: Vec<u8> = row.get(2);
-        let keys = OrgKeys::unwrap(&self.master, sid, &wrapped)
+        let Some(row) = self.catalog.org_record(sid).await? else { return Ok(None) };
+        let keys = OrgKeys::unwrap(&self.master, sid, &row.wrapped_key)
             .with_context(|| format!("org {sid}: its key does not open"))?;
-        let org = Arc::new(Org { id: row.get(0), sid: sid.to_string(), store_id: row.get(1), keys });
+        let org = Arc::new(Org { id: row.id, sid: sid.to_string(), store_id: row.store_id, keys });
         self.orgs.lock().unwrap().insert(sid.to_string(), org.clone());
         Ok(Some(org))
     }
 
     pub async fn org_by_id(&self, id: i64) -> Result<Arc<Org>> {
-        let row = sqlx::query("SELECT sid FROM orgs WHERE id = $1").bind(id).fetch_one(&self.catalog.pool).await?;
-        let sid: String = row.get(0);
+        let sid = self.catalog.org_sid(id).await?;
         self.existing_org(&sid).await?.ok_or_else(|| anyhow!("org {sid} vanished"))
     }
 
     pub fn forget_org(&self, sid: &str) {
         self.orgs.lock().unwrap().remove(sid);
-    }
-
-    /// The folder behind a store path, when the store is a local folder.
-    pub fn local_dir(&self, p: &StorePath) -> Option<std::path::PathBuf> {
-        self.local_root.as_ref().map(|root| root.join(p.as_ref()))
     }
 
     /// Where an org's objects are, to remove them all.
@@ -293,26 +367,28 @@ impl Vault {
     /// established (a writer that starts later writes later packs).
     pub async fn remove_unreferenced_packs(&self, org: &Org, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
         let known = self.catalog.pack_names(org.id).await?;
-        let mut removed = 0;
-        let mut list = self.store.list(Some(&Self::org_prefix(&org.store_id)));
         let mut doomed = Vec::new();
+        let mut list = self.store.list(Some(&Self::org_prefix(&org.store_id)));
         while let Some(m) =
             list.try_next().await.map_err(|e| anyhow!("listing the store {}: {e}", self.store_display))?
         {
             let name = m.location.filename().unwrap_or_default();
-            if !known.contains(name) && m.last_modified < before {
+            if is_pack_name(name) && !known.contains(name) && m.last_modified < before {
                 doomed.push(m.location.clone());
             }
         }
         drop(list);
-        for path in doomed {
-            self.store.delete(&path).await?;
-            removed += 1;
+        for path in &doomed {
+            self.store.delete(path).await?;
         }
-        if removed > 0 {
-            tracing::info!("org {}: removed {removed} unreferenced packs left by an interrupted backup", org.sid);
+        if !doomed.is_empty() {
+            tracing::info!(
+                "org {}: removed {} unreferenced packs left by an interrupted backup",
+                org.sid,
+                doomed.len()
+            );
         }
-        Ok(removed)
+        Ok(doomed.len() as u64)
     }
 
     pub fn pack_path(org: &Org, name: &str) -> StorePath {
@@ -321,29 +397,7 @@ impl Vault {
 
     /// Writes a pack durably: the catalog may name it once this returns.
     pub async fn put_pack(&self, org: &Org, name: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = Self::pack_path(org, name);
-        self.store
-            .put(&path, bytes.into())
-            .await
-            .with_context(|| format!("cannot write pack {name} to {}", self.store_display))?;
-        // The local store renames into place but does not fsync; after a power cut the
-        // catalog must not name a pack the disk never got. (S3 acknowledges durably.)
-        if let Some(file) = self.local_dir(&path) {
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::File::open(&file)?.sync_all()?;
-                let mut dir = file.parent();
-                for _ in 0..2 {
-                    if let Some(d) = dir {
-                        std::fs::File::open(d)?.sync_all()?;
-                        dir = d.parent();
-                    }
-                }
-                Ok(())
-            })
-            .await?
-            .with_context(|| format!("cannot sync pack {name} to disk in {}", self.store_display))?;
-        }
-        Ok(())
+        self.store.put_durable(&Self::pack_path(org, name), bytes.into()).await
     }
 
     /// What reads blobs, without borrowing the vault (for readers that outlive a call).
@@ -351,18 +405,13 @@ impl Vault {
         self.blobs.clone()
     }
 
-    /// A blob's plaintext at a known place, verified against its id.
-    pub async fn read_blob_at(&self, org: &Org, loc: &catalog::BlobLoc) -> Result<Vec<u8>> {
-        self.blobs.read_blob_at(org, loc).await
+    /// A blob's plaintext, checked against its content id.
+    pub(crate) async fn read_blob(&self, org: &Org, r: &BlobRef) -> Result<Vec<u8>> {
+        self.blobs.read(org, r).await
     }
+}
 
-    /// One blob's plaintext, verified against its id.
-    pub async fn read_blob(&self, org: &Org, id: &[u8]) -> Result<Vec<u8>> {
-        let mut conn = self.catalog.pool.acquire().await?;
-        let loc = catalog::blob_loc(&mut conn, org.id, id)
-            .await?
-            .ok_or_else(|| anyhow!("blob {} is not in the catalog", hex::encode(id)))?;
-        drop(conn);
-        self.blobs.read_blob_at(org, &loc).await
-    }
+/// Packs are named by the 64 hex digits of their hash (other objects live beside them).
+fn is_pack_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }

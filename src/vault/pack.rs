@@ -7,6 +7,7 @@
 //! says what each pack holds. A pack's name is the BLAKE3 hash of its (encrypted) bytes.
 
 use super::crypto::{CryptoError, OrgKeys, SealKey};
+use super::state::Loc;
 
 pub const CHUNK_TARGET: usize = 128 * 1024;
 pub const PACK_TARGET: usize = 16 << 20;
@@ -23,6 +24,8 @@ pub type BlobId = [u8; 16];
 pub enum BlobKind {
     Record = 1,
     FilePiece = 2,
+    /// A data type's state page (a delta or a checkpoint).
+    State = 3,
 }
 
 /// Where a blob lives inside its pack.
@@ -37,16 +40,22 @@ pub struct PackEntry {
 }
 
 pub struct FinishedPack {
+    /// The random id blobs' places name it by (known from its first blob on).
+    pub pid: u64,
     pub name: String,
     pub bytes: Vec<u8>,
+    /// Each chunk's offset and sealed length.
+    pub chunks: Vec<(u32, u32)>,
     pub entries: Vec<PackEntry>,
 }
 
 pub struct Packer {
     sealed: u64,
+    pid: u64,
     chunk: Vec<u8>,
     chunk_blobs: Vec<(BlobId, u8, u32, u32)>,
     pack: Vec<u8>,
+    chunks: Vec<(u32, u32)>,
     entries: Vec<PackEntry>,
 }
 
@@ -58,20 +67,35 @@ impl Default for Packer {
 
 impl Packer {
     pub fn new() -> Self {
-        Packer { sealed: 0, chunk: Vec::new(), chunk_blobs: Vec::new(), pack: Vec::new(), entries: Vec::new() }
+        Packer {
+            sealed: 0,
+            pid: rand::random(),
+            chunk: Vec::new(),
+            chunk_blobs: Vec::new(),
+            pack: Vec::new(),
+            chunks: Vec::new(),
+            entries: Vec::new(),
+        }
     }
 
-    /// Adds a blob; returns a pack when one is full and must be written out.
-    pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: BlobId, data: &[u8]) -> Option<FinishedPack> {
+    /// Adds a blob: where it will be, and a pack when one is full and must be written out.
+    /// (The open chunk goes after the sealed ones, so its offset is known before it is sealed.)
+    pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: BlobId, data: &[u8]) -> (Loc, Option<FinishedPack>) {
         if !self.chunk.is_empty() && self.chunk.len() + data.len() > CHUNK_TARGET {
             self.flush_chunk(seal);
         }
+        let loc = Loc {
+            pack: self.pid,
+            chunk: self.pack.len() as u32,
+            offset: self.chunk.len() as u32,
+            len: data.len() as u32,
+        };
         self.chunk_blobs.push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
         self.chunk.extend_from_slice(data);
         if self.chunk.len() >= CHUNK_TARGET {
             self.flush_chunk(seal);
         }
-        if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None }
+        (loc, if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None })
     }
 
     /// Bytes sealed into chunks so far, over all packs.
@@ -103,6 +127,7 @@ impl Packer {
             self.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
         }
         self.sealed += sealed.len() as u64;
+        self.chunks.push((chunk_off, sealed.len() as u32));
         self.pack.extend_from_slice(&sealed);
         self.chunk.clear();
     }
@@ -131,7 +156,14 @@ impl Packer {
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let name = blake3::hash(&bytes).to_hex().to_string();
-        Some(FinishedPack { name, bytes, entries: std::mem::take(&mut self.entries) })
+        let pid = std::mem::replace(&mut self.pid, rand::random());
+        Some(FinishedPack {
+            pid,
+            name,
+            bytes,
+            chunks: std::mem::take(&mut self.chunks),
+            entries: std::mem::take(&mut self.entries),
+        })
     }
 }
 
@@ -235,11 +267,14 @@ mod tests {
         let keys = OrgKeys::from_material(&[3u8; 64]);
         let mut p = Packer::new();
         let mut ids = Vec::new();
+        let mut locs = Vec::new();
         for i in 0..2000 {
             let data = format!("{{\"id\":{i},\"name\":\"record number {i}\"}}");
             let id = keys.blob_id(data.as_bytes());
             ids.push((id, data.clone()));
-            assert!(p.add(&keys.seal, BlobKind::Record, id, data.as_bytes()).is_none());
+            let (loc, full) = p.add(&keys.seal, BlobKind::Record, id, data.as_bytes());
+            assert!(full.is_none());
+            locs.push(loc);
         }
         let pack = p.finish(&keys.seal).unwrap();
         let raw: usize = ids.iter().map(|(_, d)| d.len()).sum();
@@ -247,6 +282,11 @@ mod tests {
         let (entries, bad) = verify(&keys, &pack.bytes).unwrap();
         assert_eq!(entries, pack.entries);
         assert!(bad.is_empty());
+        assert!(locs.iter().all(|l| l.pack == pack.pid));
+        for (l, e) in locs.iter().zip(&pack.entries) {
+            assert_eq!((l.chunk, l.offset, l.len), (e.chunk_off, e.inner_off, e.len), "a blob is where add said");
+        }
+        assert_eq!(pack.chunks.len(), pack.entries.chunk_by(|a, b| a.chunk_off == b.chunk_off).count());
         let e = &pack.entries[1234];
         let chunk = open_chunk(
             &keys.seal,

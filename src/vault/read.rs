@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::catalog::read as rows;
-use super::{Org, Vault};
+use std::collections::HashMap;
+
+use super::catalog::SnapshotRecord;
+use super::state::{Entry, Key, Page, State};
+use super::write::Chain;
+use super::{BlobRef, Org, Vault};
 
 /// A data type in the vault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,6 +87,9 @@ pub struct TypeInfo {
     pub key: String,
     pub name: String,
     pub path: Vec<String>,
+    /// What its records' SIDs derive from (fixed when the vault first saw it).
+    #[serde(skip)]
+    pub(crate) seed: String,
 }
 
 impl TypeInfo {
@@ -244,14 +251,46 @@ fn ts(s: &str) -> Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(s).with_context(|| format!("catalog: time {s:?}"))?.with_timezone(&Utc))
 }
 
+/// One version of a record as a data type's deltas hold it.
+#[derive(Debug, Clone)]
+struct Step {
+    version: u32,
+    since: u64,
+    deleted: bool,
+    blob: BlobRef,
+}
+
+fn content_ref(e: &Entry) -> BlobRef {
+    BlobRef { loc: e.loc, id: e.hash }
+}
+
 impl Vault {
+    async fn org_of(&self, sid: &str) -> Result<Arc<Org>> {
+        self.existing_org(sid).await?.ok_or_else(|| anyhow!("no org {sid:?} in the vault"))
+    }
+
     /// The data types of an org (or of every org), by org, source and name.
     pub async fn types(&self, org: Option<&str>) -> Result<Vec<TypeInfo>> {
-        Ok(self.catalog.all_types(org).await?.into_iter().map(type_info).collect())
+        let org_id = match org {
+            Some(sid) => match self.existing_org(sid).await? {
+                Some(o) => Some(o.id),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
+        let mut out = Vec::new();
+        for r in self.catalog.type_records(org_id, None).await? {
+            let o = self.org_of(&r.org).await?;
+            out.push(Vault::type_info_of(&o, &r)?);
+        }
+        out.sort_by(|a, b| (&a.org, &a.source, &a.name, &a.key).cmp(&(&b.org, &b.source, &b.name, &b.key)));
+        Ok(out)
     }
 
     pub async fn type_info(&self, ty: TypeId) -> Result<TypeInfo> {
-        Ok(type_info(self.catalog.type_row(ty.0).await?))
+        let r = self.catalog.type_record(ty.0).await?;
+        let o = self.org_of(&r.org).await?;
+        Vault::type_info_of(&o, &r)
     }
 
     /// A data type named as `T`, `source/T` or `org/source/T`, T its name or its key.
@@ -282,36 +321,122 @@ impl Vault {
 
     /// Every snapshot (of one data type, or all), oldest first.
     pub async fn snapshots(&self, ty: Option<TypeId>) -> Result<Vec<SnapshotInfo>> {
-        self.catalog.snapshot_rows(ty.map(|t| t.0)).await?.into_iter().map(snapshot_info).collect()
+        self.catalog.snapshot_records(ty.map(|t| t.0)).await?.iter().map(snapshot_info).collect()
     }
 
     /// The snapshot of a data type that holds at `at`: the last one at or before it.
     pub async fn snapshot_at(&self, ty: TypeId, at: At) -> Result<Option<SnapshotInfo>> {
-        let row = match at {
-            At::Latest => self.catalog.snapshot_row_at(ty.0, None, None).await?,
-            At::Cycle(c) => self.catalog.snapshot_row_at(ty.0, Some(c.0), None).await?,
+        let r = match at {
+            At::Latest => self.catalog.snapshot_record_at(ty.0, None, None).await?,
+            At::Cycle(c) => self.catalog.snapshot_record_at(ty.0, Some(c.0), None).await?,
             At::Instant(t) => {
                 let t = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                self.catalog.snapshot_row_at(ty.0, None, Some(&t)).await?
+                self.catalog.snapshot_record_at(ty.0, None, Some(&t)).await?
             }
         };
-        row.map(snapshot_info).transpose()
+        r.as_ref().map(snapshot_info).transpose()
+    }
+
+    /// A data type's state at a cycle (its last snapshot at or before it), and what the
+    /// reading of it cost: the deltas on top of its last checkpoint.
+    pub(crate) async fn state_at(&self, ty: TypeId, cycle: Option<i64>) -> Result<(Arc<State>, Chain)> {
+        let chain = self.catalog.page_chain(ty.0, cycle.unwrap_or(i64::MAX)).await?;
+        let Some(last) = chain.last() else { return Ok((Arc::default(), Chain::default())) };
+        let deltas = chain.iter().skip(usize::from(chain[0].checkpoint.is_some())).filter(|s| s.delta.is_some());
+        let mut info =
+            Chain { deltas: deltas.clone().count(), entries: 0, has_checkpoint: chain[0].checkpoint.is_some() };
+        if let Some(s) = self.cached_state(ty.0, last.cycle) {
+            // What the chain holds is only counted when it is read.
+            info.entries = s.entries.len() / 4;
+            return Ok((s, info));
+        }
+        let t = self.catalog.type_record(ty.0).await?;
+        let org = self.org_of(&t.org).await?;
+        let mut state = match &chain[0].checkpoint {
+            Some(c) => State::from_page(self.page(&org, c).await?),
+            None => State::default(),
+        };
+        for s in chain.iter().skip(usize::from(chain[0].checkpoint.is_some())) {
+            if let Some(d) = &s.delta {
+                let page = self.page(&org, d).await?;
+                info.entries += page.entries.len();
+                state.apply(&page);
+            }
+        }
+        let state = Arc::new(state);
+        self.keep_state(ty.0, last.cycle, state.clone());
+        Ok((state, info))
+    }
+
+    async fn page(&self, org: &Org, r: &[u8]) -> Result<Page> {
+        let r = BlobRef::decode(r)?;
+        let bytes = self.read_blob(org, &r).await?;
+        Page::decode(&bytes).with_context(|| format!("org {}: a state page", org.sid))
+    }
+
+    fn cached_state(&self, ty: i64, cycle: i64) -> Option<Arc<State>> {
+        self.states.lock().unwrap().iter().find(|(k, _)| *k == (ty, cycle)).map(|(_, s)| s.clone())
+    }
+
+    fn keep_state(&self, ty: i64, cycle: i64, s: Arc<State>) {
+        let mut cache = self.states.lock().unwrap();
+        cache.retain(|(k, _)| *k != (ty, cycle));
+        if cache.len() >= 3 {
+            cache.remove(0);
+        }
+        cache.push(((ty, cycle), s));
+    }
+
+    /// The state a commit just made, for the next reader.
+    pub(crate) fn remember_state(&self, ty: i64, cycle: i64, s: State) {
+        self.keep_state(ty, cycle, Arc::new(s));
+    }
+
+    /// Every version of every record of a data type up to a cycle, from its deltas.
+    async fn steps(&self, ty: TypeId, until: Option<i64>) -> Result<HashMap<Key, (String, Vec<Step>)>> {
+        let t = self.catalog.type_record(ty.0).await?;
+        let org = self.org_of(&t.org).await?;
+        let mut out: HashMap<Key, (String, Vec<Step>)> = HashMap::new();
+        for s in self.catalog.snapshot_records(Some(ty.0)).await? {
+            if until.is_some_and(|u| s.cycle > u) {
+                break;
+            }
+            let Some(d) = &s.delta else { continue };
+            for (k, e) in self.page(&org, d).await?.entries {
+                let slot = out.entry(k).or_insert_with(|| (e.id.clone(), Vec::new()));
+                if slot.1.last().is_none_or(|l| l.version != e.version) {
+                    slot.1.push(Step { version: e.version, since: e.since, deleted: e.deleted, blob: content_ref(&e) });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A record by its SID, or by its id at the source when that names exactly one record.
     pub async fn record(&self, sid_or_id: &str) -> Result<RecordInfo> {
-        if let Some(r) = self.catalog.record_by_sid(sid_or_id).await? {
-            return Ok(record_info(r));
+        let types = self.types(None).await?;
+        let by_sid = crate::util::unbase32(sid_or_id).and_then(|k| <Key>::try_from(k.as_slice()).ok());
+        let mut found = Vec::new();
+        for t in &types {
+            let (state, _) = self.state_at(t.id, None).await?;
+            if let Some(k) = by_sid
+                && let Some(e) = state.get(&k)
+            {
+                return Ok(record_info(t, &k, e));
+            }
+            let org = self.org_of(&t.org).await?;
+            let k = Vault::record_key(&org, t, sid_or_id);
+            if let Some(e) = state.get(&k) {
+                found.push(record_info(t, &k, e));
+            }
         }
-        let found = self.catalog.records_by_source_id(sid_or_id).await?;
         match found.len() {
-            1 => Ok(record_info(found.into_iter().next().expect("one"))),
+            1 => Ok(found.pop().expect("one")),
             0 => bail!("no record with SID or source id {sid_or_id:?} in the vault"),
             _ => bail!(
                 "{sid_or_id:?} is the id of several records; name one by its SID: {}",
                 found
-                    .into_iter()
-                    .map(record_info)
+                    .iter()
                     .map(|i| format!("{} ({}/{}/{})", i.sid, i.org, i.source, i.data_type))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -319,21 +444,42 @@ impl Vault {
         }
     }
 
+    async fn record_steps(&self, r: &RecordInfo) -> Result<Vec<Step>> {
+        let key = record_key_of(r)?;
+        Ok(self.steps(r.type_id, None).await?.remove(&key).map(|(_, s)| s).unwrap_or_default())
+    }
+
     /// Every version of a record, oldest first.
     pub async fn history(&self, r: &RecordInfo) -> Result<Vec<VersionInfo>> {
-        self.catalog.version_rows(&r.sid).await?.iter().map(version_info).collect()
+        let steps = self.record_steps(r).await?;
+        let starts = self.catalog.cycle_starts().await?;
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(VersionInfo {
+                    version: s.version,
+                    deleted: s.deleted,
+                    captured_at: captured(&starts, s.since)?,
+                    from_cycle: CycleId(s.since as i64),
+                    to_cycle: steps.get(i + 1).map(|n| CycleId(n.since as i64)),
+                    size: if s.deleted { 0 } else { s.blob.loc.len as u64 },
+                })
+            })
+            .collect()
     }
 
     /// The content of one version (None for a deletion).
     pub async fn version_content(&self, r: &RecordInfo, version: u32) -> Result<Option<StoredVersion>> {
-        let rows = self.catalog.version_rows(&r.sid).await?;
-        let v = rows
-            .iter()
-            .find(|v| v.version == version as i64)
-            .ok_or_else(|| anyhow!("{} has no version {version} (it has 1 to {})", r.sid, rows.len()))?;
-        let Some(blob) = &v.blob else { return Ok(None) };
+        let steps = self.record_steps(r).await?;
+        let s = steps.iter().find(|s| s.version == version).ok_or_else(|| {
+            anyhow!("{} has no version {version} (it has 1 to {})", r.sid, steps.last().map_or(0, |s| s.version))
+        })?;
+        if s.deleted {
+            return Ok(None);
+        }
         let org = self.org_of(&r.org).await?;
-        Ok(Some(StoredVersion::decode(&self.read_blob(&org, blob).await?)?))
+        Ok(Some(StoredVersion::decode(&self.read_blob(&org, &s.blob).await?)?))
     }
 
     /// The version of a record current at `at` (None: it did not exist yet).
@@ -346,34 +492,100 @@ impl Vault {
             },
         };
         let versions = self.history(r).await?;
-        Ok(versions.into_iter().find(|v| match cycle {
-            None => v.to_cycle.is_none(),
-            Some(c) => v.from_cycle <= c && v.to_cycle.is_none_or(|t| t > c),
-        }))
+        Ok(versions.into_iter().rev().find(|v| cycle.is_none_or(|c| v.from_cycle <= c)))
     }
 
     /// Every live record of a data type at a snapshot's cycle, with its content, in the order
     /// the vault stores them (so a whole snapshot reads at the speed of the store).
     pub fn records_at(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<RecordVersion>> {
-        self.version_stream(ty, rows::Selection::LiveAt(cycle.0))
+        self.version_stream(ty, cycle, false)
     }
 
     /// Every version with content of a data type up to a cycle (deleted records' included),
     /// in the order the vault stores them.
     pub fn versions_until(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<RecordVersion>> {
-        self.version_stream(ty, rows::Selection::Until(cycle.0))
+        self.version_stream(ty, cycle, true)
+    }
+
+    /// The versions `records_at` (or with `history`, `versions_until`) gives, without their
+    /// content: (key, id at the source, version, since, content place, has files).
+    async fn selection(&self, ty: TypeId, cycle: CycleId, history: bool) -> Result<Vec<Picked>> {
+        let mut out = Vec::new();
+        if history {
+            for (k, (id, steps)) in self.steps(ty, Some(cycle.0)).await? {
+                for s in steps.into_iter().filter(|s| !s.deleted) {
+                    out.push(Picked {
+                        key: k,
+                        id: id.clone(),
+                        version: s.version,
+                        since: s.since,
+                        blob: s.blob,
+                        files: true,
+                    });
+                }
+            }
+        } else {
+            let (state, _) = self.state_at(ty, Some(cycle.0)).await?;
+            for (k, e) in state.live() {
+                out.push(Picked {
+                    key: *k,
+                    id: e.id.clone(),
+                    version: e.version,
+                    since: e.since,
+                    blob: content_ref(e),
+                    files: e.has_files,
+                });
+            }
+        }
+        out.sort_by_key(|p| p.blob.loc);
+        Ok(out)
+    }
+
+    fn version_stream(&self, ty: TypeId, cycle: CycleId, history: bool) -> BoxStream<'_, Result<RecordVersion>> {
+        let start = async move {
+            let t = self.catalog.type_record(ty.0).await?;
+            let org = self.org_of(&t.org).await?;
+            let starts = Arc::new(self.catalog.cycle_starts().await?);
+            anyhow::Ok((org, starts, self.selection(ty, cycle, history).await?))
+        };
+        futures::stream::once(start)
+            .map(move |r| match r {
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                Ok((org, starts, picked)) => {
+                    // One chunk at a time, in store order, decoded off the async threads; two
+                    // in flight, one per core.
+                    let groups: Vec<Vec<Picked>> = picked
+                        .chunk_by(|a, b| (a.blob.loc.pack, a.blob.loc.chunk) == (b.blob.loc.pack, b.blob.loc.chunk))
+                        .map(<[Picked]>::to_vec)
+                        .collect();
+                    let reader = self.reader_handle();
+                    futures::stream::iter(groups)
+                        .map(move |g| {
+                            let (org, starts, reader) = (org.clone(), starts.clone(), reader.clone());
+                            async move { read_group(&reader, org, starts, g).await }
+                        })
+                        .buffered(2)
+                        .flat_map(|r: Result<Vec<RecordVersion>>| match r {
+                            Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
+                            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                        })
+                        .boxed()
+                }
+            })
+            .flatten()
+            .boxed()
     }
 
     /// The files the live records of a data type refer to at a cycle (with `history`: that
     /// every version up to the cycle refers to), each once, with their sizes: what an archive
     /// of it holds, known before it is built.
     pub async fn files_at(&self, ty: TypeId, cycle: CycleId, history: bool) -> Result<Vec<StoredFile>> {
-        let which = if history { rows::Selection::Until(cycle.0) } else { rows::Selection::LiveAt(cycle.0) };
+        let t = self.catalog.type_record(ty.0).await?;
+        let org = self.org_of(&t.org).await?;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        let mut s = self.version_stream(ty, which);
-        while let Some(v) = s.next().await {
-            for f in v?.content.files {
+        for p in self.selection(ty, cycle, history).await?.into_iter().filter(|p| p.files) {
+            for f in StoredVersion::decode(&self.read_blob(&org, &p.blob).await?)?.files {
                 if seen.insert(f.uid.clone()) {
                     out.push(f);
                 }
@@ -385,77 +597,90 @@ impl Vault {
     /// How many versions a snapshot (or with `history`, every version up to it) holds, and
     /// their bytes as stored, without reading them.
     pub async fn count_at(&self, ty: TypeId, cycle: CycleId, history: bool) -> Result<(u64, u64)> {
-        let which = if history { rows::Selection::Until(cycle.0) } else { rows::Selection::LiveAt(cycle.0) };
-        self.catalog.content_totals(ty.0, which).await
-    }
-
-    fn version_stream(&self, ty: TypeId, which: rows::Selection) -> BoxStream<'_, Result<RecordVersion>> {
-        let start = async move {
-            let info = self.type_info(ty).await?;
-            let org = self.org_of(&info.org).await?;
-            let list = self.catalog.content_rows(ty.0, which).await?;
-            anyhow::Ok((org, list))
-        };
-        futures::stream::once(start)
-            .map(move |r| match r {
-                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                Ok((org, list)) => futures::stream::iter(list)
-                    .then(move |row| {
-                        let org = org.clone();
-                        async move { self.record_version(&org, row).await }
-                    })
-                    .boxed(),
-            })
-            .flatten()
-            .boxed()
-    }
-
-    async fn record_version(&self, org: &Org, row: rows::ContentRow) -> Result<RecordVersion> {
-        let bytes = self.read_blob_at(org, &row.loc).await?;
-        Ok(RecordVersion {
-            sid: row.sid,
-            source_id: row.source_id,
-            version: row.version as u32,
-            captured_at: ts(&row.captured_at)?,
-            since: CycleId(row.from_cycle),
-            content: StoredVersion::decode(&bytes)?,
-        })
+        let picked = self.selection(ty, cycle, history).await?;
+        Ok((picked.len() as u64, picked.iter().map(|p| p.blob.loc.len as u64).sum()))
     }
 
     /// Records added, changed and deleted between two snapshots of a data type (`from` None:
     /// since the beginning), with the later content, by id at the source.
     pub async fn changes_between(&self, ty: TypeId, from: Option<CycleId>, to: CycleId) -> Result<Vec<Change>> {
-        let info = self.type_info(ty).await?;
-        let org = self.org_of(&info.org).await?;
+        let t = self.catalog.type_record(ty.0).await?;
+        let org = self.org_of(&t.org).await?;
+        let starts = self.catalog.cycle_starts().await?;
+        let before = match from {
+            Some(c) => Some(self.state_at(ty, Some(c.0)).await?.0),
+            None => None,
+        };
+        let (after, _) = self.state_at(ty, Some(to.0)).await?;
+        let lo = from.map_or(0, |c| c.0);
         let mut out = Vec::new();
-        for c in self.catalog.change_rows(ty.0, from.map(|c| c.0), to.0).await? {
-            let kind = match (c.before, &c.after) {
-                (None, Some(_)) => ChangeKind::Added,
-                (Some(_), None) => ChangeKind::Deleted,
-                (Some(x), Some(y)) if x != y.version => ChangeKind::Changed,
+        for (k, e) in after.entries.iter().filter(|(_, e)| e.since as i64 > lo) {
+            let was = before.as_ref().and_then(|b| b.get(k)).filter(|b| !b.deleted).map(|b| b.version);
+            let kind = match (was, e.deleted) {
+                (None, false) => ChangeKind::Added,
+                (Some(_), true) => ChangeKind::Deleted,
+                (Some(v), false) if v != e.version => ChangeKind::Changed,
                 _ => continue,
             };
-            let after = match c.after {
-                Some(row) => Some(self.record_version(&org, row).await?),
-                None => None,
+            let after = match e.deleted {
+                true => None,
+                false => Some(RecordVersion {
+                    sid: crate::util::base32(k),
+                    source_id: e.id.clone(),
+                    version: e.version,
+                    captured_at: captured(&starts, e.since)?,
+                    since: CycleId(e.since as i64),
+                    content: StoredVersion::decode(&self.read_blob(&org, &content_ref(e)).await?)?,
+                }),
             };
-            out.push(Change { kind, sid: c.sid, source_id: c.source_id, before: c.before.map(|v| v as u32), after });
+            out.push(Change { kind, sid: crate::util::base32(k), source_id: e.id.clone(), before: was, after });
         }
+        out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
         Ok(out)
     }
 
     /// Records deleted at their source and not back since, newest deletions first.
     pub async fn deleted_records(&self, org: Option<&str>) -> Result<Vec<DeletedRecord>> {
+        let starts = self.catalog.cycle_starts().await?;
         let mut out = Vec::new();
-        for d in self.catalog.deleted_rows(org).await? {
-            let o = self.org_of(&d.record.org).await?;
-            let noticed = ts(&d.noticed)?;
-            let noticed_cycle = CycleId(d.noticed_cycle);
-            let last_seen = d.last_seen.as_deref().map(ts).transpose()?;
-            let record = record_info(d.record);
-            let last = self.record_version(&o, d.last).await?;
-            out.push(DeletedRecord { record, last, last_seen, noticed, noticed_cycle });
+        for t in self.types(org).await? {
+            let o = self.org_of(&t.org).await?;
+            let (state, _) = self.state_at(t.id, None).await?;
+            if !state.entries.iter().any(|(_, e)| e.deleted) {
+                continue;
+            }
+            let snaps = self.snapshots(Some(t.id)).await?;
+            let steps = self.steps(t.id, None).await?;
+            for (k, e) in state.entries.iter().filter(|(_, e)| e.deleted) {
+                let noticed_cycle = CycleId(e.since as i64);
+                let last_seen = snaps.iter().rev().find(|s| s.cycle < noticed_cycle).map(|s| s.taken_at);
+                let content = StoredVersion::decode(&self.read_blob(&o, &content_ref(e)).await?)?;
+                let last_since =
+                    steps.get(k).and_then(|(_, s)| s.iter().rev().find(|s| !s.deleted)).map_or(e.since, |s| s.since);
+                out.push(DeletedRecord {
+                    record: record_info(&t, k, e),
+                    last: RecordVersion {
+                        sid: crate::util::base32(k),
+                        source_id: e.id.clone(),
+                        version: e.version.saturating_sub(1),
+                        captured_at: captured(&starts, last_since)?,
+                        since: CycleId(last_since as i64),
+                        content,
+                    },
+                    last_seen,
+                    noticed: captured(&starts, e.since)?,
+                    noticed_cycle,
+                });
+            }
         }
+        out.sort_by(|a, b| {
+            (b.noticed_cycle, &a.record.source, &a.record.data_type, &a.record.source_id).cmp(&(
+                a.noticed_cycle,
+                &b.record.source,
+                &b.record.data_type,
+                &b.record.source_id,
+            ))
+        });
         Ok(out)
     }
 
@@ -467,34 +692,65 @@ impl Vault {
         uid: &str,
     ) -> Result<(u64, impl tokio::io::AsyncRead + Send + Unpin + use<>)> {
         let o = self.org_of(org).await?;
-        let (size, pieces) = self
-            .catalog
-            .file_pieces(o.id, uid)
-            .await?
-            .ok_or_else(|| anyhow!("file {uid} is not in the vault of org {org}"))?;
-        let me = self.reader_handle();
-        let stream = futures::stream::iter(pieces).then(move |loc| {
-            let (me, o) = (me.clone(), o.clone());
+        let (size, pieces) =
+            self.file_pieces(&o, uid).await?.ok_or_else(|| anyhow!("file {uid} is not in the vault of org {org}"))?;
+        let reader = self.reader_handle();
+        let stream = futures::stream::iter(pieces).then(move |p| {
+            let (reader, o) = (reader.clone(), o.clone());
             async move {
-                me.read_blob_at(&o, &loc)
-                    .await
-                    .map(bytes::Bytes::from)
-                    .map_err(|e| std::io::Error::other(format!("{e:#}")))
+                reader.read(&o, &p).await.map(bytes::Bytes::from).map_err(|e| std::io::Error::other(format!("{e:#}")))
             }
         });
         Ok((size, tokio_util::io::StreamReader::new(Box::pin(stream))))
     }
+}
 
-    async fn org_of(&self, sid: &str) -> Result<Arc<Org>> {
-        self.existing_org(sid).await?.ok_or_else(|| anyhow!("no org {sid:?} in the vault"))
+/// A version picked for reading, and where its content is.
+#[derive(Debug, Clone)]
+struct Picked {
+    key: Key,
+    id: String,
+    version: u32,
+    since: u64,
+    blob: BlobRef,
+    /// Its content may refer to files.
+    files: bool,
+}
+
+async fn read_group(
+    reader: &super::BlobReader,
+    org: Arc<Org>,
+    starts: Arc<HashMap<i64, String>>,
+    group: Vec<Picked>,
+) -> Result<Vec<RecordVersion>> {
+    let mut blobs = Vec::with_capacity(group.len());
+    for p in &group {
+        blobs.push(reader.read(&org, &p.blob).await?);
     }
+    tokio::task::spawn_blocking(move || {
+        group
+            .into_iter()
+            .zip(blobs)
+            .map(|(p, b)| {
+                Ok(RecordVersion {
+                    sid: crate::util::base32(&p.key),
+                    source_id: p.id,
+                    version: p.version,
+                    captured_at: captured(&starts, p.since)?,
+                    since: CycleId(p.since as i64),
+                    content: StoredVersion::decode(&b)?,
+                })
+            })
+            .collect()
+    })
+    .await?
 }
 
-fn type_info(r: rows::TypeRowFull) -> TypeInfo {
-    TypeInfo { id: TypeId(r.id), org: r.org, source: r.source, key: r.key, name: r.name, path: r.path }
+fn captured(starts: &HashMap<i64, String>, cycle: u64) -> Result<DateTime<Utc>> {
+    ts(starts.get(&(cycle as i64)).ok_or_else(|| anyhow!("catalog: cycle {cycle} is missing"))?)
 }
 
-fn snapshot_info(r: rows::SnapshotRow) -> Result<SnapshotInfo> {
+fn snapshot_info(r: &SnapshotRecord) -> Result<SnapshotInfo> {
     Ok(SnapshotInfo {
         type_id: TypeId(r.type_id),
         cycle: CycleId(r.cycle),
@@ -509,27 +765,22 @@ fn snapshot_info(r: rows::SnapshotRow) -> Result<SnapshotInfo> {
     })
 }
 
-fn record_info(r: rows::RecordRow) -> RecordInfo {
+fn record_info(t: &TypeInfo, k: &Key, e: &Entry) -> RecordInfo {
     RecordInfo {
-        sid: r.sid,
-        org: r.org,
-        source: r.source,
-        data_type: r.type_name,
-        type_key: r.type_key,
-        source_id: r.source_id,
-        type_id: TypeId(r.type_id),
+        sid: crate::util::base32(k),
+        org: t.org.clone(),
+        source: t.source.clone(),
+        data_type: t.name.clone(),
+        type_key: t.key.clone(),
+        source_id: e.id.clone(),
+        type_id: t.id,
     }
 }
 
-fn version_info(v: &rows::VersionRow) -> Result<VersionInfo> {
-    Ok(VersionInfo {
-        version: v.version as u32,
-        deleted: v.deleted,
-        captured_at: ts(&v.captured_at)?,
-        from_cycle: CycleId(v.from_cycle),
-        to_cycle: v.to_cycle.map(CycleId),
-        size: v.size as u64,
-    })
+fn record_key_of(r: &RecordInfo) -> Result<Key> {
+    crate::util::unbase32(&r.sid)
+        .and_then(|k| <Key>::try_from(k.as_slice()).ok())
+        .ok_or_else(|| anyhow!("{:?} is not a SID", r.sid))
 }
 
 #[cfg(test)]

@@ -1,25 +1,36 @@
 //! The raw blob store: where packs, the vault config and the wrapped master key live.
-//! object_store gives the local folder (atomic writes by rename) and, later, S3.
+//! object_store gives the local folder (atomic writes by rename) and, later, S3. Each kind
+//! knows what makes its writes durable: a local folder needs an fsync, S3 acknowledges
+//! durably.
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The store kinds `vault.store` may name.
 const SUPPORTED: &str = "a folder path (relative to the config, or absolute), or file:///absolute/path";
 
-pub struct Opened {
-    pub store: Arc<dyn ObjectStore>,
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
     /// Where it is, for messages.
     pub shown: String,
-    /// The folder, for a local store: its writes need an fsync to be durable, and its empty
-    /// folders are tidied by hand.
-    pub local_root: Option<PathBuf>,
+    /// The folder, for a local store.
+    local_root: Option<PathBuf>,
 }
 
-pub fn open(spec: &str, base: &Path) -> Result<Opened> {
+impl std::ops::Deref for Store {
+    type Target = dyn ObjectStore;
+    fn deref(&self) -> &Self::Target {
+        self.inner.as_ref()
+    }
+}
+
+pub fn open(spec: &str, base: &Path) -> Result<Store> {
     let path = match spec.split_once("://") {
         Some(("file", rest)) => {
             if !rest.starts_with('/') {
@@ -40,5 +51,35 @@ pub fn open(spec: &str, base: &Path) -> Result<Opened> {
     std::fs::create_dir_all(&path).with_context(|| format!("cannot create blob store folder {}", path.display()))?;
     let path = path.canonicalize()?;
     let fs = LocalFileSystem::new_with_prefix(&path).with_context(|| format!("blob store {}", path.display()))?;
-    Ok(Opened { store: Arc::new(fs), shown: path.display().to_string(), local_root: Some(path) })
+    Ok(Store { inner: Arc::new(fs), shown: path.display().to_string(), local_root: Some(path) })
+}
+
+impl Store {
+    /// The folder an object path is in, for a local store (to tidy empty folders).
+    pub fn local_dir(&self, p: &StorePath) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(p.as_ref()))
+    }
+
+    /// Writes an object so that it survives a power cut once this returns: the catalog may
+    /// then name it.
+    pub async fn put_durable(&self, path: &StorePath, bytes: Bytes) -> Result<()> {
+        self.inner.put(path, bytes.into()).await.with_context(|| format!("cannot write {path} to {}", self.shown))?;
+        // The local store renames into place but does not fsync the file or its folders.
+        if let Some(file) = self.local_dir(path) {
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                let mut dir = file.parent();
+                for _ in 0..3 {
+                    if let Some(d) = dir {
+                        std::fs::File::open(d)?.sync_all()?;
+                        dir = d.parent();
+                    }
+                }
+                Ok(())
+            })
+            .await?
+            .with_context(|| format!("cannot sync {path} to disk in {}", self.shown))?;
+        }
+        Ok(())
+    }
 }

@@ -1,14 +1,16 @@
 //! Catalog schema versions: a new catalog gets the current schema; an older one is brought
 //! up to it in place, in one transaction per step, so a crash mid-way leaves the old
-//! version whole.
+//! version whole. Steps that need the vault's keys (2 to 3 seals what was plain and writes
+//! state pages) are the vault's: `migrate` says when one is due.
 
 use anyhow::{Context, Result, bail};
 
 use super::{Catalog, schema};
 
 impl Catalog {
-    /// Creates or upgrades the schema. Returns the version the catalog had (None: new).
-    pub async fn migrate(&self) -> Result<Option<i64>> {
+    /// Creates the schema of a new catalog, or runs the upgrade steps that need no keys.
+    /// Returns the schema version the catalog is at now (the vault upgrades 2 to 3).
+    pub async fn migrate(&self) -> Result<i64> {
         let had = match self.meta("schema_version").await? {
             None => None,
             Some(v) => {
@@ -16,6 +18,10 @@ impl Catalog {
             }
         };
         match had {
+            None => {
+                self.run(&schema::statements(self.postgres), None).await?;
+                Ok(schema::SCHEMA_VERSION)
+            }
             Some(v) if v > schema::SCHEMA_VERSION => bail!(
                 "catalog {} has schema {v}, newer than this daybook knows ({}): upgrade daybook",
                 self.display,
@@ -24,15 +30,15 @@ impl Catalog {
             Some(1) => {
                 tracing::warn!("catalog {}: upgrading schema 1 to 2", self.display);
                 self.run(&schema::v1_to_v2(self.postgres), Some(2)).await?;
+                Ok(2)
             }
-            // Up to date: nothing runs (DDL would wait for the locks of running backups).
-            Some(_) => {}
-            None => self.run(&schema::statements(self.postgres), None).await?,
+            // Up to date, or at 2 for the vault to upgrade: nothing runs here (DDL would
+            // wait for the locks of running backups).
+            Some(v) => Ok(v),
         }
-        Ok(had)
     }
 
-    async fn run(&self, statements: &[String], version: Option<i64>) -> Result<()> {
+    pub(crate) async fn run(&self, statements: &[String], version: Option<i64>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for s in statements {
             sqlx::query(s).execute(&mut *tx).await.with_context(|| format!("catalog schema: {s}"))?;

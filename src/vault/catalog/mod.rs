@@ -1,23 +1,33 @@
-//! The catalog: what the store holds and what it means (orgs, records, versions,
-//! snapshots, packs, blobs, files). SQLite by default, PostgreSQL for several daemons.
-//! Both run the same SQL through sqlx's `Any` driver.
+//! The catalog: what the store holds and what it means (orgs, cycles, data types, snapshots
+//! and the state pages they name, packs, files, the backup log, restores, leases). SQLite by
+//! default, PostgreSQL for several daemons; both run the same SQL through sqlx's `Any`
+//! driver. All of daybook's SQL is here, behind typed functions.
 
+mod commit;
+mod files;
 mod lock;
 mod log;
 mod migrate;
-pub mod read;
+mod orgs;
+mod packs;
 mod restores;
 mod schema;
+mod snapshots;
 mod types;
+pub mod v2;
 
+pub use commit::CommitRows;
+pub use files::FileRecord;
 pub use lock::{Lease, LockError};
 pub use log::LogEntry;
-pub use restores::RestoreRow;
-pub use types::{TypeIdentity, TypeRow};
+pub use packs::PackRecord;
+pub use restores::RestoreRecord;
+pub use snapshots::SnapshotRecord;
+pub use types::{TypeOp, TypeRecord};
 
 use anyhow::{Context, Result, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyPool, Row};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -32,10 +42,6 @@ pub struct Catalog {
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
-
-/// Bytes per record in a `type_state` row: key 10, content id 16, text hash 16,
-/// version 4, deleted 1.
-pub const STATE_ENTRY: usize = 10 + 16 + 16 + 4 + 1;
 
 /// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
 pub const BATCH: usize = 400;
@@ -185,175 +191,27 @@ impl Params {
 }
 
 impl Catalog {
-    /// The names of an org's packs.
-    pub async fn pack_names(&self, org_id: i64) -> Result<std::collections::HashSet<String>> {
-        let rows = sqlx::query("SELECT name FROM packs WHERE org_id = $1").bind(org_id).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+    pub async fn cycle_start(&self) -> Result<i64> {
+        let row = sqlx::query("INSERT INTO cycles (started_at, status) VALUES ($1, 'running') RETURNING id")
+            .bind(crate::util::now_rfc3339())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
     }
-}
 
-pub async fn cycle_start(conn: &mut AnyConnection) -> Result<i64> {
-    let row = sqlx::query("INSERT INTO cycles (started_at, status) VALUES ($1, 'running') RETURNING id")
-        .bind(crate::util::now_rfc3339())
-        .fetch_one(conn)
-        .await?;
-    Ok(row.get(0))
-}
-
-pub async fn cycle_finish(conn: &mut AnyConnection, id: i64, status: &str) -> Result<()> {
-    sqlx::query("UPDATE cycles SET finished_at = $1, status = $2 WHERE id = $3")
-        .bind(crate::util::now_rfc3339())
-        .bind(status)
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Records a pack and the blobs it holds.
-pub async fn insert_pack(
-    conn: &mut AnyConnection,
-    pg: bool,
-    org_id: i64,
-    cycle: i64,
-    name: &str,
-    size: usize,
-    entries: &[crate::vault::pack::PackEntry],
-) -> Result<()> {
-    let row = sqlx::query("INSERT INTO packs (org_id, name, size, cycle_id) VALUES ($1, $2, $3, $4) RETURNING id")
-        .bind(org_id)
-        .bind(name)
-        .bind(size as i64)
-        .bind(cycle)
-        .fetch_one(&mut *conn)
-        .await?;
-    let pack_id: i64 = row.get(0);
-    for batch in entries.chunks(BATCH) {
-        let sql = format!(
-            "INSERT INTO blobs (org_id, id, pack_id, kind, chunk_off, chunk_len, inner_off, len) VALUES {} ON CONFLICT (org_id, id) DO NOTHING",
-            Params::new(pg).rows(batch.len(), 8)
-        );
-        let mut q = sqlx::query(&sql);
-        for e in batch {
-            q = q
-                .bind(org_id)
-                .bind(e.id.to_vec())
-                .bind(pack_id)
-                .bind(e.kind as i64)
-                .bind(e.chunk_off as i64)
-                .bind(e.chunk_len as i64)
-                .bind(e.inner_off as i64)
-                .bind(e.len as i64);
-        }
-        q.execute(&mut *conn).await?;
+    pub async fn cycle_finish(&self, id: i64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE cycles SET finished_at = $1, status = $2 WHERE id = $3")
+            .bind(crate::util::now_rfc3339())
+            .bind(status)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
-    Ok(())
-}
 
-/// Which of `ids` the org already stores.
-pub async fn existing_blobs(
-    conn: &mut AnyConnection,
-    pg: bool,
-    org_id: i64,
-    ids: &[[u8; 16]],
-) -> Result<std::collections::HashSet<[u8; 16]>> {
-    let mut out = std::collections::HashSet::new();
-    for batch in ids.chunks(BATCH) {
-        let mut p = Params::new(pg);
-        let sql = format!("SELECT id FROM blobs WHERE org_id = {} AND id IN ({})", p.one(), p.list(batch.len()));
-        let mut q = sqlx::query(&sql).bind(org_id);
-        for id in batch {
-            q = q.bind(id.to_vec());
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            let v: Vec<u8> = r.get(0);
-            if let Ok(a) = v.try_into() {
-                out.insert(a);
-            }
-        }
+    /// When each cycle started, by id.
+    pub async fn cycle_starts(&self) -> Result<std::collections::HashMap<i64, String>> {
+        let rows = sqlx::query("SELECT id, started_at FROM cycles").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
-    Ok(out)
-}
-
-/// Records' ids at their source, by SID.
-pub async fn source_ids(
-    conn: &mut AnyConnection,
-    pg: bool,
-    sids: &[String],
-) -> Result<std::collections::HashMap<String, String>> {
-    let mut out = std::collections::HashMap::new();
-    for batch in sids.chunks(BATCH) {
-        let mut p = Params::new(pg);
-        let sql = format!("SELECT sid, source_id FROM records WHERE sid IN ({})", p.list(batch.len()));
-        let mut q = sqlx::query(&sql);
-        for sid in batch {
-            q = q.bind(sid);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            out.insert(r.get(0), r.get(1));
-        }
-    }
-    Ok(out)
-}
-
-/// Where a blob is: pack name and offsets.
-#[derive(Clone, Debug)]
-pub struct BlobLoc {
-    /// Its content id, to verify what is read.
-    pub id: [u8; 16],
-    pub pack: String,
-    pub chunk_off: u32,
-    pub chunk_len: u32,
-    pub inner_off: u32,
-    pub len: u32,
-}
-
-pub async fn blob_loc(conn: &mut AnyConnection, org_id: i64, id: &[u8]) -> Result<Option<BlobLoc>> {
-    let row = sqlx::query(
-        "SELECT p.name, b.chunk_off, b.chunk_len, b.inner_off, b.len FROM blobs b JOIN packs p ON p.id = b.pack_id WHERE b.org_id = $1 AND b.id = $2",
-    )
-    .bind(org_id)
-    .bind(id.to_vec())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| BlobLoc {
-        id: id.try_into().unwrap_or_default(),
-        pack: r.get(0),
-        chunk_off: r.get::<i64, _>(1) as u32,
-        chunk_len: r.get::<i64, _>(2) as u32,
-        inner_off: r.get::<i64, _>(3) as u32,
-        len: r.get::<i64, _>(4) as u32,
-    }))
-}
-
-/// A stored file: its pieces' blob ids, in order.
-pub async fn file(conn: &mut AnyConnection, org_id: i64, uid: &str) -> Result<Option<(u64, Vec<[u8; 16]>)>> {
-    let row = sqlx::query("SELECT size, pieces FROM files WHERE org_id = $1 AND uid = $2")
-        .bind(org_id)
-        .bind(uid)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|r| {
-        let pieces: Vec<u8> = r.get(1);
-        (r.get::<i64, _>(0) as u64, pieces.chunks(16).filter_map(|c| c.try_into().ok()).collect())
-    }))
-}
-
-pub async fn insert_file(
-    conn: &mut AnyConnection,
-    org_id: i64,
-    uid: &str,
-    size: u64,
-    pieces: &[[u8; 16]],
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO files (org_id, uid, size, pieces) VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, uid) DO NOTHING",
-    )
-    .bind(org_id)
-    .bind(uid)
-    .bind(size as i64)
-    .bind(pieces.concat())
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -1,33 +1,18 @@
 //! Catalog tables. One text for both SQLite and PostgreSQL; `{pk}` and `{blob}` differ.
 //!
-//! A record's versions each carry the cycle range in which they were current
-//! (`from_cycle`, `to_cycle`), so a snapshot costs rows only for what changed, and the state
-//! at any cycle is "versions whose range holds that cycle". `type_state` holds each data
-//! type's current versions in a few compact rows (derivable from `versions`, rewritten in the
-//! same transaction), so a cycle starts with one read instead of one row per record.
+//! Schema 3 keeps no row per record or per version: a data type's records live in its state
+//! pages (sealed, in the packs), and the catalog holds per cycle one snapshot row per data
+//! type naming its pages, per pack one row with its chunk table, per file one row with its
+//! pieces. Nothing an app said is in the clear: data type keys, names and paths, restore ids
+//! and notes, and the log's messages are sealed with their org's key.
 
-/// 1: the first release. 2: data types known by a stable key with a name, a path and a SID
-/// seed; a sealed backup log; records found by their id at the source through an index.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 1: the first release. 2: data types known by a stable key; a sealed backup log.
+/// 3: records and versions in sealed state pages; no plain ids or names.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every table, for what is done to all of them.
-pub const TABLES: &[&str] = &[
-    "meta",
-    "orgs",
-    "cycles",
-    "types",
-    "records",
-    "versions",
-    "type_state",
-    "snapshots",
-    "packs",
-    "blobs",
-    "files",
-    "file_cache",
-    "cycle_log",
-    "restores",
-    "locks",
-];
+pub const TABLES: &[&str] =
+    &["meta", "orgs", "cycles", "types", "snapshots", "packs", "files", "cycle_log", "restores", "locks"];
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,43 +22,26 @@ CREATE TABLE IF NOT EXISTS orgs (
 CREATE TABLE IF NOT EXISTS cycles (
     id {pk}, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS types (
-    id {pk}, org_id BIGINT NOT NULL, source TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
-    path TEXT NOT NULL, seed TEXT NOT NULL, cursor TEXT, last_full_cycle BIGINT, UNIQUE (org_id, source, key));
-CREATE TABLE IF NOT EXISTS records (
-    sid TEXT PRIMARY KEY, type_id BIGINT NOT NULL, source_id TEXT NOT NULL, first_cycle BIGINT NOT NULL){norowid};
-CREATE INDEX IF NOT EXISTS records_source_id ON records (source_id);
-CREATE TABLE IF NOT EXISTS versions (
-    sid TEXT NOT NULL, version BIGINT NOT NULL, type_id BIGINT NOT NULL,
-    from_cycle BIGINT NOT NULL, to_cycle BIGINT, deleted BIGINT NOT NULL,
-    blob_id {blob}, size BIGINT NOT NULL,
-    PRIMARY KEY (sid, version)){norowid};
-CREATE INDEX IF NOT EXISTS versions_current ON versions (type_id, sid, deleted) WHERE to_cycle IS NULL;
-CREATE INDEX IF NOT EXISTS versions_from ON versions (type_id, from_cycle);
-CREATE TABLE IF NOT EXISTS type_state (
-    type_id BIGINT NOT NULL, part BIGINT NOT NULL, entries {blob} NOT NULL, PRIMARY KEY (type_id, part)){norowid};
+    id {pk}, org_id BIGINT NOT NULL, source TEXT NOT NULL, key_id {blob} NOT NULL, meta {blob} NOT NULL,
+    cursor TEXT, last_full_cycle BIGINT, UNIQUE (org_id, source, key_id));
 CREATE TABLE IF NOT EXISTS snapshots (
     type_id BIGINT NOT NULL, cycle_id BIGINT NOT NULL, taken_at TEXT NOT NULL, full_read BIGINT NOT NULL,
     listed BIGINT NOT NULL, live BIGINT NOT NULL, added BIGINT NOT NULL, changed BIGINT NOT NULL,
     deleted BIGINT NOT NULL, drift BIGINT NOT NULL, stored_bytes BIGINT NOT NULL,
-    PRIMARY KEY (type_id, cycle_id)){norowid};
+    delta {blob}, checkpoint {blob}, PRIMARY KEY (type_id, cycle_id)){norowid};
 CREATE TABLE IF NOT EXISTS packs (
-    id {pk}, org_id BIGINT NOT NULL, name TEXT NOT NULL UNIQUE, size BIGINT NOT NULL, cycle_id BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS blobs (
-    org_id BIGINT NOT NULL, id {blob} NOT NULL, pack_id BIGINT NOT NULL, kind BIGINT NOT NULL,
-    chunk_off BIGINT NOT NULL, chunk_len BIGINT NOT NULL, inner_off BIGINT NOT NULL, len BIGINT NOT NULL,
-    PRIMARY KEY (org_id, id)){norowid};
+    id {pk}, org_id BIGINT NOT NULL, pid BIGINT NOT NULL UNIQUE, name TEXT NOT NULL UNIQUE,
+    size BIGINT NOT NULL, cycle_id BIGINT NOT NULL, chunks {blob} NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     org_id BIGINT NOT NULL, uid TEXT NOT NULL, size BIGINT NOT NULL, pieces {blob} NOT NULL,
     PRIMARY KEY (org_id, uid)){norowid};
-CREATE TABLE IF NOT EXISTS file_cache (
-    type_id BIGINT NOT NULL, file_key TEXT NOT NULL, fingerprint TEXT NOT NULL, uid TEXT NOT NULL,
-    PRIMARY KEY (type_id, file_key)){norowid};
 CREATE TABLE IF NOT EXISTS cycle_log (
     id {pk}, cycle_id BIGINT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, org TEXT NOT NULL,
     source TEXT NOT NULL, type_id BIGINT, summary TEXT NOT NULL, detail {blob} NOT NULL);
 CREATE TABLE IF NOT EXISTS restores (
     id {pk}, at TEXT NOT NULL, type_id BIGINT NOT NULL, sid TEXT NOT NULL, version BIGINT NOT NULL,
-    new_id TEXT NOT NULL, files BIGINT NOT NULL, notes TEXT NOT NULL);
+    files BIGINT NOT NULL, sealed {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS restores_sid ON restores (sid);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, heartbeat TEXT NOT NULL);
 "#;
 
@@ -88,6 +56,10 @@ INSERT INTO types_v2 (id, org_id, source, key, name, path, seed, cursor, last_fu
 DROP TABLE types;
 ALTER TABLE types_v2 RENAME TO types;
 ALTER TABLE cycle_log RENAME TO cycle_log_v1;
+CREATE INDEX IF NOT EXISTS records_source_id ON records (source_id);
+CREATE TABLE cycle_log (
+    id {pk}, cycle_id BIGINT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, org TEXT NOT NULL,
+    source TEXT NOT NULL, type_id BIGINT, summary TEXT NOT NULL, detail {blob} NOT NULL);
 "#;
 
 pub fn v1_to_v2(postgres: bool) -> Vec<String> {
@@ -99,7 +71,55 @@ pub fn v1_to_v2(postgres: bool) -> Vec<String> {
                 .into(),
         );
     }
-    v.extend(statements(postgres));
+    v
+}
+
+/// From schema 2 to 3, once the vault has written the state pages and filled the `*_v3`
+/// tables (same shapes as the DDL's): the old tables go and the new take their names.
+pub fn v2_to_v3_tables(postgres: bool) -> Vec<String> {
+    split(
+        r#"
+CREATE TABLE types_v3 (
+    id {pk}, org_id BIGINT NOT NULL, source TEXT NOT NULL, key_id {blob} NOT NULL, meta {blob} NOT NULL,
+    cursor TEXT, last_full_cycle BIGINT, UNIQUE (org_id, source, key_id));
+CREATE TABLE snapshots_v3 (
+    type_id BIGINT NOT NULL, cycle_id BIGINT NOT NULL, taken_at TEXT NOT NULL, full_read BIGINT NOT NULL,
+    listed BIGINT NOT NULL, live BIGINT NOT NULL, added BIGINT NOT NULL, changed BIGINT NOT NULL,
+    deleted BIGINT NOT NULL, drift BIGINT NOT NULL, stored_bytes BIGINT NOT NULL,
+    delta {blob}, checkpoint {blob}, PRIMARY KEY (type_id, cycle_id)){norowid};
+CREATE TABLE packs_v3 (
+    id {pk}, org_id BIGINT NOT NULL, pid BIGINT NOT NULL UNIQUE, name TEXT NOT NULL UNIQUE,
+    size BIGINT NOT NULL, cycle_id BIGINT NOT NULL, chunks {blob} NOT NULL);
+CREATE TABLE files_v3 (
+    org_id BIGINT NOT NULL, uid TEXT NOT NULL, size BIGINT NOT NULL, pieces {blob} NOT NULL,
+    PRIMARY KEY (org_id, uid)){norowid};
+CREATE TABLE restores_v3 (
+    id {pk}, at TEXT NOT NULL, type_id BIGINT NOT NULL, sid TEXT NOT NULL, version BIGINT NOT NULL,
+    files BIGINT NOT NULL, sealed {blob} NOT NULL)
+"#,
+        postgres,
+    )
+}
+
+pub fn v2_to_v3_swap(postgres: bool) -> Vec<String> {
+    let mut v = split(
+        r#"
+DROP TABLE versions; DROP TABLE records; DROP TABLE type_state; DROP TABLE blobs; DROP TABLE file_cache;
+DROP TABLE types; DROP TABLE snapshots; DROP TABLE packs; DROP TABLE files; DROP TABLE restores;
+ALTER TABLE types_v3 RENAME TO types; ALTER TABLE snapshots_v3 RENAME TO snapshots;
+ALTER TABLE packs_v3 RENAME TO packs; ALTER TABLE files_v3 RENAME TO files;
+ALTER TABLE restores_v3 RENAME TO restores;
+CREATE INDEX IF NOT EXISTS restores_sid ON restores (sid)
+"#,
+        postgres,
+    );
+    if postgres {
+        for t in ["types", "packs", "restores"] {
+            v.push(format!(
+                "SELECT setval(pg_get_serial_sequence('{t}', 'id'), COALESCE((SELECT MAX(id) FROM {t}), 0) + 1, false)"
+            ));
+        }
+    }
     v
 }
 

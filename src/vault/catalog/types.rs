@@ -1,129 +1,115 @@
-//! Data types in the catalog. Each is known by its key (the app's stable ids), carries the
-//! name and hierarchy path the app gives it today, and a seed fixed when it was first seen,
-//! from which its records' SIDs derive: a rename changes the name, never the SIDs.
+//! Data types. Each row is found by a keyed hash of the data type's stable key; its key, name,
+//! hierarchy path and SID seed are in `meta`, sealed by the vault with the org's key. The
+//! catalog neither reads nor needs them.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::Catalog;
 
-/// A data type as a source offers it now.
-#[derive(Debug, Clone, Copy)]
-pub struct TypeIdentity<'a> {
-    pub key: &'a str,
-    pub name: &'a str,
-    pub path: &'a [String],
-    /// Keys it may be stored under by an earlier release.
-    pub former: &'a [String],
-}
-
 #[derive(Debug, Clone)]
-pub struct TypeRow {
+pub struct TypeRecord {
     pub id: i64,
+    pub org_id: i64,
+    pub org: String,
     pub source: String,
-    pub key: String,
-    pub name: String,
-    pub path: Vec<String>,
-    /// What its records' SIDs derive from.
-    pub seed: String,
+    pub key_id: Vec<u8>,
+    pub meta: Vec<u8>,
+    pub cursor: Option<String>,
+    pub last_full_cycle: Option<i64>,
 }
 
-fn row(r: &sqlx::any::AnyRow) -> TypeRow {
-    TypeRow {
+/// A change to a source's data types, applied with others in one transaction.
+pub enum TypeOp {
+    Insert {
+        key_id: Vec<u8>,
+        meta: Vec<u8>,
+    },
+    /// A new key (adopted from a former one) or new sealed metadata.
+    Update {
+        id: i64,
+        key_id: Vec<u8>,
+        meta: Vec<u8>,
+    },
+}
+
+const SELECT: &str = "SELECT t.id, t.org_id, o.sid, t.source, t.key_id, t.meta, t.cursor, t.last_full_cycle \
+     FROM types t JOIN orgs o ON o.id = t.org_id";
+
+fn record(r: &AnyRow) -> TypeRecord {
+    TypeRecord {
         id: r.get(0),
-        source: r.get(1),
-        key: r.get(2),
-        name: r.get(3),
-        path: serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default(),
-        seed: r.get(5),
+        org_id: r.get(1),
+        org: r.get(2),
+        source: r.get(3),
+        key_id: r.get(4),
+        meta: r.get(5),
+        cursor: r.get(6),
+        last_full_cycle: r.get(7),
     }
 }
 
-const SELECT: &str = "SELECT id, source, key, name, path, seed FROM types";
-
 impl Catalog {
-    /// Brings a source's data types in line with what it offers now: new ones are added, known
-    /// ones take their current name and path, and one stored under a former key (an earlier
-    /// release's name for it) moves to its stable key with its history. Returns the rows of
-    /// `found`, in its order.
-    pub async fn sync_types(&self, org_id: i64, source: &str, found: &[TypeIdentity<'_>]) -> Result<Vec<TypeRow>> {
+    /// Data types of an org (or all orgs), of one source (or all).
+    pub async fn type_records(&self, org_id: Option<i64>, source: Option<&str>) -> Result<Vec<TypeRecord>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE ($1 < 0 OR t.org_id = $1) AND ($2 = '' OR t.source = $2) ORDER BY t.id"
+        ))
+        .bind(org_id.unwrap_or(-1))
+        .bind(source.unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    pub async fn type_record(&self, id: i64) -> Result<TypeRecord> {
+        let r = sqlx::query(&format!("{SELECT} WHERE t.id = $1")).bind(id).fetch_optional(&self.pool).await?;
+        r.map(|r| record(&r)).ok_or_else(|| anyhow::anyhow!("no data type #{id} in the catalog"))
+    }
+
+    /// Applies changes to one source's data types in one transaction; returns the ids of
+    /// the inserted ones, in order.
+    pub async fn apply_type_ops(&self, org_id: i64, source: &str, ops: Vec<TypeOp>) -> Result<Vec<i64>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(found.len());
-        let by_key_sql = format!("{SELECT} WHERE org_id = $1 AND source = $2 AND key = $3");
-        for (i, t) in found.iter().enumerate() {
-            if found[..i].iter().any(|o| o.key == t.key) {
-                bail!("the source offers the data type {} twice", t.key);
-            }
-            let path = serde_json::to_string(t.path)?;
-            let by_key =
-                |key: &str| sqlx::query(&by_key_sql).bind(org_id).bind(source.to_string()).bind(key.to_string());
-            let mut current = by_key(t.key).fetch_optional(&mut *tx).await?.map(|r| row(&r));
-            if current.is_none() {
-                for f in t.former.iter().filter(|f| !found.iter().any(|o| o.key == f.as_str())) {
-                    if let Some(r) = by_key(f).fetch_optional(&mut *tx).await? {
-                        sqlx::query("UPDATE types SET key = $1 WHERE id = $2")
-                            .bind(t.key)
-                            .bind(r.get::<i64, _>(0))
-                            .execute(&mut *tx)
-                            .await?;
-                        tracing::info!("data type {f:?} of {source} is now known by its stable key {}", t.key);
-                        current = Some(TypeRow { key: t.key.to_string(), ..row(&r) });
-                        break;
-                    }
-                }
-            }
-            let r = match current {
-                Some(r) => {
-                    if r.name != t.name || r.path != t.path {
-                        sqlx::query("UPDATE types SET name = $1, path = $2 WHERE id = $3")
-                            .bind(t.name)
-                            .bind(&path)
-                            .bind(r.id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    TypeRow { name: t.name.to_string(), path: t.path.to_vec(), ..r }
-                }
-                None => {
+        let mut ids = Vec::new();
+        for op in ops {
+            match op {
+                TypeOp::Insert { key_id, meta } => {
                     let id: i64 = sqlx::query(
-                        "INSERT INTO types (org_id, source, key, name, path, seed) VALUES ($1, $2, $3, $4, $5, $3) RETURNING id",
+                        "INSERT INTO types (org_id, source, key_id, meta) VALUES ($1, $2, $3, $4) RETURNING id",
                     )
                     .bind(org_id)
                     .bind(source)
-                    .bind(t.key)
-                    .bind(t.name)
-                    .bind(&path)
+                    .bind(key_id)
+                    .bind(meta)
                     .fetch_one(&mut *tx)
                     .await?
                     .get(0);
-                    TypeRow {
-                        id,
-                        source: source.to_string(),
-                        key: t.key.into(),
-                        name: t.name.into(),
-                        path: t.path.to_vec(),
-                        seed: t.key.into(),
-                    }
+                    ids.push(id);
                 }
-            };
-            out.push(r);
+                TypeOp::Update { id, key_id, meta } => {
+                    sqlx::query("UPDATE types SET key_id = $1, meta = $2 WHERE id = $3")
+                        .bind(key_id)
+                        .bind(meta)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(ids)
     }
 
-    /// Every data type of a source that the catalog knows, by name.
-    pub async fn types_of(&self, org_id: i64, source: &str) -> Result<Vec<TypeRow>> {
-        let rows = sqlx::query(&format!("{SELECT} WHERE org_id = $1 AND source = $2 ORDER BY name, key"))
-            .bind(org_id)
-            .bind(source)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(row).collect())
-    }
-
-    pub async fn type_by_id(&self, id: i64) -> Result<TypeRow> {
-        let r = sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id).fetch_one(&self.pool).await?;
-        Ok(row(&r))
+    /// Where a data type's reads stand: its change cursor, and when its last whole read began.
+    pub async fn type_progress(&self, id: i64) -> Result<(Option<String>, Option<String>)> {
+        let r = sqlx::query(
+            "SELECT t.cursor, c.started_at FROM types t LEFT JOIN cycles c ON c.id = t.last_full_cycle WHERE t.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((r.get(0), r.get(1)))
     }
 }

@@ -1,0 +1,359 @@
+//! A data type's state: for every record it ever had, its current version and where that
+//! version's content is. It lives in the sealed packs, as pages: a cycle's delta (the records
+//! that changed in it) and, now and then, a checkpoint (every record at that cycle). The state
+//! at any cycle is the last checkpoint at or before it with the deltas after it applied, so a
+//! snapshot costs storage in proportion to its changes and the catalog holds no row per record.
+
+use std::collections::BTreeMap;
+
+/// A record's key: 80 bits of keyed hash of its identity (source, data type seed, id at the
+/// source). Its base32 form is the record's SID.
+pub type Key = [u8; 10];
+
+/// Where a blob is: which pack (by its random id), the offset of its chunk in the pack, and
+/// its place in the chunk's plaintext.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Loc {
+    pub pack: u64,
+    pub chunk: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// A record's current version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its id at the source.
+    pub id: String,
+    pub version: u32,
+    /// The cycle from which this version is current.
+    pub since: u64,
+    /// The version is a deletion; `hash` and `loc` are then the last content's.
+    pub deleted: bool,
+    /// Its content refers to files.
+    pub has_files: bool,
+    /// The content id of its (last) content: the keyed hash of the stored bytes.
+    pub hash: [u8; 16],
+    /// Keyed hash of the source's text and its files' fingerprints; zero when unknown.
+    pub raw: [u8; 8],
+    pub loc: Loc,
+}
+
+/// What a cycle learnt of a data type's files: the fingerprint and vault UID of each file
+/// key, so a file whose fingerprint did not change is not fetched again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    pub fingerprint: String,
+    pub uid: String,
+}
+
+/// A page: entries by key (ascending), and file cache entries by file key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub entries: Vec<(Key, Entry)>,
+    pub files: BTreeMap<String, CachedFile>,
+}
+
+/// A data type's state at one cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// Every record the data type ever had, by key, ascending.
+    pub entries: Vec<(Key, Entry)>,
+    pub files: BTreeMap<String, CachedFile>,
+}
+
+impl State {
+    pub fn get(&self, key: &Key) -> Option<&Entry> {
+        self.entries.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn live(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.entries.iter().filter(|(_, e)| !e.deleted).map(|(k, e)| (k, e))
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.entries.iter().filter(|(_, e)| !e.deleted).count()
+    }
+
+    /// The state after a delta: its entries replace or join the state's.
+    pub fn apply(&mut self, delta: &Page) {
+        let old = std::mem::take(&mut self.entries);
+        let mut merged = Vec::with_capacity(old.len() + delta.entries.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), delta.entries.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                    std::cmp::Ordering::Less => merged.push(a.next().expect("peeked")),
+                    std::cmp::Ordering::Greater => merged.push(b.next().cloned().expect("peeked")),
+                    std::cmp::Ordering::Equal => {
+                        a.next();
+                        merged.push(b.next().cloned().expect("peeked"));
+                    }
+                },
+                (Some(_), None) => merged.push(a.next().expect("peeked")),
+                (None, Some(_)) => merged.push(b.next().cloned().expect("peeked")),
+                (None, None) => break,
+            }
+        }
+        self.entries = merged;
+        for (k, f) in &delta.files {
+            self.files.insert(k.clone(), f.clone());
+        }
+    }
+
+    /// The whole state as a checkpoint page.
+    pub fn to_page(&self) -> Page {
+        Page { entries: self.entries.clone(), files: self.files.clone() }
+    }
+
+    pub fn from_page(p: Page) -> State {
+        State { entries: p.entries, files: p.files }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a state page is damaged: {0}")]
+pub struct PageError(&'static str);
+
+const MAGIC: &[u8; 4] = b"DBS1";
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PageError> {
+        if self.b.len() < n {
+            return Err(PageError("truncated"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+
+    fn varint(&mut self) -> Result<u64, PageError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.take(1)?.first().expect("one byte");
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(PageError("a number is too long"))
+    }
+
+    fn u32(&mut self) -> Result<u32, PageError> {
+        u32::try_from(self.varint()?).map_err(|_| PageError("a number is out of range"))
+    }
+
+    fn count(&mut self, each_at_least: usize) -> Result<usize, PageError> {
+        let n = self.varint()? as usize;
+        if n.saturating_mul(each_at_least) > self.b.len() {
+            return Err(PageError("a count is larger than the page"));
+        }
+        Ok(n)
+    }
+
+    fn str(&mut self) -> Result<String, PageError> {
+        let n = self.count(1)?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| PageError("a text is not UTF-8"))
+    }
+}
+
+impl Page {
+    /// Column by column, so that the packer's compression finds what repeats (versions,
+    /// cycles, packs, offsets) next to itself.
+    pub fn encode(&self) -> Vec<u8> {
+        let n = self.entries.len();
+        let mut packs: Vec<u64> = self.entries.iter().map(|(_, e)| e.loc.pack).collect();
+        packs.sort_unstable();
+        packs.dedup();
+        let mut out = Vec::with_capacity(16 + n * 48);
+        out.extend_from_slice(MAGIC);
+        put_varint(&mut out, n as u64);
+        put_varint(&mut out, packs.len() as u64);
+        for p in &packs {
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+        for (k, _) in &self.entries {
+            out.extend_from_slice(k);
+        }
+        for (_, e) in &self.entries {
+            out.extend_from_slice(&e.hash);
+        }
+        for (_, e) in &self.entries {
+            out.extend_from_slice(&e.raw);
+        }
+        for (_, e) in &self.entries {
+            put_varint(&mut out, e.version as u64);
+        }
+        for (_, e) in &self.entries {
+            put_varint(&mut out, e.since);
+        }
+        for (_, e) in &self.entries {
+            out.push(e.deleted as u8 | (e.has_files as u8) << 1);
+        }
+        for (_, e) in &self.entries {
+            let i = packs.binary_search(&e.loc.pack).expect("listed above");
+            put_varint(&mut out, i as u64);
+        }
+        for (_, e) in &self.entries {
+            put_varint(&mut out, e.loc.chunk as u64);
+        }
+        for (_, e) in &self.entries {
+            put_varint(&mut out, e.loc.offset as u64);
+        }
+        for (_, e) in &self.entries {
+            put_varint(&mut out, e.loc.len as u64);
+        }
+        for (_, e) in &self.entries {
+            put_str(&mut out, &e.id);
+        }
+        put_varint(&mut out, self.files.len() as u64);
+        for (k, f) in &self.files {
+            put_str(&mut out, k);
+            put_str(&mut out, &f.fingerprint);
+            put_str(&mut out, &f.uid);
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Page, PageError> {
+        let mut r = Reader { b };
+        if r.take(4)? != MAGIC {
+            return Err(PageError("not a state page"));
+        }
+        let n = r.count(10 + 16 + 8)?;
+        let np = r.count(8)?;
+        let packs: Vec<u64> = (0..np)
+            .map(|_| Ok(u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"))))
+            .collect::<Result<_, _>>()?;
+        let keys = r.take(n * 10)?;
+        let hashes = r.take(n * 16)?;
+        let raws = r.take(n * 8)?;
+        let col = |r: &mut Reader| (0..n).map(|_| r.varint()).collect::<Result<Vec<u64>, _>>();
+        let versions = col(&mut r)?;
+        let since = col(&mut r)?;
+        let flags = r.take(n)?;
+        let pack_idx = col(&mut r)?;
+        let u32s = |r: &mut Reader| (0..n).map(|_| r.u32()).collect::<Result<Vec<u32>, _>>();
+        let (chunks, offsets, lens) = (u32s(&mut r)?, u32s(&mut r)?, u32s(&mut r)?);
+        let mut entries = Vec::with_capacity(n);
+        for i in 0..n {
+            let key: Key = keys[i * 10..i * 10 + 10].try_into().expect("10 bytes");
+            if i > 0 && entries.last().is_some_and(|(k, _): &(Key, Entry)| *k >= key) {
+                return Err(PageError("keys out of order"));
+            }
+            let pack = *packs.get(pack_idx[i] as usize).ok_or(PageError("a pack index is out of range"))?;
+            entries.push((
+                key,
+                Entry {
+                    id: r.str()?,
+                    version: u32::try_from(versions[i]).map_err(|_| PageError("a version is out of range"))?,
+                    since: since[i],
+                    deleted: flags[i] & 1 != 0,
+                    has_files: flags[i] & 2 != 0,
+                    hash: hashes[i * 16..i * 16 + 16].try_into().expect("16 bytes"),
+                    raw: raws[i * 8..i * 8 + 8].try_into().expect("8 bytes"),
+                    loc: Loc { pack, chunk: chunks[i], offset: offsets[i], len: lens[i] },
+                },
+            ));
+        }
+        let nf = r.count(3)?;
+        let mut files = BTreeMap::new();
+        for _ in 0..nf {
+            let k = r.str()?;
+            files.insert(k, CachedFile { fingerprint: r.str()?, uid: r.str()? });
+        }
+        if !r.b.is_empty() {
+            return Err(PageError("bytes after the end"));
+        }
+        Ok(Page { entries, files })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u32, deleted: bool) -> Entry {
+        Entry {
+            id: format!("task-{n:04}"),
+            version: n % 3 + 1,
+            since: 7 + (n % 2) as u64,
+            deleted,
+            has_files: n.is_multiple_of(5),
+            hash: [n as u8; 16],
+            raw: [(n * 7) as u8; 8],
+            loc: Loc { pack: 0xdead_beef_0000 + (n % 4) as u64, chunk: n * 1000, offset: n * 3, len: 400 + n },
+        }
+    }
+
+    fn key(n: u32) -> Key {
+        let mut k = [0u8; 10];
+        k[..4].copy_from_slice(&n.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn pages_round_trip() {
+        let mut p = Page::default();
+        for n in 0..1000 {
+            p.entries.push((key(n), entry(n, n % 17 == 0)));
+        }
+        p.files.insert("invoice.pdf".into(), CachedFile { fingerprint: "12:34".into(), uid: "abcd".into() });
+        let bytes = p.encode();
+        assert_eq!(Page::decode(&bytes).unwrap(), p);
+        assert_eq!(Page::decode(&Page::default().encode()).unwrap(), Page::default());
+    }
+
+    #[test]
+    fn damaged_pages_are_errors_not_panics() {
+        let mut p = Page::default();
+        for n in 0..50 {
+            p.entries.push((key(n), entry(n, false)));
+        }
+        let bytes = p.encode();
+        for cut in 0..bytes.len() {
+            assert!(Page::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[5] = 0xff; // the entry count
+        assert!(Page::decode(&flipped).is_err());
+        let mut unordered = p.clone();
+        unordered.entries.swap(3, 4);
+        assert!(Page::decode(&unordered.encode()).is_err());
+    }
+
+    #[test]
+    fn a_delta_replaces_and_adds() {
+        let mut s = State::default();
+        s.apply(&Page { entries: (0..10).map(|n| (key(n * 2), entry(n * 2, false))).collect(), ..Page::default() });
+        assert_eq!(s.live_count(), 10);
+        let delta = Page {
+            entries: vec![(key(3), entry(3, false)), (key(4), entry(4, true)), (key(99), entry(99, false))],
+            ..Page::default()
+        };
+        s.apply(&delta);
+        assert_eq!(s.entries.len(), 12);
+        assert!(s.entries.windows(2).all(|w| w[0].0 < w[1].0), "still sorted");
+        assert!(s.get(&key(4)).unwrap().deleted);
+        assert_eq!(s.live_count(), 11);
+        assert_eq!(s.get(&key(99)).unwrap().id, "task-0099");
+        assert!(s.get(&key(5)).is_none());
+    }
+}
