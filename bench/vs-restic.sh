@@ -108,6 +108,7 @@ CFG=$BENCH_DIR/daybook.toml
 VAULT=$BENCH_DIR/vault
 RREPO=$BENCH_DIR/restic-repo
 RESTORE=$BENCH_DIR/restore
+DB_RESTORE=$BENCH_DIR/daybook-restore
 LOGS=$BENCH_DIR/logs
 RESULTS=$BENCH_DIR/results.tsv
 export RESTIC_CACHE_DIR=$BENCH_DIR/restic-cache   # fresh cache per run, not ~/.cache/restic
@@ -159,7 +160,7 @@ echo "== workload $WORKLOAD, work dir $BENCH_DIR"
 timed daybook daybook-init "$DAYBOOK_BIN" --config "$CFG" init
 timed restic restic-init restic --repo "$RREPO" init --quiet
 
-printf 'day\texport_bytes\tvault_bytes\trestic_bytes\tdaybook_s\tdaybook_rss_kb\trestic_s\trestic_rss_kb\n' >"$RESULTS"
+printf 'day\texport_bytes\tvault_bytes\trestic_bytes\tdaybook_s\tdaybook_rss_kb\trestic_s\trestic_rss_kb\tcatalog_bytes\n' >"$RESULTS"
 printf '%-5s %10s | %10s %9s %10s | %10s %9s %10s\n' \
   day "export MB" "vault MB" "daybook s" "daybook MiB" "restic MB" "restic s" "restic MiB"
 
@@ -175,14 +176,15 @@ for ((day = 1; day <= DAYS; day++)); do
   [[ -d $VAULT ]] || die "daybook backup left no vault folder at $VAULT"
   sync
   vault_bytes=$(bytes_of "$VAULT")
+  catalog_bytes=$(cat "$VAULT"/catalog.db* | wc -c)
 
   timed restic "day$d-restic-backup" restic --repo "$RREPO" backup --quiet "$EXPORT"
   r_s=$WALL r_kb=$RSS_KB
   sync
   restic_bytes=$(bytes_of "$RREPO")
 
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$day" "$export_bytes" "$vault_bytes" \
-    "$restic_bytes" "$db_s" "$db_kb" "$r_s" "$r_kb" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$day" "$export_bytes" "$vault_bytes" \
+    "$restic_bytes" "$db_s" "$db_kb" "$r_s" "$r_kb" "$catalog_bytes" >>"$RESULTS"
   printf '%-5s %10s | %10s %9s %10s | %10s %9s %10s\n' "$d" "$(mb "$export_bytes")" \
     "$(mb "$vault_bytes")" "$db_s" "$(mib_kb "$db_kb")" \
     "$(mb "$restic_bytes")" "$r_s" "$(mib_kb "$r_kb")"
@@ -196,19 +198,61 @@ r_check_s=$WALL
 echo "daybook ${db_check_s} s, restic ${r_check_s} s"
 
 echo "== restore of day $DAYS"
-echo "daybook: n/a (no restore-to-folder command yet)"
+sync
+timed daybook daybook-export "$DAYBOOK_BIN" --config "$CFG" export --org bench --to "$DB_RESTORE"
+db_restore_s=$WALL db_restore_kb=$RSS_KB
+sync
 timed restic restic-restore restic --repo "$RREPO" restore latest --target "$RESTORE" --quiet
-r_restore_s=$WALL
+r_restore_s=$WALL r_restore_kb=$RSS_KB
 restored_bytes=$(bytes_of "$RESTORE")
 same=no
 diff -rq "$EXPORT" "$RESTORE$EXPORT" >/dev/null 2>&1 && same=yes
-echo "restic:  ${r_restore_s} s, $(mb "$restored_bytes") MB restored (identical to day $DAYS's export: $same)"
+# daybook writes each data type's records (in the order it stores them) and its files: the
+# same records and bytes as the export, which is what is checked.
+db_same=$(python3 - "$EXPORT" "$DB_RESTORE/bench/export" <<'PY'
+import json, os, sys, filecmp
+exp, got = sys.argv[1], sys.argv[2]
+ok = True
+for f in os.listdir(os.path.join(exp, "records")):
+    t = f[:-len(".jsonl")]
+    canon = lambda p: sorted(json.dumps(json.loads(l), sort_keys=True) for l in open(p) if l.strip())
+    ok &= canon(os.path.join(exp, "records", f)) == canon(os.path.join(got, t, "records.jsonl"))
+att = os.path.join(exp, "attachments")
+if os.path.isdir(att):
+    names = sorted(os.listdir(att))
+    ok &= names == sorted(os.listdir(os.path.join(got, "attachments", "files")))
+    ok &= all(filecmp.cmp(os.path.join(att, n), os.path.join(got, "attachments", "files", n), shallow=False) for n in names)
+print("yes" if ok else "no")
+PY
+)
+echo "daybook: ${db_restore_s} s, $(mib_kb "$db_restore_kb") MiB peak (the same records and files as day $DAYS's export: $db_same)"
+echo "restic:  ${r_restore_s} s, $(mib_kb "$r_restore_kb") MiB peak, $(mb "$restored_bytes") MB restored (identical to day $DAYS's export: $same)"
+
+echo "== lookups after day $DAYS (one record, the first of the first data type)"
+first_type=$(ls "$EXPORT/records" | head -n 1); first_type=${first_type%.jsonl}
+first_id=$(head -n 1 "$EXPORT/records/$first_type.jsonl" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["id"])')
+timed daybook lookup-history "$DAYBOOK_BIN" --config "$CFG" history "$first_id"
+q_history_s=$WALL
+timed daybook lookup-show "$DAYBOOK_BIN" --config "$CFG" show "$first_id" --at cycle:1
+q_show_s=$WALL
+timed daybook lookup-diff "$DAYBOOK_BIN" --config "$CFG" diff --type "$first_type" --from cycle:1 --to "cycle:$DAYS"
+q_diff_s=$WALL
+timed daybook lookup-recover "$DAYBOOK_BIN" --config "$CFG" recover --type "$first_type" --json
+q_recover_s=$WALL
+q_peak_kb=$RSS_KB
+echo "history ${q_history_s} s, show --at ${q_show_s} s, diff ${q_diff_s} s, recover ${q_recover_s} s"
+live=$("$DAYBOOK_BIN" --config "$CFG" snapshots --json | python3 -c '
+import json, sys
+last = {}
+for s in json.load(sys.stdin):
+    last[(s["source"], s["key"])] = s["live"]
+print(sum(last.values()))')
 
 # ---------------------------------------------------------------- summary
-python3 - "$RESULTS" "$db_check_s" "$r_check_s" "$r_restore_s" <<'PY'
+python3 - "$RESULTS" "$db_check_s" "$r_check_s" "$r_restore_s" "$db_restore_s" "$live" <<'PY'
 import csv, statistics, sys
 
-path, db_check, r_check, r_restore = sys.argv[1], *map(float, sys.argv[2:])
+path, db_check, r_check, r_restore, db_restore, live = sys.argv[1], *map(float, sys.argv[2:])
 rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(path), delimiter="\t")]
 first, last, later = rows[0], rows[-1], rows[1:]
 n = len(rows)
@@ -236,7 +280,8 @@ table = [
     ("backup wall time (median, days 2-%d)" % n, med("daybook_s"), med("restic_s"), S),
     ("backup peak memory (max, all days)", peak("daybook_rss_kb"), peak("restic_rss_kb"), MIB),
     ("check --read-data", db_check, r_check, S),
-    ("restore of day %d" % n, None, r_restore, S),
+    ("day-1 backup wall time", first["daybook_s"], first["restic_s"], S),
+    ("restore of day %d (daybook export)" % n, db_restore, r_restore, S),
 ]
 cells = [("figure", "daybook", "restic", "ratio")] + [
     (name, fmt(a) if a is not None else "n/a", fmt(b), ratio(a, b)) for name, a, b, fmt in table]
@@ -250,6 +295,8 @@ print()
 print("one day's export (day %d): %s; repo after day %d / export: daybook %.2f x, restic %.2f x" % (
     n, MB(last["export_bytes"]), n, last["vault_bytes"] / last["export_bytes"],
     last["restic_bytes"] / last["export_bytes"]))
+print("catalog: %s after day 1, %s after day %d: %.1f bytes per live record (%d live)" % (
+    MB(first["catalog_bytes"]), MB(last["catalog_bytes"]), n, last["catalog_bytes"] / max(live, 1), live))
 print("per-day figures: %s" % path)
 print()
 # restic's median can't be 0 in practice; guard against /usr/bin/time's 0.01 s resolution anyway

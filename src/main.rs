@@ -127,6 +127,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an org's data as it was at a time to a folder, as plain files: per data type its
+    /// records as JSON lines and the files they refer to.
+    Export {
+        /// The org (its SID).
+        #[arg(long)]
+        org: String,
+        /// YYYY-MM-DD (end of that day in the org's timezone), an RFC 3339 time, or cycle:N
+        /// (default: the latest snapshots).
+        #[arg(long)]
+        at: Option<String>,
+        /// The folder to write into (created; must be empty if it exists).
+        #[arg(long)]
+        to: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the catalog against the store. Exit status 0 only if all is well.
     Check {
         /// Also decrypt and verify every blob.
@@ -181,6 +198,9 @@ async fn main() -> ExitCode {
         Command::Restore { sid, version, dry_run, again, json } => {
             let req = RestoreRequest { sid: &sid, version, dry_run, again };
             commands::restore::run(cfg, &req, json).await.map(|_| true)
+        }
+        Command::Export { org, at, to, json } => {
+            commands::export::run(cfg, &org, at.as_deref(), &to, json).await.map(|_| true)
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),

@@ -198,15 +198,23 @@ impl State<'_, '_> {
         let version = StoredVersion { data, files: stored_files };
         self.buf.clear();
         version.encode_into(&mut self.buf);
-        let hash = j.org.keys.blob_id(&self.buf);
+        let id = j.org.keys.blob_id(&self.buf);
+        let check: [u8; 4] = id[..4].try_into().expect("4 bytes");
         let raw = raw.unwrap_or_default();
         let drift = self.drift_cursor.as_ref().is_some_and(|c| rec.modified.as_ref().is_some_and(|m| m <= c));
-        let loc = match self.delta.current_hash(&key) {
-            // The same content in other words: nothing to store.
-            Some(h) if h == hash => Default::default(),
-            _ => self.writer.put_record(&self.buf).await?.loc,
+        // The same content in other words (key order, spacing) is no new version; the check
+        // says when the content may be the same, its bytes whether it is.
+        let same = match self.delta.current(&key) {
+            Some(e) if e.check == check => j.vault.entry_bytes(j.org, e).await? == self.buf,
+            _ => false,
         };
-        match self.delta.put(key, Content { id: rec.id.clone(), hash, loc, raw, has_files }) {
+        let outcome = if same {
+            self.delta.same(&key, raw)
+        } else {
+            let loc = self.writer.put_record(&self.buf).await?.loc;
+            self.delta.put(key, Content { id: rec.id.clone(), check, loc, raw, has_files })
+        };
+        match outcome {
             Outcome::Same => self.stats.unchanged += 1,
             Outcome::Added => {
                 self.stats.added += 1;
@@ -310,7 +318,6 @@ impl State<'_, '_> {
 impl Vault {
     /// The content a state entry names (for a deletion, the last content before it).
     pub(crate) async fn content(&self, org: &Org, e: &crate::vault::state::Entry) -> Result<StoredVersion> {
-        let bytes = self.read_blob(org, &crate::vault::BlobRef { loc: e.loc, id: e.hash }).await?;
-        StoredVersion::decode(&bytes)
+        StoredVersion::decode(&self.entry_bytes(org, e).await?)
     }
 }

@@ -43,11 +43,11 @@ pub struct Delta {
     live_before: usize,
 }
 
-/// A record whose content must be stored, as `put` needs it.
+/// A record whose content was stored, as `put` needs it.
 pub struct Content {
     pub id: String,
-    /// Content id (keyed hash of the canonical bytes) and where those bytes are stored.
-    pub hash: [u8; 16],
+    /// The first bytes of its content id, and where its canonical bytes are stored.
+    pub check: [u8; 4],
     pub loc: Loc,
     pub raw: [u8; 8],
     pub has_files: bool,
@@ -78,23 +78,28 @@ impl Delta {
         }
     }
 
-    /// The content id of a record's current content (to skip storing what is already there).
-    pub fn current_hash(&self, key: &Key) -> Option<[u8; 16]> {
-        self.slots.get(key).filter(|s| !s.e.deleted).map(|s| s.e.hash)
+    /// A record's current version, while it is alive (to compare new content with).
+    pub fn current(&self, key: &Key) -> Option<&Entry> {
+        self.slots.get(key).filter(|s| !s.e.deleted).map(|s| &s.e)
     }
 
-    /// A compared record's content: a new version, or the same content.
+    /// A compared record whose content is its current one's, in other words: no new version,
+    /// but its new text is remembered (so it is not parsed again).
+    pub fn same(&mut self, key: &Key, raw: [u8; 8]) -> Outcome {
+        if let Some(s) = self.slots.get_mut(key) {
+            s.seen = true;
+            if s.e.raw != raw {
+                s.e.raw = raw;
+                s.touched = true;
+            }
+        }
+        Outcome::Same
+    }
+
+    /// A compared record's new content, stored: a new version.
     pub fn put(&mut self, key: Key, c: Content) -> Outcome {
         let cycle = self.cycle;
         match self.slots.get_mut(&key) {
-            Some(s) if !s.e.deleted && s.e.hash == c.hash => {
-                s.seen = true;
-                if s.e.raw != c.raw {
-                    s.e.raw = c.raw;
-                    s.touched = true;
-                }
-                Outcome::Same
-            }
             Some(s) => {
                 let outcome = if s.e.deleted { Outcome::Added } else { Outcome::Changed };
                 s.e = Entry {
@@ -103,7 +108,7 @@ impl Delta {
                     since: cycle,
                     deleted: false,
                     has_files: c.has_files,
-                    hash: c.hash,
+                    check: c.check,
                     raw: c.raw,
                     loc: c.loc,
                 };
@@ -118,7 +123,7 @@ impl Delta {
                     since: cycle,
                     deleted: false,
                     has_files: c.has_files,
-                    hash: c.hash,
+                    check: c.check,
                     raw: c.raw,
                     loc: c.loc,
                 };
@@ -215,7 +220,7 @@ mod tests {
     fn content(id: &str, h: u8) -> Content {
         Content {
             id: id.into(),
-            hash: [h; 16],
+            check: [h; 4],
             loc: Loc { pack: 1, chunk: 0, offset: h as u32, len: 10 },
             raw: [h; 8],
             has_files: false,
@@ -248,7 +253,7 @@ mod tests {
         assert_eq!(p2.entries.len(), 2, "only the changed and the deleted are in the delta");
         let gone = s2.get(&key(3)).unwrap();
         assert!(gone.deleted && gone.version == 2 && gone.since == 2);
-        assert_eq!(gone.hash, [30; 16], "a deletion keeps its last content's place");
+        assert_eq!(gone.check, [30; 4], "a deletion keeps its last content's place");
         assert_eq!(s2.get(&key(2)).unwrap().version, 2);
         // Back again: a new version, counted as added.
         let (_, s3, o3, _) = cycle(&s2, 3, &[(1, 10), (2, 21), (3, 31)]);
@@ -261,8 +266,8 @@ mod tests {
         let (_, s1, _, _) = cycle(&State::default(), 1, &[(1, 10)]);
         let mut d = Delta::new(&s1, 2);
         assert_eq!(d.arrive(&key(1), Some([99; 8])), Arrival::Compare, "its text differs");
-        let same = Content { raw: [99; 8], ..content("r1", 10) };
-        assert_eq!(d.put(key(1), same), Outcome::Same);
+        assert!(d.current(&key(1)).is_some());
+        assert_eq!(d.same(&key(1), [99; 8]), Outcome::Same);
         let (page, s2) = d.finish();
         assert_eq!(s2.get(&key(1)).unwrap().version, 1);
         assert_eq!(page.entries[0].1.raw, [99; 8], "its new text is remembered, so it is not parsed again");

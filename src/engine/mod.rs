@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod delta;
+pub mod export;
 mod files;
 pub mod query;
 pub mod restore;

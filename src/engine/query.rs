@@ -134,9 +134,8 @@ pub async fn diff(vault: &Vault, cfg: &Config, type_spec: &str, from: &str, to: 
     if c1.is_some_and(|c| c >= c2) {
         return Ok(d);
     }
-    for c in vault.changes_between(ty.id, c1, c2).await? {
-        let entry =
-            DiffEntry { sid: c.sid, id: c.source_id, from_version: c.before, to_version: c.after.map(|a| a.version) };
+    for c in vault.change_list(ty.id, c1, c2).await? {
+        let entry = DiffEntry { sid: c.sid, id: c.source_id, from_version: c.before, to_version: c.after };
         match c.kind {
             ChangeKind::Added => d.added.push(entry),
             ChangeKind::Changed => d.changed.push(entry),

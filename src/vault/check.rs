@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 
 use super::files::decode_pieces;
 use super::read::TypeId;
-use super::state::Page;
 use super::{BlobRef, Org, Vault, pack};
 
 #[derive(Debug, Default, Serialize)]
@@ -29,8 +28,13 @@ impl CheckReport {
     }
 }
 
-/// What a blob reference stands for, for messages.
-type Referent = String;
+/// A blob the catalog names: where, the first bytes of its id (all 16 where the catalog has
+/// them), and what it stands for, for messages.
+struct Ref {
+    loc: super::state::Loc,
+    check: Vec<u8>,
+    what: String,
+}
 
 pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     let mut rep = CheckReport::default();
@@ -64,13 +68,13 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
         let refs = references(vault, &org, &mut rep).await?;
         rep.blobs += refs.len() as u64;
         // Every reference names a pack the catalog has, at one of its chunks.
-        for (r, what) in &refs {
-            match chunks.get(&r.loc.pack) {
+        for Ref { loc, what, .. } in &refs {
+            match chunks.get(&loc.pack) {
                 None => rep.problems.push(format!("org {sid}: {what} is in a pack the catalog does not have")),
-                Some(c) if !c.contains(&r.loc.chunk) => {
+                Some(c) if !c.contains(&loc.chunk) => {
                     rep.problems.push(format!("org {sid}: {what} names a chunk its pack does not have"))
                 }
-                Some(_) if !readable.contains(&r.loc.pack) => {
+                Some(_) if !readable.contains(&loc.pack) => {
                     rep.problems.push(format!("org {sid}: {what} is lost with its pack"))
                 }
                 Some(_) => {}
@@ -86,7 +90,7 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
 
 /// Every blob the org's catalog names: state pages, every version they hold, file pieces.
 /// Checks each data type's latest state against its last snapshot on the way.
-async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<Vec<(BlobRef, Referent)>> {
+async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<Vec<Ref>> {
     let mut refs = Vec::new();
     for t in vault.types(Some(&org.sid)).await? {
         let mut seen = HashSet::new();
@@ -96,8 +100,8 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<V
                 let Some(p) = page else { continue };
                 let r = BlobRef::decode(p)?;
                 let what = format!("the {kind} of {} at cycle {}", t.full_name(), s.cycle);
-                refs.push((r, what.clone()));
-                let page = match vault.read_blob(org, &r).await.and_then(|b| Ok(Page::decode(&b)?)) {
+                refs.push(Ref { loc: r.loc, check: r.id.to_vec(), what: what.clone() });
+                let page = match vault.page(org, &t, p).await {
                     Ok(p) => p,
                     Err(e) => {
                         rep.problems.push(format!("org {}: {what} cannot be read: {e:#}", org.sid));
@@ -108,7 +112,8 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<V
                     // A deletion names its last content, which that version's entry named.
                     if !e.deleted && seen.insert((k, e.version)) {
                         let sid = crate::util::base32(&k);
-                        refs.push((BlobRef { loc: e.loc, id: e.hash }, format!("record {sid} version {}", e.version)));
+                        let what = format!("record {sid} version {}", e.version);
+                        refs.push(Ref { loc: e.loc, check: e.check.to_vec(), what });
                     }
                 }
             }
@@ -128,7 +133,7 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<V
     }
     for f in vault.catalog.file_records(org.id).await? {
         for (i, p) in decode_pieces(&f.pieces)?.into_iter().enumerate() {
-            refs.push((p, format!("file {} piece {}", f.uid, i + 1)));
+            refs.push(Ref { loc: p.loc, check: p.id.to_vec(), what: format!("file {} piece {}", f.uid, i + 1) });
         }
     }
     Ok(refs)
@@ -141,7 +146,7 @@ async fn read_packs(
     org: &std::sync::Arc<Org>,
     packs: &[super::catalog::PackRecord],
     readable: &HashSet<u64>,
-    refs: &[(BlobRef, Referent)],
+    refs: &[Ref],
     rep: &mut CheckReport,
 ) -> Result<()> {
     let mine: Vec<&super::catalog::PackRecord> =
@@ -170,10 +175,10 @@ async fn read_packs(
         match verdict {
             Err(e) => rep.problems.push(format!("pack {}: {e}", p.name)),
             Ok((entries, damaged)) => {
-                let damaged: HashMap<[u8; 16], String> = damaged.into_iter().collect();
+                let damaged: HashMap<(u32, u32), String> = damaged.into_iter().map(|(c, o, w)| ((c, o), w)).collect();
                 for e in entries {
                     let at = (p.pid, e.chunk_off, e.inner_off, e.len);
-                    match damaged.get(&e.id) {
+                    match damaged.get(&(e.chunk_off, e.inner_off)) {
                         Some(why) => {
                             bad.insert(at, format!("pack {}: {why}", p.name));
                         }
@@ -185,13 +190,13 @@ async fn read_packs(
             }
         }
     }
-    for (r, what) in refs {
-        if !readable.contains(&r.loc.pack) {
+    for Ref { loc, check, what } in refs {
+        if !readable.contains(&loc.pack) {
             continue;
         }
-        let at = (r.loc.pack, r.loc.chunk, r.loc.offset, r.loc.len);
+        let at = (loc.pack, loc.chunk, loc.offset, loc.len);
         match (sound.get(&at), bad.get(&at)) {
-            (Some(id), _) if *id == r.id => {}
+            (Some(id), _) if id[..check.len()] == check[..] => {}
             (_, Some(why)) => rep.problems.push(format!("org {}: {what} is damaged ({why})", org.sid)),
             _ => rep.problems.push(format!("org {}: {what} is not in its pack where the catalog says", org.sid)),
         }

@@ -133,7 +133,7 @@ impl Vault {
                             deleted: v.deleted,
                             // Schema 2 did not say; a reader of files reads these to find out.
                             has_files: !v.deleted,
-                            hash: r.id,
+                            check: r.id[..4].try_into().expect("4 bytes"),
                             // Unknown: the next backup compares their content once.
                             raw: [0; 8],
                             loc: r.loc,

@@ -1,21 +1,25 @@
 //! Packs: many small blobs in one store object, so 200,000 records are not 200,000 files.
 //!
-//! Blobs are gathered into chunks of about 128 KiB, each compressed (zstd) then sealed
-//! (AES-256-GCM): records of one data type compress far better together than alone, and a
-//! chunk is still small enough to read for one record. A pack is its chunks followed by a
-//! sealed header listing every blob, then the header's length (u32 LE), so the store alone
-//! says what each pack holds. A pack's name is the BLAKE3 hash of its (encrypted) bytes.
+//! Blobs of one kind are gathered into chunks of about 1 MiB, each compressed (zstd) then
+//! sealed (AES-256-GCM): records of one data type compress far better together than alone,
+//! and a chunk is still small enough to read for one record. A pack is its chunks followed by
+//! a sealed header listing, per chunk, its place, its kind and its blobs' lengths, then the
+//! header's length (u32 LE), so the store alone says what each pack holds. A pack's name is the
+//! BLAKE3 hash of its (encrypted) bytes. (Packs of schema 2 and before have a header that also
+//! lists each blob's content id; both are read.)
 
 use super::crypto::{CryptoError, OrgKeys, SealKey};
 use super::state::Loc;
 
-pub const CHUNK_TARGET: usize = 128 * 1024;
+pub const CHUNK_TARGET: usize = 1 << 20;
 pub const PACK_TARGET: usize = 16 << 20;
 /// Files are stored as pieces of this size, so no file is ever held whole in memory.
 pub const FILE_PIECE: usize = 1 << 20;
+const LEVEL: i32 = 3;
 
 const CHUNK_AAD: &[u8] = b"daybook chunk v1";
-const HEADER_AAD: &[u8] = b"daybook pack header v1";
+const HEADER_AAD_V1: &[u8] = b"daybook pack header v1";
+const HEADER_AAD: &[u8] = b"daybook pack header v2";
 /// A content id: keyed BLAKE3, 128 bits.
 pub type BlobId = [u8; 16];
 
@@ -53,6 +57,7 @@ pub struct Packer {
     sealed: u64,
     pid: u64,
     chunk: Vec<u8>,
+    chunk_kind: u8,
     chunk_blobs: Vec<(BlobId, u8, u32, u32)>,
     pack: Vec<u8>,
     chunks: Vec<(u32, u32)>,
@@ -71,6 +76,7 @@ impl Packer {
             sealed: 0,
             pid: rand::random(),
             chunk: Vec::new(),
+            chunk_kind: 0,
             chunk_blobs: Vec::new(),
             pack: Vec::new(),
             chunks: Vec::new(),
@@ -81,9 +87,12 @@ impl Packer {
     /// Adds a blob: where it will be, and a pack when one is full and must be written out.
     /// (The open chunk goes after the sealed ones, so its offset is known before it is sealed.)
     pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: BlobId, data: &[u8]) -> (Loc, Option<FinishedPack>) {
-        if !self.chunk.is_empty() && self.chunk.len() + data.len() > CHUNK_TARGET {
+        if !self.chunk_blobs.is_empty()
+            && (self.chunk.len() + data.len() > CHUNK_TARGET || self.chunk_kind != kind as u8)
+        {
             self.flush_chunk(seal);
         }
+        self.chunk_kind = kind as u8;
         let loc = Loc {
             pack: self.pid,
             chunk: self.pack.len() as u32,
@@ -112,7 +121,7 @@ impl Packer {
         if self.chunk_blobs.is_empty() {
             return;
         }
-        let compressed = zstd::bulk::compress(&self.chunk, 3).unwrap_or_default();
+        let compressed = zstd::bulk::compress(&self.chunk, LEVEL).unwrap_or_default();
         let mut plain = Vec::with_capacity(compressed.len().min(self.chunk.len()) + 1);
         if !compressed.is_empty() && compressed.len() < self.chunk.len() {
             plain.push(1);
@@ -138,17 +147,15 @@ impl Packer {
         if self.entries.is_empty() {
             return None;
         }
-        // Per chunk: offset, length, blob count; per blob: id, kind, length (the inner
-        // offsets follow from the lengths). 21 bytes a blob.
-        let mut header = Vec::with_capacity(self.entries.len() * 21);
+        // Per chunk: offset, length, kind, blob count; per blob its length (the offsets
+        // follow). About 2 bytes a blob: the content ids are where the blobs are named.
+        let mut header = Vec::with_capacity(self.entries.len() * 2 + 64);
         for chunk in self.entries.chunk_by(|a, b| a.chunk_off == b.chunk_off) {
-            for v in [chunk[0].chunk_off, chunk[0].chunk_len, chunk.len() as u32] {
-                header.extend_from_slice(&v.to_le_bytes());
+            for v in [chunk[0].chunk_off as u64, chunk[0].chunk_len as u64, chunk[0].kind as u64, chunk.len() as u64] {
+                put_varint(&mut header, v);
             }
             for e in chunk {
-                header.extend_from_slice(&e.id);
-                header.push(e.kind);
-                header.extend_from_slice(&e.len.to_le_bytes());
+                put_varint(&mut header, e.len as u64);
             }
         }
         let sealed = seal.seal(HEADER_AAD, &header);
@@ -189,7 +196,29 @@ pub fn open_chunk(seal: &SealKey, chunk_off: u32, sealed: &[u8]) -> Result<Vec<u
     }
 }
 
-/// Reads the blob list of a whole pack.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint(h: &[u8], i: &mut usize) -> Result<u64, PackError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *h.get(*i).ok_or(PackError::Truncated)?;
+        *i += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(PackError::Truncated)
+}
+
+/// A pack's header: where its blobs are. Content ids are all zero when the header does not
+/// carry them (schema 3's); `verify` computes them.
 pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
     if pack.len() < 4 {
         return Err(PackError::Truncated);
@@ -199,7 +228,10 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
         return Err(PackError::Truncated);
     }
     let sealed = &pack[pack.len() - 4 - hlen..pack.len() - 4];
-    let h = seal.open(HEADER_AAD, sealed).map_err(PackError::Header)?;
+    if let Ok(h) = seal.open(HEADER_AAD, sealed) {
+        return read_header_v2(&h);
+    }
+    let h = seal.open(HEADER_AAD_V1, sealed).map_err(PackError::Header)?;
     let u32_at =
         |i: usize| h.get(i..i + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).ok_or(PackError::Truncated);
     let mut entries = Vec::new();
@@ -220,13 +252,35 @@ pub fn read_header(seal: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackEr
     Ok(entries)
 }
 
-/// Verifies every chunk of a pack against its header: each blob must hash to its id.
-/// Returns the ids of blobs that are damaged, with the reason.
-/// Damaged blobs of a pack, with the reason.
-pub type Damaged = Vec<(BlobId, String)>;
+fn read_header_v2(h: &[u8]) -> Result<Vec<PackEntry>, PackError> {
+    let mut entries = Vec::new();
+    let mut i = 0;
+    let small = |v: u64| u32::try_from(v).map_err(|_| PackError::Truncated);
+    while i < h.len() {
+        let (chunk_off, chunk_len) = (small(varint(h, &mut i)?)?, small(varint(h, &mut i)?)?);
+        let kind = u8::try_from(varint(h, &mut i)?).map_err(|_| PackError::Truncated)?;
+        let n = varint(h, &mut i)?;
+        if n as usize > h.len() {
+            return Err(PackError::Truncated);
+        }
+        let mut inner_off = 0u32;
+        for _ in 0..n {
+            let len = small(varint(h, &mut i)?)?;
+            entries.push(PackEntry { id: [0; 16], kind, chunk_off, chunk_len, inner_off, len });
+            inner_off = inner_off.checked_add(len).ok_or(PackError::Truncated)?;
+        }
+    }
+    Ok(entries)
+}
 
+/// Damaged blobs of a pack (chunk offset, offset in the chunk), with the reason.
+pub type Damaged = Vec<(u32, u32, String)>;
+
+/// Verifies every chunk of a pack against its header: each chunk must open and hold its
+/// blobs, each blob must hash to its id where the header gives one. Returns the blobs with
+/// their ids (computed where the header has none) and the damaged ones.
 pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Damaged), PackError> {
-    let entries = read_header(&keys.seal, pack)?;
+    let mut entries = read_header(&keys.seal, pack)?;
     let mut bad = Vec::new();
     let mut i = 0;
     while i < entries.len() {
@@ -240,17 +294,23 @@ pub fn verify(keys: &OrgKeys, pack: &[u8]) -> Result<(Vec<PackEntry>, Damaged), 
             None => Err(PackError::Truncated),
             Some(r) => open_chunk(&keys.seal, off, r),
         };
-        for e in &entries[i..j] {
+        for e in &mut entries[i..j] {
             let why = match &plain {
                 Err(err) => Some(err.to_string()),
-                Ok(p) => match p.get(e.inner_off as usize..(e.inner_off + e.len) as usize) {
+                Ok(p) => match p.get(e.inner_off as usize..(e.inner_off as usize + e.len as usize)) {
                     None => Some("blob lies outside its chunk".into()),
+                    // A header without ids: the content names itself (the catalog's ids are
+                    // checked against it).
+                    Some(b) if e.id == [0; 16] => {
+                        e.id = keys.blob_id(b);
+                        None
+                    }
                     Some(b) if keys.blob_id(b) != e.id => Some("content does not match its id".into()),
                     Some(_) => None,
                 },
             };
             if let Some(w) = why {
-                bad.push((e.id, w));
+                bad.push((e.chunk_off, e.inner_off, w));
             }
         }
         i = j;
@@ -298,7 +358,11 @@ mod tests {
         let mut flipped = pack.bytes.clone();
         flipped[e.chunk_off as usize + 20] ^= 0x10;
         let (_, bad) = verify(&keys, &flipped).unwrap();
-        assert!(bad.iter().any(|(id, _)| *id == ids[1234].0));
-        assert!(!bad.iter().any(|(id, _)| *id == ids[0].0) || pack.entries[0].chunk_off == e.chunk_off);
+        assert!(bad.iter().any(|(c, o, _)| (*c, *o) == (e.chunk_off, e.inner_off)));
+        let first = &pack.entries[0];
+        assert!(
+            !bad.iter().any(|(c, o, _)| (*c, *o) == (first.chunk_off, first.inner_off))
+                || first.chunk_off == e.chunk_off
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use super::catalog::SnapshotRecord;
-use super::state::{Entry, Key, Page, State};
+use super::state::{Entry, Key, Loc, Page, State};
 use super::write::Chain;
 use super::{BlobRef, Org, Vault};
 
@@ -172,6 +172,42 @@ impl StoredVersion {
     }
 }
 
+/// A stored version with its record's JSON left as the app gave it (canonical form), unparsed.
+#[derive(Debug, Clone)]
+pub struct RawStoredVersion {
+    pub data: Box<serde_json::value::RawValue>,
+    pub files: Vec<StoredFile>,
+}
+
+impl RawStoredVersion {
+    pub fn decode(bytes: &[u8]) -> Result<RawStoredVersion> {
+        #[derive(Deserialize)]
+        struct Raw {
+            data: Box<serde_json::value::RawValue>,
+            #[serde(default)]
+            files: Vec<StoredFile>,
+        }
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            bail!("a stored version is not the JSON object daybook writes");
+        }
+        let r: Raw = serde_json::from_slice(bytes).context("a stored version is not the JSON daybook writes")?;
+        Ok(RawStoredVersion { data: r.data, files: r.files })
+    }
+}
+
+/// A live record of a snapshot with its JSON unparsed (`records_at_raw`).
+#[derive(Debug, Clone)]
+pub struct RawRecordVersion {
+    pub sid: String,
+    pub source_id: String,
+    pub version: u32,
+    pub captured_at: DateTime<Utc>,
+    pub since: CycleId,
+    /// The record's JSON, in canonical form (keys sorted, no spaces).
+    pub data: String,
+    pub files: Vec<StoredFile>,
+}
+
 /// A record and where it belongs.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordInfo {
@@ -234,6 +270,18 @@ pub struct Change {
     pub after: Option<RecordVersion>,
 }
 
+/// A record that differs between two snapshots, without its content.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeInfo {
+    pub kind: ChangeKind,
+    #[serde(skip)]
+    key: Key,
+    pub sid: String,
+    pub source_id: String,
+    pub before: Option<u32>,
+    pub after: Option<u32>,
+}
+
 /// A record deleted at its source: its last content and when it went.
 #[derive(Debug, Clone)]
 pub struct DeletedRecord {
@@ -257,11 +305,18 @@ struct Step {
     version: u32,
     since: u64,
     deleted: bool,
-    blob: BlobRef,
+    blob: Content,
 }
 
-fn content_ref(e: &Entry) -> BlobRef {
-    BlobRef { loc: e.loc, id: e.hash }
+/// Where a version's content is, and the first bytes of its id.
+#[derive(Debug, Clone, Copy)]
+struct Content {
+    loc: Loc,
+    check: [u8; 4],
+}
+
+fn content_ref(e: &Entry) -> Content {
+    Content { loc: e.loc, check: e.check }
 }
 
 impl Vault {
@@ -352,13 +407,14 @@ impl Vault {
         }
         let t = self.catalog.type_record(ty.0).await?;
         let org = self.org_of(&t.org).await?;
+        let ti = Vault::type_info_of(&org, &t)?;
         let mut state = match &chain[0].checkpoint {
-            Some(c) => State::from_page(self.page(&org, c).await?),
+            Some(c) => State::from_page(self.page(&org, &ti, c).await?),
             None => State::default(),
         };
         for s in chain.iter().skip(usize::from(chain[0].checkpoint.is_some())) {
             if let Some(d) = &s.delta {
-                let page = self.page(&org, d).await?;
+                let page = self.page(&org, &ti, d).await?;
                 info.entries += page.entries.len();
                 state.apply(&page);
             }
@@ -368,10 +424,15 @@ impl Vault {
         Ok((state, info))
     }
 
-    async fn page(&self, org: &Org, r: &[u8]) -> Result<Page> {
+    pub(crate) async fn page(&self, org: &Org, ty: &TypeInfo, r: &[u8]) -> Result<Page> {
         let r = BlobRef::decode(r)?;
         let bytes = self.read_blob(org, &r).await?;
-        Page::decode(&bytes).with_context(|| format!("org {}: a state page", org.sid))
+        let key_of = |id: &str| Vault::record_key(org, ty, id);
+        Page::decode(&bytes, &key_of).with_context(|| format!("org {}: a state page of {}", org.sid, ty.full_name()))
+    }
+
+    async fn blobs_at(&self, org: &Org, c: &Content) -> Result<Vec<u8>> {
+        self.reader_handle().read_at(org, &c.loc, &c.check).await
     }
 
     fn cached_state(&self, ty: i64, cycle: i64) -> Option<Arc<State>> {
@@ -396,13 +457,14 @@ impl Vault {
     async fn steps(&self, ty: TypeId, until: Option<i64>) -> Result<HashMap<Key, (String, Vec<Step>)>> {
         let t = self.catalog.type_record(ty.0).await?;
         let org = self.org_of(&t.org).await?;
+        let ti = Vault::type_info_of(&org, &t)?;
         let mut out: HashMap<Key, (String, Vec<Step>)> = HashMap::new();
         for s in self.catalog.snapshot_records(Some(ty.0)).await? {
             if until.is_some_and(|u| s.cycle > u) {
                 break;
             }
             let Some(d) = &s.delta else { continue };
-            for (k, e) in self.page(&org, d).await?.entries {
+            for (k, e) in self.page(&org, &ti, d).await?.entries {
                 let slot = out.entry(k).or_insert_with(|| (e.id.clone(), Vec::new()));
                 if slot.1.last().is_none_or(|l| l.version != e.version) {
                     slot.1.push(Step { version: e.version, since: e.since, deleted: e.deleted, blob: content_ref(&e) });
@@ -479,7 +541,7 @@ impl Vault {
             return Ok(None);
         }
         let org = self.org_of(&r.org).await?;
-        Ok(Some(StoredVersion::decode(&self.read_blob(&org, &s.blob).await?)?))
+        Ok(Some(StoredVersion::decode(&self.blobs_at(&org, &s.blob).await?)?))
     }
 
     /// The version of a record current at `at` (None: it did not exist yet).
@@ -542,6 +604,38 @@ impl Vault {
     }
 
     fn version_stream(&self, ty: TypeId, cycle: CycleId, history: bool) -> BoxStream<'_, Result<RecordVersion>> {
+        self.stream_of(ty, cycle, history, |p, b, starts| {
+            Ok(RecordVersion {
+                sid: crate::util::base32(&p.key),
+                source_id: p.id,
+                version: p.version,
+                captured_at: captured(starts, p.since)?,
+                since: CycleId(p.since as i64),
+                content: StoredVersion::decode(b)?,
+            })
+        })
+    }
+
+    /// `records_at`, with each record's JSON as the app gave it, unparsed: for writing it out
+    /// as it is (an export, an archive), at the speed of the store.
+    pub fn records_at_raw(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<RawRecordVersion>> {
+        self.stream_of(ty, cycle, false, raw_version)
+    }
+
+    /// `versions_until`, unparsed.
+    pub fn versions_until_raw(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<RawRecordVersion>> {
+        self.stream_of(ty, cycle, true, raw_version)
+    }
+
+    /// The versions `selection` picks, one chunk at a time in store order, each chunk opened
+    /// and its versions decoded off the async threads, two chunks in flight (one per core).
+    fn stream_of<T: Send + 'static>(
+        &self,
+        ty: TypeId,
+        cycle: CycleId,
+        history: bool,
+        make: MakeVersion<T>,
+    ) -> BoxStream<'_, Result<T>> {
         let start = async move {
             let t = self.catalog.type_record(ty.0).await?;
             let org = self.org_of(&t.org).await?;
@@ -552,8 +646,6 @@ impl Vault {
             .map(move |r| match r {
                 Err(e) => futures::stream::once(async { Err(e) }).boxed(),
                 Ok((org, starts, picked)) => {
-                    // One chunk at a time, in store order, decoded off the async threads; two
-                    // in flight, one per core.
                     let groups: Vec<Vec<Picked>> = picked
                         .chunk_by(|a, b| (a.blob.loc.pack, a.blob.loc.chunk) == (b.blob.loc.pack, b.blob.loc.chunk))
                         .map(<[Picked]>::to_vec)
@@ -562,10 +654,10 @@ impl Vault {
                     futures::stream::iter(groups)
                         .map(move |g| {
                             let (org, starts, reader) = (org.clone(), starts.clone(), reader.clone());
-                            async move { read_group(&reader, org, starts, g).await }
+                            async move { read_group(&reader, org, starts, g, make).await }
                         })
                         .buffered(2)
-                        .flat_map(|r: Result<Vec<RecordVersion>>| match r {
+                        .flat_map(|r: Result<Vec<T>>| match r {
                             Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
                             Err(e) => futures::stream::once(async { Err(e) }).boxed(),
                         })
@@ -585,7 +677,7 @@ impl Vault {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for p in self.selection(ty, cycle, history).await?.into_iter().filter(|p| p.files) {
-            for f in StoredVersion::decode(&self.read_blob(&org, &p.blob).await?)?.files {
+            for f in StoredVersion::decode(&self.blobs_at(&org, &p.blob).await?)?.files {
                 if seen.insert(f.uid.clone()) {
                     out.push(f);
                 }
@@ -607,6 +699,50 @@ impl Vault {
         let t = self.catalog.type_record(ty.0).await?;
         let org = self.org_of(&t.org).await?;
         let starts = self.catalog.cycle_starts().await?;
+        let (list, after) = self.change_entries(ty, from, to).await?;
+        // Contents in store order, each chunk read once.
+        let mut reads: Vec<(usize, Content)> = list
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.after.is_some())
+            .filter_map(|(i, c)| after.get(&c.key).map(|e| (i, content_ref(e))))
+            .collect();
+        reads.sort_by_key(|(_, c)| c.loc);
+        let mut contents: HashMap<usize, StoredVersion> = HashMap::new();
+        for (i, c) in reads {
+            contents.insert(i, StoredVersion::decode(&self.blobs_at(&org, &c).await?)?);
+        }
+        let mut out = Vec::with_capacity(list.len());
+        for (i, c) in list.into_iter().enumerate() {
+            let e = after.get(&c.key);
+            let after = match (contents.remove(&i), e) {
+                (Some(content), Some(e)) => Some(RecordVersion {
+                    sid: c.sid.clone(),
+                    source_id: c.source_id.clone(),
+                    version: e.version,
+                    captured_at: captured(&starts, e.since)?,
+                    since: CycleId(e.since as i64),
+                    content,
+                }),
+                _ => None,
+            };
+            out.push(Change { kind: c.kind, sid: c.sid, source_id: c.source_id, before: c.before, after });
+        }
+        Ok(out)
+    }
+
+    /// What `changes_between` finds, without the contents: kind, SID, id, and the versions
+    /// before and after (for a listing, such as `diff`'s).
+    pub async fn change_list(&self, ty: TypeId, from: Option<CycleId>, to: CycleId) -> Result<Vec<ChangeInfo>> {
+        Ok(self.change_entries(ty, from, to).await?.0)
+    }
+
+    async fn change_entries(
+        &self,
+        ty: TypeId,
+        from: Option<CycleId>,
+        to: CycleId,
+    ) -> Result<(Vec<ChangeInfo>, Arc<State>)> {
         let before = match from {
             Some(c) => Some(self.state_at(ty, Some(c.0)).await?.0),
             None => None,
@@ -622,21 +758,17 @@ impl Vault {
                 (Some(v), false) if v != e.version => ChangeKind::Changed,
                 _ => continue,
             };
-            let after = match e.deleted {
-                true => None,
-                false => Some(RecordVersion {
-                    sid: crate::util::base32(k),
-                    source_id: e.id.clone(),
-                    version: e.version,
-                    captured_at: captured(&starts, e.since)?,
-                    since: CycleId(e.since as i64),
-                    content: StoredVersion::decode(&self.read_blob(&org, &content_ref(e)).await?)?,
-                }),
-            };
-            out.push(Change { kind, sid: crate::util::base32(k), source_id: e.id.clone(), before: was, after });
+            out.push(ChangeInfo {
+                kind,
+                key: *k,
+                sid: crate::util::base32(k),
+                source_id: e.id.clone(),
+                before: was,
+                after: (!e.deleted).then_some(e.version),
+            });
         }
         out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
-        Ok(out)
+        Ok((out, after))
     }
 
     /// Records deleted at their source and not back since, newest deletions first.
@@ -651,10 +783,13 @@ impl Vault {
             }
             let snaps = self.snapshots(Some(t.id)).await?;
             let steps = self.steps(t.id, None).await?;
-            for (k, e) in state.entries.iter().filter(|(_, e)| e.deleted) {
+            // In store order, each chunk read once.
+            let mut gone: Vec<&(Key, Entry)> = state.entries.iter().filter(|(_, e)| e.deleted).collect();
+            gone.sort_by_key(|(_, e)| e.loc);
+            for (k, e) in gone {
                 let noticed_cycle = CycleId(e.since as i64);
                 let last_seen = snaps.iter().rev().find(|s| s.cycle < noticed_cycle).map(|s| s.taken_at);
-                let content = StoredVersion::decode(&self.read_blob(&o, &content_ref(e)).await?)?;
+                let content = StoredVersion::decode(&self.blobs_at(&o, &content_ref(e)).await?)?;
                 let last_since =
                     steps.get(k).and_then(|(_, s)| s.iter().rev().find(|s| !s.deleted)).map_or(e.since, |s| s.since);
                 out.push(DeletedRecord {
@@ -705,6 +840,9 @@ impl Vault {
     }
 }
 
+/// Makes a stream's item from a picked version and its bytes (and the cycles' start times).
+type MakeVersion<T> = fn(Picked, &[u8], &HashMap<i64, String>) -> Result<T>;
+
 /// A version picked for reading, and where its content is.
 #[derive(Debug, Clone)]
 struct Picked {
@@ -712,38 +850,60 @@ struct Picked {
     id: String,
     version: u32,
     since: u64,
-    blob: BlobRef,
+    blob: Content,
     /// Its content may refer to files.
     files: bool,
 }
 
-async fn read_group(
+async fn read_group<T: Send + 'static>(
     reader: &super::BlobReader,
     org: Arc<Org>,
     starts: Arc<HashMap<i64, String>>,
     group: Vec<Picked>,
-) -> Result<Vec<RecordVersion>> {
-    let mut blobs = Vec::with_capacity(group.len());
-    for p in &group {
-        blobs.push(reader.read(&org, &p.blob).await?);
-    }
+    make: MakeVersion<T>,
+) -> Result<Vec<T>> {
+    let Some(first) = group.first() else { return Ok(Vec::new()) };
+    let sealed = reader.fetch_chunk(&org, first.blob.loc.pack, first.blob.loc.chunk).await?;
     tokio::task::spawn_blocking(move || {
+        let (pack, chunk) = (group[0].blob.loc.pack, group[0].blob.loc.chunk);
+        let plain = super::pack::open_chunk(&org.keys.seal, chunk, &sealed)
+            .with_context(|| format!("pack {pack:016x} is damaged"))?;
         group
             .into_iter()
-            .zip(blobs)
-            .map(|(p, b)| {
-                Ok(RecordVersion {
-                    sid: crate::util::base32(&p.key),
-                    source_id: p.id,
-                    version: p.version,
-                    captured_at: captured(&starts, p.since)?,
-                    since: CycleId(p.since as i64),
-                    content: StoredVersion::decode(&b)?,
-                })
+            .map(|p| {
+                let l = p.blob.loc;
+                let b = plain
+                    .get(l.offset as usize..l.offset as usize + l.len as usize)
+                    .ok_or_else(|| anyhow!("pack {pack:016x}: a blob lies outside its chunk"))?;
+                if org.keys.blob_id(b)[..4] != p.blob.check {
+                    bail!("pack {pack:016x}: a blob does not match its id {}", hex::encode(p.blob.check));
+                }
+                make(p, b, &starts)
             })
             .collect()
     })
     .await?
+}
+
+fn raw_version(p: Picked, b: &[u8], starts: &HashMap<i64, String>) -> Result<RawRecordVersion> {
+    // A version without files is `{"data":...}` exactly (its id was checked: these are the
+    // bytes daybook wrote), so its JSON is a slice of it, not a parse of it.
+    let (data, files) = match (p.files, b.strip_prefix(b"{\"data\":").and_then(|d| d.strip_suffix(b"}"))) {
+        (false, Some(data)) => (String::from_utf8(data.to_vec())?, Vec::new()),
+        _ => {
+            let r = RawStoredVersion::decode(b)?;
+            (r.data.get().to_string(), r.files)
+        }
+    };
+    Ok(RawRecordVersion {
+        sid: crate::util::base32(&p.key),
+        source_id: p.id,
+        version: p.version,
+        captured_at: captured(starts, p.since)?,
+        since: CycleId(p.since as i64),
+        data,
+        files,
+    })
 }
 
 fn captured(starts: &HashMap<i64, String>, cycle: u64) -> Result<DateTime<Utc>> {

@@ -28,12 +28,13 @@ pub struct Entry {
     pub version: u32,
     /// The cycle from which this version is current.
     pub since: u64,
-    /// The version is a deletion; `hash` and `loc` are then the last content's.
+    /// The version is a deletion; `check` and `loc` are then the last content's.
     pub deleted: bool,
     /// Its content refers to files.
     pub has_files: bool,
-    /// The content id of its (last) content: the keyed hash of the stored bytes.
-    pub hash: [u8; 16],
+    /// The first bytes of its (last) content's id (the keyed hash of the stored bytes), to
+    /// check what is read. (The chunk's seal already guards it; this guards its place.)
+    pub check: [u8; 4],
     /// Keyed hash of the source's text and its files' fingerprints; zero when unknown.
     pub raw: [u8; 8],
     pub loc: Loc,
@@ -176,7 +177,8 @@ impl<'a> Reader<'a> {
 
 impl Page {
     /// Column by column, so that the packer's compression finds what repeats (versions,
-    /// cycles, packs, offsets) next to itself.
+    /// cycles, packs, offsets) next to itself. Keys are not written: each is the keyed hash
+    /// of the record's id, which the reader computes again.
     pub fn encode(&self) -> Vec<u8> {
         let n = self.entries.len();
         let mut packs: Vec<u64> = self.entries.iter().map(|(_, e)| e.loc.pack).collect();
@@ -189,11 +191,8 @@ impl Page {
         for p in &packs {
             out.extend_from_slice(&p.to_le_bytes());
         }
-        for (k, _) in &self.entries {
-            out.extend_from_slice(k);
-        }
         for (_, e) in &self.entries {
-            out.extend_from_slice(&e.hash);
+            out.extend_from_slice(&e.check);
         }
         for (_, e) in &self.entries {
             out.extend_from_slice(&e.raw);
@@ -232,18 +231,18 @@ impl Page {
         out
     }
 
-    pub fn decode(b: &[u8]) -> Result<Page, PageError> {
+    /// `key_of` gives a record's key from its id.
+    pub fn decode(b: &[u8], key_of: &dyn Fn(&str) -> Key) -> Result<Page, PageError> {
         let mut r = Reader { b };
         if r.take(4)? != MAGIC {
             return Err(PageError("not a state page"));
         }
-        let n = r.count(10 + 16 + 8)?;
+        let n = r.count(4 + 8)?;
         let np = r.count(8)?;
         let packs: Vec<u64> = (0..np)
             .map(|_| Ok(u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"))))
             .collect::<Result<_, _>>()?;
-        let keys = r.take(n * 10)?;
-        let hashes = r.take(n * 16)?;
+        let checks = r.take(n * 4)?;
         let raws = r.take(n * 8)?;
         let col = |r: &mut Reader| (0..n).map(|_| r.varint()).collect::<Result<Vec<u64>, _>>();
         let versions = col(&mut r)?;
@@ -254,7 +253,8 @@ impl Page {
         let (chunks, offsets, lens) = (u32s(&mut r)?, u32s(&mut r)?, u32s(&mut r)?);
         let mut entries = Vec::with_capacity(n);
         for i in 0..n {
-            let key: Key = keys[i * 10..i * 10 + 10].try_into().expect("10 bytes");
+            let id = r.str()?;
+            let key = key_of(&id);
             if i > 0 && entries.last().is_some_and(|(k, _): &(Key, Entry)| *k >= key) {
                 return Err(PageError("keys out of order"));
             }
@@ -262,12 +262,12 @@ impl Page {
             entries.push((
                 key,
                 Entry {
-                    id: r.str()?,
+                    id,
                     version: u32::try_from(versions[i]).map_err(|_| PageError("a version is out of range"))?,
                     since: since[i],
                     deleted: flags[i] & 1 != 0,
                     has_files: flags[i] & 2 != 0,
-                    hash: hashes[i * 16..i * 16 + 16].try_into().expect("16 bytes"),
+                    check: checks[i * 4..i * 4 + 4].try_into().expect("4 bytes"),
                     raw: raws[i * 8..i * 8 + 8].try_into().expect("8 bytes"),
                     loc: Loc { pack, chunk: chunks[i], offset: offsets[i], len: lens[i] },
                 },
@@ -297,16 +297,24 @@ mod tests {
             since: 7 + (n % 2) as u64,
             deleted,
             has_files: n.is_multiple_of(5),
-            hash: [n as u8; 16],
+            check: [n as u8; 4],
             raw: [(n * 7) as u8; 8],
             loc: Loc { pack: 0xdead_beef_0000 + (n % 4) as u64, chunk: n * 1000, offset: n * 3, len: 400 + n },
         }
     }
 
     fn key(n: u32) -> Key {
-        let mut k = [0u8; 10];
-        k[..4].copy_from_slice(&n.to_be_bytes());
-        k
+        key_of(&format!("task-{n:04}"))
+    }
+
+    /// As the vault derives keys: a hash of the id.
+    fn key_of(id: &str) -> Key {
+        blake3::hash(id.as_bytes()).as_bytes()[..10].try_into().unwrap()
+    }
+
+    fn sorted(mut p: Page) -> Page {
+        p.entries.sort_by_key(|e| e.0);
+        p
     }
 
     #[test]
@@ -315,10 +323,11 @@ mod tests {
         for n in 0..1000 {
             p.entries.push((key(n), entry(n, n % 17 == 0)));
         }
+        let mut p = sorted(p);
         p.files.insert("invoice.pdf".into(), CachedFile { fingerprint: "12:34".into(), uid: "abcd".into() });
         let bytes = p.encode();
-        assert_eq!(Page::decode(&bytes).unwrap(), p);
-        assert_eq!(Page::decode(&Page::default().encode()).unwrap(), Page::default());
+        assert_eq!(Page::decode(&bytes, &key_of).unwrap(), p);
+        assert_eq!(Page::decode(&Page::default().encode(), &key_of).unwrap(), Page::default());
     }
 
     #[test]
@@ -327,27 +336,33 @@ mod tests {
         for n in 0..50 {
             p.entries.push((key(n), entry(n, false)));
         }
+        let p = sorted(p);
         let bytes = p.encode();
         for cut in 0..bytes.len() {
-            assert!(Page::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(Page::decode(&bytes[..cut], &key_of).is_err(), "cut at {cut}");
         }
         let mut flipped = bytes.clone();
-        flipped[5] = 0xff; // the entry count
-        assert!(Page::decode(&flipped).is_err());
+        flipped[4] = 0xff; // the entry count
+        assert!(Page::decode(&flipped, &key_of).is_err());
         let mut unordered = p.clone();
         unordered.entries.swap(3, 4);
-        assert!(Page::decode(&unordered.encode()).is_err());
+        assert!(Page::decode(&unordered.encode(), &key_of).is_err(), "keys out of order");
+        let other_key = |id: &str| key_of(&format!("{id}!"));
+        assert!(Page::decode(&bytes, &other_key).is_err() || p.entries.len() < 2, "keys of another data type");
     }
 
     #[test]
     fn a_delta_replaces_and_adds() {
         let mut s = State::default();
-        s.apply(&Page { entries: (0..10).map(|n| (key(n * 2), entry(n * 2, false))).collect(), ..Page::default() });
+        s.apply(&sorted(Page {
+            entries: (0..10).map(|n| (key(n * 2), entry(n * 2, false))).collect(),
+            ..Page::default()
+        }));
         assert_eq!(s.live_count(), 10);
-        let delta = Page {
+        let delta = sorted(Page {
             entries: vec![(key(3), entry(3, false)), (key(4), entry(4, true)), (key(99), entry(99, false))],
             ..Page::default()
-        };
+        });
         s.apply(&delta);
         assert_eq!(s.entries.len(), 12);
         assert!(s.entries.windows(2).all(|w| w[0].0 < w[1].0), "still sorted");

@@ -150,13 +150,22 @@ impl<'a> TypeWriter<'a> {
         // A data type's records share no chunk with its pages.
         self.packer.end_chunk(&self.org.keys.seal);
         let changed = !delta.entries.is_empty() || !delta.files.is_empty();
-        let delta_ref = match changed {
-            true => Some(self.put(BlobKind::State, &delta.encode()).await?),
-            false => None,
-        };
-        let checkpoint_ref = match changed && self.chain.checkpoint_due(delta.entries.len(), state.entries.len()) {
-            true => Some(self.put(BlobKind::State, &state.to_page().encode()).await?),
-            false => None,
+        // A data type's first delta holds every record: it is its first checkpoint too.
+        let whole = !self.chain.has_checkpoint
+            && delta.entries.len() == state.entries.len()
+            && delta.files.len() == state.files.len();
+        let (delta_ref, checkpoint_ref) = if !changed {
+            (None, None)
+        } else if whole {
+            let r = self.put(BlobKind::State, &delta.encode()).await?;
+            (Some(r), Some(r))
+        } else {
+            let d = self.put(BlobKind::State, &delta.encode()).await?;
+            let c = match self.chain.checkpoint_due(delta.entries.len(), state.entries.len()) {
+                true => Some(self.put(BlobKind::State, &state.to_page().encode()).await?),
+                false => None,
+            };
+            (Some(d), c)
         };
         if let Some(p) = self.packer.finish(&self.org.keys.seal) {
             self.write(p).await?;
