@@ -66,6 +66,30 @@ pub struct OrgConfig {
     pub timezone: Spanned<String>,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// Where the org's latest snapshots are mirrored (Google Sheets + Drive, a folder).
+    #[serde(default)]
+    pub mirrors: Vec<MirrorConfig>,
+}
+
+/// A mirror target's common keys; the rest belongs to its kind, which parses it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MirrorConfig {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(flatten)]
+    pub options: toml::Table,
+    /// The config line of its `kind` key.
+    #[serde(skip)]
+    pub line: usize,
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+impl MirrorConfig {
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
 }
 
 fn default_timezone() -> Spanned<String> {
@@ -123,6 +147,12 @@ impl Config {
                 src.line = line;
                 src.base = cfg.base.clone();
             }
+            for j in 0..cfg.orgs[i].mirrors.len() {
+                let line = cfg.line_of(cfg.orgs[i].mirrors[j].kind.span().start);
+                let m = &mut cfg.orgs[i].mirrors[j];
+                m.line = line;
+                m.base = cfg.base.clone();
+            }
         }
         cfg.validate()?;
         Ok(cfg)
@@ -174,6 +204,22 @@ impl Config {
                     bail!(
                         "config line {}: source name {name:?} is used twice in org {sid:?}",
                         self.line_of(src.name.span().start)
+                    );
+                }
+            }
+            let mut mirrors = std::collections::HashSet::new();
+            for m in &org.mirrors {
+                let name = m.name.get_ref();
+                if !crate::util::is_safe_sid(name) {
+                    bail!(
+                        "config line {}: mirror name {name:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                        self.line_of(m.name.span().start)
+                    );
+                }
+                if !mirrors.insert(name.clone()) {
+                    bail!(
+                        "config line {}: mirror name {name:?} is used twice in org {sid:?}",
+                        self.line_of(m.name.span().start)
                     );
                 }
             }

@@ -9,6 +9,7 @@ pub mod erase;
 pub mod history;
 pub mod init;
 pub mod log;
+pub mod mirror;
 pub mod recover;
 pub mod restore;
 pub mod show;
@@ -24,6 +25,7 @@ use crate::vault::Vault;
 pub fn load_config(config: &Path) -> Result<Config> {
     let cfg = Config::load(config)?;
     crate::connectors::check_config(&cfg).with_context(|| format!("config {}", config.display()))?;
+    crate::mirror::check_config(&cfg).with_context(|| format!("config {}", config.display()))?;
     Ok(cfg)
 }
 

@@ -5,6 +5,7 @@
 mod lock;
 mod log;
 mod migrate;
+mod mirror;
 pub mod read;
 mod restores;
 mod schema;
@@ -12,6 +13,7 @@ mod types;
 
 pub use lock::{Lease, LockError};
 pub use log::LogEntry;
+pub use mirror::MirrorRow;
 pub use restores::RestoreRow;
 pub use types::{TypeIdentity, TypeRow};
 

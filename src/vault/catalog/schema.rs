@@ -27,6 +27,7 @@ pub const TABLES: &[&str] = &[
     "cycle_log",
     "restores",
     "locks",
+    "mirror_state",
 ];
 
 const DDL: &str = r#"
@@ -75,6 +76,10 @@ CREATE TABLE IF NOT EXISTS restores (
     id {pk}, at TEXT NOT NULL, type_id BIGINT NOT NULL, sid TEXT NOT NULL, version BIGINT NOT NULL,
     new_id TEXT NOT NULL, files BIGINT NOT NULL, notes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, heartbeat TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mirror_state (
+    org_id BIGINT NOT NULL, target TEXT NOT NULL, type_id BIGINT NOT NULL, cycle BIGINT,
+    mirrored_at TEXT, attempted_at TEXT NOT NULL, requests BIGINT NOT NULL, cells BIGINT NOT NULL,
+    error {blob}, state {blob}, PRIMARY KEY (org_id, target, type_id)){norowid};
 "#;
 
 /// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`
@@ -105,6 +110,11 @@ pub fn v1_to_v2(postgres: bool) -> Vec<String> {
 
 pub fn statements(postgres: bool) -> Vec<String> {
     split(DDL, postgres)
+}
+
+/// A DDL text made into statements for one database (the mirror's tables use it).
+pub fn split_ddl(ddl: &str, postgres: bool) -> Vec<String> {
+    split(ddl, postgres)
 }
 
 fn split(ddl: &str, postgres: bool) -> Vec<String> {
