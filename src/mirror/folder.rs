@@ -78,12 +78,14 @@ impl MirrorTarget for Folder {
         if let Some(was) = &job.ty.was {
             // A renamed board or table: its folder is renamed, not made anew, when nothing
             // is at the new name yet (the data types beside it come along).
-            let old = self.dir(was);
-            if old != dir && tokio::fs::try_exists(&old).await? && !tokio::fs::try_exists(&dir).await? {
-                if let Some(parent) = dir.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
+            // The highest folder whose name changed is the one renamed.
+            let new = &job.ty.place.dirs;
+            if let Some(i) = (0..was.dirs.len().min(new.len())).find(|&i| was.dirs[i] != new[i]) {
+                let at = |d: &[String]| d.iter().fold(self.root.clone(), |p, s| p.join(s));
+                let (old, to) = (at(&was.dirs[..=i]), at(&new[..=i]));
+                if tokio::fs::try_exists(&old).await? && !tokio::fs::try_exists(&to).await? {
+                    tokio::fs::rename(&old, &to).await.with_context(|| format!("cannot rename {}", old.display()))?;
                 }
-                tokio::fs::rename(&old, &dir).await.with_context(|| format!("cannot rename {}", old.display()))?;
             }
             if was.name != job.ty.place.name {
                 for (a, b) in [

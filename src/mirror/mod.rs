@@ -463,7 +463,12 @@ async fn mirror_type(
         }
         let mut rep = report.clone();
         let from = known.filter(|_| intact).map(CycleId);
-        let job = prepare(ctx, t, &tref, from, latest.cycle, &st, deleted, taken, &mut rep).await?;
+        let Some(job) = prepare(ctx, t, &tref, from, latest.cycle, &st, deleted, taken, &mut rep).await? else {
+            // A new snapshot with nothing new in it: the target holds it already.
+            ctx.save(&MirrorRow { cycle: Some(latest.cycle.0), error: None, ..row.clone() }).await?;
+            rep.cycle = Some(latest.cycle.0);
+            return Ok(rep);
+        };
         // What the job will name is known before it is written: a crash while writing
         // leaves a state whose files and names the next run takes up, never doubles.
         let mut next = TypeState { place: st.place.clone(), header: st.header.clone(), files: st.files.clone() };
@@ -524,7 +529,7 @@ async fn prepare(
     deleted: &[crate::vault::read::DeletedRecord],
     taken: &mut HashSet<String>,
     rep: &mut TypeReport,
-) -> Result<Job> {
+) -> Result<Option<Job>> {
     let vault = ctx.vault;
     let app_fields = |h: &[String]| -> BTreeSet<String> {
         h.iter().filter(|c| c.as_str() != layout::ID && !layout::OURS.contains(&c.as_str())).cloned().collect()
@@ -547,6 +552,9 @@ async fn prepare(
         }
         Some(from) => {
             let changes = vault.changes_between(t.id, Some(from), to).await?;
+            if changes.is_empty() && tref.was.is_none() {
+                return Ok(None);
+            }
             let mut fields = app_fields(&st.header);
             for c in &changes {
                 if let Some(a) = &c.after {
@@ -638,7 +646,7 @@ async fn prepare(
         vec!["written".into(), local(Utc::now())],
         vec!["note".into(), "written by daybook from its vault; edits here are not backed up".into()],
     ];
-    Ok(Job {
+    Ok(Some(Job {
         org: ctx.oref.clone(),
         ty: tref.clone(),
         cycle: to,
@@ -650,7 +658,7 @@ async fn prepare(
         csv_rows,
         files: placed,
         gone_files,
-    })
+    }))
 }
 
 /// `mirror status`: per target and data type, the cycle mirrored, when, requests, errors.

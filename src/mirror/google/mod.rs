@@ -329,6 +329,11 @@ impl Google {
                 other => other.to_string(),
             })
             .collect();
+        // Columns a reader added right of daybook's are theirs.
+        let mut header = header;
+        if let Some(end) = header.iter().position(|h| h == layout::SID) {
+            header.truncate((end + layout::OURS.len()).min(header.len()));
+        }
         let mut rows: Vec<Option<String>> = vec![None; (data.rows - 1).max(0) as usize];
         if let Some(i) = header.iter().position(|h| h == layout::SID) {
             let c = col(i);
