@@ -55,10 +55,8 @@ impl Place {
 fn sheet_name<'a>(name: &'a str, path: &[String]) -> &'a str {
     for k in (1..=path.len()).rev() {
         let prefix = path[path.len() - k..].join("/") + "/";
-        if let Some(rest) = name.strip_prefix(&prefix) {
-            if !rest.is_empty() {
-                return rest;
-            }
+        if let Some(rest) = name.strip_prefix(&prefix).filter(|r| !r.is_empty()) {
+            return rest;
         }
     }
     name

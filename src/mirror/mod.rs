@@ -244,10 +244,8 @@ impl Report {
 
 /// Brings every configured mirror (of one org, one target) up to date.
 pub async fn run(vault: &Vault, cfg: &Config, opts: &Options) -> Result<Report> {
-    if let Some(o) = &opts.org {
-        if !cfg.orgs.iter().any(|c| c.sid.get_ref() == o) {
-            bail!("no org {o:?} in the config");
-        }
+    if let Some(o) = opts.org.as_ref().filter(|o| !cfg.orgs.iter().any(|c| c.sid.get_ref() == *o)) {
+        bail!("no org {o:?} in the config");
     }
     vault.catalog.ensure_mirror_tables().await?;
     let mut report = Report::default();

@@ -563,7 +563,7 @@ fn chunk(app: &mut App, sid: &str, headers: &HeaderMap, body: &[u8]) -> Response
     if a != s.2.len() as u64 || b + 1 - a != body.len() as u64 {
         return error(400, "badRequest", "Content-Range does not follow what was received.");
     }
-    if b + 1 < total && body.len() % (256 * 1024) != 0 {
+    if b + 1 < total && !body.len().is_multiple_of(256 * 1024) {
         return error(400, "badRequest", "Chunks must be multiples of 256 KiB.");
     }
     s.2.extend_from_slice(body);
@@ -582,7 +582,10 @@ fn chunk(app: &mut App, sid: &str, headers: &HeaderMap, body: &[u8]) -> Response
 }
 
 /// 'Title'!A1:C3, 'Title'!1:1, 'Title'!C2:C (rows and columns 0-based, end exclusive; None: open).
-fn parse_range(r: &str) -> Option<(String, usize, Option<usize>, usize, Option<usize>)> {
+/// A tab's title, first row, end row, first column, end column.
+type Range = (String, usize, Option<usize>, usize, Option<usize>);
+
+fn parse_range(r: &str) -> Option<Range> {
     let (title, cells) = r.rsplit_once('!')?;
     let title = title.strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'");
     let (a, b) = cells.split_once(':').unwrap_or((cells, cells));

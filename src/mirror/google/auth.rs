@@ -16,7 +16,7 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/drive";
 
 enum Credentials {
     ServiceAccount(Box<yup_oauth2::ServiceAccountKey>),
-    OAuthClient(yup_oauth2::ApplicationSecret),
+    OAuthClient(Box<yup_oauth2::ApplicationSecret>),
 }
 
 fn read(path: &Path) -> Result<Credentials> {
@@ -32,7 +32,7 @@ fn read(path: &Path) -> Result<Credentials> {
         if let Some(s) = v.get(k) {
             let s: yup_oauth2::ApplicationSecret = serde_json::from_value(s.clone())
                 .map_err(|e| anyhow::anyhow!("Google credentials {}: OAuth client \"{k}\": {e}", path.display()))?;
-            return Ok(Credentials::OAuthClient(s));
+            return Ok(Credentials::OAuthClient(Box::new(s)));
         }
     }
     bail!(
@@ -74,7 +74,7 @@ pub async fn authenticator(credentials: &Path, token_cache: &Path) -> Result<Aut
             }
             restrict(token_cache)?;
             Ok(yup_oauth2::InstalledFlowAuthenticator::with_client(
-                secret,
+                *secret,
                 yup_oauth2::InstalledFlowReturnMethod::HTTPRedirect,
                 client()?,
             )
@@ -116,7 +116,7 @@ pub async fn login(credentials: &Path, token_cache: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let auth = yup_oauth2::InstalledFlowAuthenticator::with_client(
-        secret,
+        *secret,
         yup_oauth2::InstalledFlowReturnMethod::HTTPRedirect,
         client()?,
     )
