@@ -71,32 +71,16 @@ pub struct OrgConfig {
     pub mirrors: Vec<MirrorConfig>,
 }
 
-/// A mirror target's common keys; the rest belongs to its kind, which parses it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MirrorConfig {
-    pub name: Spanned<String>,
-    pub kind: Spanned<String>,
-    #[serde(flatten)]
-    pub options: toml::Table,
-    /// The config line of its `kind` key.
-    #[serde(skip)]
-    pub line: usize,
-    #[serde(skip)]
-    pub base: PathBuf,
-}
-
-impl MirrorConfig {
-    pub fn resolve(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
-    }
-}
+/// A mirror target's common keys (name, kind) and its kind's keys: the same shape as a
+/// source's, parsed the same way by its registry (`mirror::check_config`).
+pub type MirrorConfig = SourceConfig;
 
 fn default_timezone() -> Spanned<String> {
     Spanned::new(0..0, "UTC".to_string())
 }
 
-/// A source's common keys; the rest belongs to its connector, which parses it. It carries
+/// A source's (or a mirror's) common keys; the rest belongs to its connector (or target
+/// kind), which parses it. It carries
 /// what a connector needs of the whole config: its line (for errors) and the config's folder
 /// (for relative paths).
 #[derive(Debug, Clone, Deserialize)]
