@@ -66,13 +66,21 @@ pub struct OrgConfig {
     pub timezone: Spanned<String>,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// Where the org's latest snapshots are mirrored (Google Sheets + Drive, a folder).
+    #[serde(default)]
+    pub mirrors: Vec<MirrorConfig>,
 }
+
+/// A mirror target's common keys (name, kind) and its kind's keys: the same shape as a
+/// source's, parsed the same way by its registry (`mirror::check_config`).
+pub type MirrorConfig = SourceConfig;
 
 fn default_timezone() -> Spanned<String> {
     Spanned::new(0..0, "UTC".to_string())
 }
 
-/// A source's common keys; the rest belongs to its connector, which parses it. It carries
+/// A source's (or a mirror's) common keys; the rest belongs to its connector (or target
+/// kind), which parses it. It carries
 /// what a connector needs of the whole config: its line (for errors) and the config's folder
 /// (for relative paths).
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +130,12 @@ impl Config {
                 let src = &mut cfg.orgs[i].sources[j];
                 src.line = line;
                 src.base = cfg.base.clone();
+            }
+            for j in 0..cfg.orgs[i].mirrors.len() {
+                let line = cfg.line_of(cfg.orgs[i].mirrors[j].kind.span().start);
+                let m = &mut cfg.orgs[i].mirrors[j];
+                m.line = line;
+                m.base = cfg.base.clone();
             }
         }
         cfg.validate()?;
@@ -174,6 +188,22 @@ impl Config {
                     bail!(
                         "config line {}: source name {name:?} is used twice in org {sid:?}",
                         self.line_of(src.name.span().start)
+                    );
+                }
+            }
+            let mut mirrors = std::collections::HashSet::new();
+            for m in &org.mirrors {
+                let name = m.name.get_ref();
+                if !crate::util::is_safe_sid(name) {
+                    bail!(
+                        "config line {}: mirror name {name:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                        self.line_of(m.name.span().start)
+                    );
+                }
+                if !mirrors.insert(name.clone()) {
+                    bail!(
+                        "config line {}: mirror name {name:?} is used twice in org {sid:?}",
+                        self.line_of(m.name.span().start)
                     );
                 }
             }

@@ -8,5 +8,6 @@ pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod fault;
+pub mod mirror;
 pub mod util;
 pub mod vault;

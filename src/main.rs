@@ -35,6 +35,27 @@ enum Command {
         /// deleted in bulk at the source).
         #[arg(long)]
         allow_deletions: bool,
+        /// Do not bring the mirrors up to date after the backup commits.
+        #[arg(long)]
+        no_mirror: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring the mirrors (Google Sheets + Drive, local folders) up to date with the latest
+    /// snapshots, writing only what changed. Exit status 1 if a data type failed.
+    Mirror {
+        #[command(subcommand)]
+        action: Option<MirrorAction>,
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this mirror (its name).
+        #[arg(long)]
+        target: Option<String>,
+        /// Write the mirrors again from the vault, as if never written.
+        #[arg(long)]
+        rebuild: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -169,6 +190,29 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum MirrorAction {
+    /// Per mirror and data type: the cycle mirrored, when, requests, cells, errors.
+    Status {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign in for a google mirror whose credentials are an OAuth client (installed-app
+    /// flow with a localhost redirect); the token is kept in its token_cache.
+    Login {
+        /// The mirror's org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// The mirror's name.
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -181,8 +225,17 @@ async fn main() -> ExitCode {
     let cfg = cli.config.as_path();
     let r = match cli.command {
         Command::Init => commands::init::run(cfg).await.map(|_| true),
-        Command::Backup { org, source, allow_deletions, json } => {
-            commands::backup::run(cfg, Filter { org, source, allow_deletions }, json).await
+        Command::Backup { org, source, allow_deletions, no_mirror, json } => {
+            commands::backup::run(cfg, Filter { org, source, allow_deletions }, !no_mirror, json).await
+        }
+        Command::Mirror { action: None, org, target, rebuild, json } => {
+            commands::mirror::run(cfg, &daybook::mirror::Options { org, target, rebuild }, json).await
+        }
+        Command::Mirror { action: Some(MirrorAction::Status { org, json }), .. } => {
+            commands::mirror::status(cfg, org.as_deref(), json).await.map(|_| true)
+        }
+        Command::Mirror { action: Some(MirrorAction::Login { org, target }), .. } => {
+            commands::mirror::login(cfg, org.as_deref(), target.as_deref()).await.map(|_| true)
         }
         Command::Snapshots { json } => commands::snapshots::run(cfg, json).await.map(|_| true),
         Command::History { sid, json } => commands::history::run(cfg, &sid, json).await.map(|_| true),

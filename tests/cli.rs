@@ -116,6 +116,7 @@ fn help_lists_every_command() {
         "check",
         "erase-org",
         "demo",
+        "mirror",
     ] {
         assert!(
             help.contains(&format!("  {cmd} ")) || help.contains(&format!("  {cmd}\n")),

@@ -4,15 +4,35 @@ use std::path::Path;
 use crate::engine::{self, CycleReport, Filter};
 use crate::util::{human_bytes, print_table};
 
-pub async fn run(config: &Path, filter: Filter, json: bool) -> Result<bool> {
+pub async fn run(config: &Path, filter: Filter, mirror: bool, json: bool) -> Result<bool> {
     let (cfg, vault) = super::open(config).await?;
     let report = engine::run_cycle(&vault, &cfg, &filter).await?;
-    if json {
-        super::print_json(&report)?
+    // The backup is committed: a mirror that fails now fails the command, not the backup.
+    let mirrored = if mirror && cfg.orgs.iter().any(|o| !o.mirrors.is_empty()) {
+        let opts = crate::mirror::Options { org: filter.org.clone(), ..Default::default() };
+        Some(match super::mirror::run_with(&vault, &cfg, &opts, Some(report.cycle)).await {
+            Ok(r) => r,
+            Err(e) => crate::mirror::Report::failed_whole(&cfg, filter.org.as_deref(), &e),
+        })
     } else {
-        print(&report)
+        None
+    };
+    if json {
+        #[derive(serde::Serialize)]
+        struct Both<'a> {
+            #[serde(flatten)]
+            backup: &'a CycleReport,
+            mirror: &'a Option<crate::mirror::Report>,
+        }
+        super::print_json(&Both { backup: &report, mirror: &mirrored })?
+    } else {
+        print(&report);
+        if let Some(m) = &mirrored {
+            println!();
+            super::mirror::print(m);
+        }
     }
-    Ok(report.failed() == 0)
+    Ok(report.failed() == 0 && mirrored.is_none_or(|m| m.failed() == 0))
 }
 
 pub fn print(r: &CycleReport) {

@@ -31,6 +31,11 @@ timezone = "UTC"
 name = "tracker"
 kind = "jsonl"
 path = "export"
+
+[[orgs.mirrors]]
+name = "local"
+kind = "folder"
+path = "mirror"
 "#;
 
 fn task(rng: &mut StdRng, n: u32) -> serde_json::Value {
@@ -60,7 +65,7 @@ fn prepare(dir: &Path) -> Result<()> {
         if !dir.join(MARKER).exists() {
             bail!("{} is not empty and was not made by `daybook demo`; choose an empty or new folder", dir.display());
         }
-        for sub in ["vault", "export"] {
+        for sub in ["vault", "export", "mirror"] {
             let p = dir.join(sub);
             if p.exists() {
                 std::fs::remove_dir_all(&p)?;
@@ -142,9 +147,23 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         "\n== at the source: {edits} tasks edited, 5 added, 4 deleted; 1 project edited; 1 comment deleted; 1 file added"
     );
 
+    let m1 = crate::mirror::run(&vault, &cfg, &crate::mirror::Options::default()).await?;
+    if m1.failed() > 0 {
+        super::mirror::print(&m1);
+        bail!("the demo mirror failed");
+    }
+
     println!("\n== day 2: second backup");
     let r2 = engine::run_cycle(&vault, &cfg, &Filter::default()).await?;
     super::backup::print(&r2);
+
+    println!("\n== mirror (after each backup, as `daybook backup` does)");
+    let m = crate::mirror::run(&vault, &cfg, &crate::mirror::Options::default()).await?;
+    super::mirror::print(&m);
+    if m.failed() > 0 {
+        bail!("the demo mirror failed");
+    }
+    println!("the latest snapshots, as CSV files and attachments: {}", dir.join("mirror").display());
 
     println!("\n== snapshots");
     super::snapshots::print(&query::snapshots(&vault).await?);

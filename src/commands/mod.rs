@@ -10,6 +10,7 @@ pub mod export;
 pub mod history;
 pub mod init;
 pub mod log;
+pub mod mirror;
 pub mod recover;
 pub mod restore;
 pub mod show;
@@ -25,6 +26,7 @@ use crate::vault::Vault;
 pub fn load_config(config: &Path) -> Result<Config> {
     let cfg = Config::load(config)?;
     crate::connectors::check_config(&cfg).with_context(|| format!("config {}", config.display()))?;
+    crate::mirror::check_config(&cfg).with_context(|| format!("config {}", config.display()))?;
     Ok(cfg)
 }
 

@@ -8,6 +8,7 @@ mod files;
 mod lock;
 mod log;
 mod migrate;
+mod mirror;
 mod orgs;
 mod packs;
 mod restores;
@@ -20,6 +21,7 @@ pub use commit::CommitRows;
 pub use files::FileRecord;
 pub use lock::{Lease, LockError};
 pub use log::LogEntry;
+pub use mirror::MirrorRow;
 pub use packs::PackRecord;
 pub use restores::RestoreRecord;
 pub use snapshots::SnapshotRecord;
@@ -126,7 +128,18 @@ impl Catalog {
     pub async fn scrub(&self) -> Result<()> {
         // On PostgreSQL a bare VACUUM would take every table of the database, other
         // applications' and other schemas' too.
-        let sql = if self.postgres { format!("VACUUM {}", schema::TABLES.join(", ")) } else { "VACUUM".into() };
+        let sql = if self.postgres {
+            // Those of them this catalog has (an older schema lacks some).
+            let mut have = Vec::new();
+            for t in schema::TABLES {
+                if self.has_table(t).await? {
+                    have.push(*t);
+                }
+            }
+            format!("VACUUM {}", have.join(", "))
+        } else {
+            "VACUUM".into()
+        };
         sqlx::query(&sql).execute(&self.pool).await?;
         self.compact_log().await
     }

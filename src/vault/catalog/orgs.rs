@@ -61,7 +61,7 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
         }
-        for table in ["types", "files", "packs"] {
+        for table in ["types", "files", "packs", "mirror_state"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM cycle_log WHERE org = $1").bind(sid).execute(&mut *tx).await?;

@@ -11,8 +11,19 @@
 pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every table, for what is done to all of them.
-pub const TABLES: &[&str] =
-    &["meta", "orgs", "cycles", "types", "snapshots", "packs", "files", "cycle_log", "restores", "locks"];
+pub const TABLES: &[&str] = &[
+    "meta",
+    "orgs",
+    "cycles",
+    "types",
+    "snapshots",
+    "packs",
+    "files",
+    "cycle_log",
+    "restores",
+    "locks",
+    "mirror_state",
+];
 
 const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +54,10 @@ CREATE TABLE IF NOT EXISTS restores (
     files BIGINT NOT NULL, sealed {blob} NOT NULL);
 CREATE INDEX IF NOT EXISTS restores_sid ON restores (sid);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, heartbeat TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mirror_state (
+    org_id BIGINT NOT NULL, target TEXT NOT NULL, type_id BIGINT NOT NULL, cycle BIGINT,
+    mirrored_at TEXT, attempted_at TEXT NOT NULL, requests BIGINT NOT NULL, cells BIGINT NOT NULL,
+    error {blob}, state {blob}, PRIMARY KEY (org_id, target, type_id)){norowid};
 "#;
 
 /// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`
@@ -113,6 +128,8 @@ CREATE INDEX IF NOT EXISTS restores_sid ON restores (sid)
 "#,
         postgres,
     );
+    // Tables schema 3 has that schema 2 had not.
+    v.extend(statements(postgres));
     if postgres {
         for t in ["types", "packs", "restores"] {
             v.push(format!(
@@ -127,6 +144,7 @@ pub fn statements(postgres: bool) -> Vec<String> {
     split(DDL, postgres)
 }
 
+/// A DDL text made into statements for one database (the mirror's tables use it).
 fn split(ddl: &str, postgres: bool) -> Vec<String> {
     // SQLite keeps tables with a natural key clustered on it (no rowid, no second index):
     // the catalog is about a third smaller.
