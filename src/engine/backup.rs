@@ -10,6 +10,7 @@ use super::files;
 use crate::connectors::{Connector, ReadMode, Record, Vanished};
 use crate::vault::files::FileIndex;
 use crate::vault::read::{StoredVersion, TypeInfo};
+use crate::vault::state::Check;
 use crate::vault::write::{SnapshotStats, TypeWriter};
 use crate::vault::{Org, Vault, catalog::Lease};
 
@@ -199,7 +200,7 @@ impl State<'_, '_> {
         self.buf.clear();
         version.encode_into(&mut self.buf);
         let id = j.org.keys.blob_id(&self.buf);
-        let check: [u8; 4] = id[..4].try_into().expect("4 bytes");
+        let check: Check = id[..3].try_into().expect("3 bytes");
         let raw = raw.unwrap_or_default();
         let drift = self.drift_cursor.as_ref().is_some_and(|c| rec.modified.as_ref().is_some_and(|m| m <= c));
         // The same content in other words (key order, spacing) is no new version; the check

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::vault::state::{CachedFile, Entry, Key, Loc, Page, State};
+use crate::vault::state::{CachedFile, Check, Entry, Key, Loc, Page, RawHash, State};
 
 struct Slot {
     e: Entry,
@@ -47,9 +47,9 @@ pub struct Delta {
 pub struct Content {
     pub id: String,
     /// The first bytes of its content id, and where its canonical bytes are stored.
-    pub check: [u8; 4],
+    pub check: Check,
     pub loc: Loc,
-    pub raw: [u8; 8],
+    pub raw: RawHash,
     pub has_files: bool,
 }
 
@@ -67,7 +67,7 @@ impl Delta {
 
     /// A record arrives with the hash of its text (None when a file has no fingerprint: then
     /// only its bytes can say whether it changed).
-    pub fn arrive(&mut self, key: &Key, raw: Option<[u8; 8]>) -> Arrival {
+    pub fn arrive(&mut self, key: &Key, raw: Option<RawHash>) -> Arrival {
         match self.slots.get_mut(key) {
             Some(s) if s.seen => Arrival::Duplicate,
             Some(s) if !s.e.deleted && raw.is_some_and(|r| r == s.e.raw) => {
@@ -85,7 +85,7 @@ impl Delta {
 
     /// A compared record whose content is its current one's, in other words: no new version,
     /// but its new text is remembered (so it is not parsed again).
-    pub fn same(&mut self, key: &Key, raw: [u8; 8]) -> Outcome {
+    pub fn same(&mut self, key: &Key, raw: RawHash) -> Outcome {
         if let Some(s) = self.slots.get_mut(key) {
             s.seen = true;
             if s.e.raw != raw {
@@ -220,9 +220,9 @@ mod tests {
     fn content(id: &str, h: u8) -> Content {
         Content {
             id: id.into(),
-            check: [h; 4],
+            check: [h; 3],
             loc: Loc { pack: 1, chunk: 0, offset: h as u32, len: 10 },
-            raw: [h; 8],
+            raw: [h; 6],
             has_files: false,
         }
     }
@@ -231,7 +231,7 @@ mod tests {
         let mut d = Delta::new(state, n);
         let mut outcomes = Vec::new();
         for (k, h) in records {
-            match d.arrive(&key(*k), Some([*h; 8])) {
+            match d.arrive(&key(*k), Some([*h; 6])) {
                 Arrival::Compare => outcomes.push(d.put(key(*k), content(&format!("r{k}"), *h))),
                 Arrival::Unchanged => {}
                 Arrival::Duplicate => panic!("duplicate"),
@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(p2.entries.len(), 2, "only the changed and the deleted are in the delta");
         let gone = s2.get(&key(3)).unwrap();
         assert!(gone.deleted && gone.version == 2 && gone.since == 2);
-        assert_eq!(gone.check, [30; 4], "a deletion keeps its last content's place");
+        assert_eq!(gone.check, [30; 3], "a deletion keeps its last content's place");
         assert_eq!(s2.get(&key(2)).unwrap().version, 2);
         // Back again: a new version, counted as added.
         let (_, s3, o3, _) = cycle(&s2, 3, &[(1, 10), (2, 21), (3, 31)]);
@@ -265,12 +265,12 @@ mod tests {
     fn the_same_content_in_other_words_is_no_new_version() {
         let (_, s1, _, _) = cycle(&State::default(), 1, &[(1, 10)]);
         let mut d = Delta::new(&s1, 2);
-        assert_eq!(d.arrive(&key(1), Some([99; 8])), Arrival::Compare, "its text differs");
+        assert_eq!(d.arrive(&key(1), Some([99; 6])), Arrival::Compare, "its text differs");
         assert!(d.current(&key(1)).is_some());
-        assert_eq!(d.same(&key(1), [99; 8]), Outcome::Same);
+        assert_eq!(d.same(&key(1), [99; 6]), Outcome::Same);
         let (page, s2) = d.finish();
         assert_eq!(s2.get(&key(1)).unwrap().version, 1);
-        assert_eq!(page.entries[0].1.raw, [99; 8], "its new text is remembered, so it is not parsed again");
+        assert_eq!(page.entries[0].1.raw, [99; 6], "its new text is remembered, so it is not parsed again");
     }
 
     #[test]
@@ -282,6 +282,6 @@ mod tests {
         assert_eq!(d.vanished().len(), 1);
         d.keep(&key(2));
         assert_eq!((d.delete_vanished(), d.seen_alive()), (0, 2));
-        assert_eq!(d.arrive(&key(1), Some([10; 8])), Arrival::Duplicate);
+        assert_eq!(d.arrive(&key(1), Some([10; 6])), Arrival::Duplicate);
     }
 }

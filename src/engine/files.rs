@@ -11,12 +11,12 @@ use crate::connectors::{FileRef, Record};
 use crate::vault::Org;
 use crate::vault::pack::FILE_PIECE;
 use crate::vault::read::StoredFile;
-use crate::vault::state::CachedFile;
+use crate::vault::state::{CachedFile, RawHash};
 use crate::vault::write::TypeWriter;
 
 /// Keyed hash of a record's text and its files' fingerprints; None when a file has no
 /// fingerprint (then only its bytes can tell whether it changed).
-pub fn raw_hash(org: &Org, rec: &Record) -> Option<[u8; 8]> {
+pub fn raw_hash(org: &Org, rec: &Record) -> Option<RawHash> {
     let mut h = org.keys.hasher();
     h.update(rec.json.as_bytes());
     for f in &rec.files {
@@ -25,7 +25,7 @@ pub fn raw_hash(org: &Org, rec: &Record) -> Option<[u8; 8]> {
         h.update(b"\0");
         h.update(f.fingerprint.as_ref()?.as_bytes());
     }
-    Some(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+    Some(h.finalize().as_bytes()[..6].try_into().expect("6 bytes"))
 }
 
 /// Stores a file (or finds it stored) and says what the record keeps of it, and whether it

@@ -133,9 +133,9 @@ impl Vault {
                             deleted: v.deleted,
                             // Schema 2 did not say; a reader of files reads these to find out.
                             has_files: !v.deleted,
-                            check: r.id[..4].try_into().expect("4 bytes"),
+                            check: r.id[..3].try_into().expect("3 bytes"),
                             // Unknown: the next backup compares their content once.
-                            raw: [0; 8],
+                            raw: [0; 6],
                             loc: r.loc,
                         },
                     ));

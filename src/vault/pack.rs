@@ -15,7 +15,12 @@ pub const CHUNK_TARGET: usize = 1 << 20;
 pub const PACK_TARGET: usize = 16 << 20;
 /// Files are stored as pieces of this size, so no file is ever held whole in memory.
 pub const FILE_PIECE: usize = 1 << 20;
-const LEVEL: i32 = 3;
+/// zstd's level by kind of chunk: records and state pages are written once and read often,
+/// and compress much better at 7 for little more time; file pieces are mostly compressed
+/// already (images, PDFs) and get the fast level.
+fn level(kind: u8) -> i32 {
+    if kind == BlobKind::FilePiece as u8 { 3 } else { 7 }
+}
 
 const CHUNK_AAD: &[u8] = b"daybook chunk v1";
 const HEADER_AAD_V1: &[u8] = b"daybook pack header v1";
@@ -121,7 +126,15 @@ impl Packer {
         if self.chunk_blobs.is_empty() {
             return;
         }
-        let compressed = zstd::bulk::compress(&self.chunk, LEVEL).unwrap_or_default();
+        let mut compressed = zstd::bulk::compress(&self.chunk, level(self.chunk_kind)).unwrap_or_default();
+        // File pieces that do compress (text, CSV, JSON) are worth the slower level; most do
+        // not (images, PDFs), and cost only the fast try.
+        if self.chunk_kind == BlobKind::FilePiece as u8 && compressed.len() < self.chunk.len() / 10 * 9 {
+            let better = zstd::bulk::compress(&self.chunk, 7).unwrap_or_default();
+            if !better.is_empty() && better.len() < compressed.len() {
+                compressed = better;
+            }
+        }
         let mut plain = Vec::with_capacity(compressed.len().min(self.chunk.len()) + 1);
         if !compressed.is_empty() && compressed.len() < self.chunk.len() {
             plain.push(1);

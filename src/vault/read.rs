@@ -312,7 +312,7 @@ struct Step {
 #[derive(Debug, Clone, Copy)]
 struct Content {
     loc: Loc,
-    check: [u8; 4],
+    check: super::state::Check,
 }
 
 fn content_ref(e: &Entry) -> Content {
@@ -875,7 +875,7 @@ async fn read_group<T: Send + 'static>(
                 let b = plain
                     .get(l.offset as usize..l.offset as usize + l.len as usize)
                     .ok_or_else(|| anyhow!("pack {pack:016x}: a blob lies outside its chunk"))?;
-                if org.keys.blob_id(b)[..4] != p.blob.check {
+                if org.keys.blob_id(b)[..p.blob.check.len()] != p.blob.check {
                     bail!("pack {pack:016x}: a blob does not match its id {}", hex::encode(p.blob.check));
                 }
                 make(p, b, &starts)
