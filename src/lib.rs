@@ -8,6 +8,7 @@ pub mod config;
 pub mod connectors;
 pub mod engine;
 pub mod fault;
+pub mod http;
 pub mod mirror;
 pub mod util;
 pub mod vault;

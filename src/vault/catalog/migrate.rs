@@ -32,6 +32,11 @@ impl Catalog {
                 self.run(&schema::v1_to_v2(self.postgres), Some(2)).await?;
                 Ok(2)
             }
+            Some(3) => {
+                tracing::info!("catalog {}: upgrading schema 3 to 4 (new tables only)", self.display);
+                self.run(&schema::statements(self.postgres), Some(4)).await?;
+                Ok(4)
+            }
             // Up to date, or at 2 for the vault to upgrade: nothing runs here (DDL would
             // wait for the locks of running backups).
             Some(v) => Ok(v),

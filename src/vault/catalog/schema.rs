@@ -8,7 +8,9 @@
 
 /// 1: the first release. 2: data types known by a stable key; a sealed backup log.
 /// 3: records and versions in sealed state pages; no plain ids or names.
-pub const SCHEMA_VERSION: i64 = 3;
+/// 4: tables for archives, the daemon's jobs and the web's users (3 to 4 only adds tables:
+/// every `CREATE ... IF NOT EXISTS` of the DDL runs again).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Every table, for what is done to all of them.
 pub const TABLES: &[&str] = &[

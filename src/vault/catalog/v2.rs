@@ -286,7 +286,11 @@ impl Catalog {
         for s in schema::v2_to_v3_swap(self.postgres) {
             sqlx::query(&s).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE meta SET value = '3' WHERE key = 'schema_version'").execute(&mut *tx).await?;
+        // The swap made every table of the current schema, so it lands there, not at 3.
+        sqlx::query("UPDATE meta SET value = $1 WHERE key = 'schema_version'")
+            .bind(schema::SCHEMA_VERSION.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.scrub().await
     }
