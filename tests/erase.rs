@@ -19,7 +19,14 @@ async fn erasing_one_org_leaves_the_other_whole(b: Backend) {
         .unwrap();
     env.ok(&["init"]);
     env.ok(&["backup"]);
-    let data_dirs = || std::fs::read_dir(env.store().join("data")).unwrap().count();
+    let data_dirs = || {
+        let orgs: std::collections::BTreeSet<String> = env
+            .store_objects()
+            .into_iter()
+            .filter_map(|(name, _)| Some(name.strip_prefix("data/")?.split('/').next()?.to_string()))
+            .collect();
+        orgs.len()
+    };
     assert_eq!(data_dirs(), 2, "each org packs apart");
 
     let o = env.run(&["erase-org", "acme"]);

@@ -165,7 +165,7 @@ fn rand_suffix() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
 }
 
-both_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole);
+catalog_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole);
 
 async fn a_schema_1_vault_opens_whole(b: Backend) {
     opens_whole(b, 1).await
@@ -240,7 +240,12 @@ async fn opens_whole(b: Backend, release: u32) {
         assert!(messages.contains(&m.as_str()), "{m} is in the upgraded log");
     }
     assert!(messages.iter().any(|m| m.contains("5 live")), "{messages:?}");
-    let env = common::Env { dir: tempfile::tempdir().unwrap(), catalog: cfg.vault.catalog.clone(), vars: vec![] };
+    let env = common::Env {
+        dir: tempfile::tempdir().unwrap(),
+        catalog: cfg.vault.catalog.clone(),
+        store: cfg.vault.store.clone(),
+        vars: vec![],
+    };
     let catalog = if let Backend::Sqlite = b {
         std::fs::read(old.dir.path().join("vault/catalog.db")).unwrap()
     } else {

@@ -188,7 +188,7 @@ async fn a_store_with_an_unsupported_scheme_is_refused() {
     std::fs::write(
         env.path().join("daybook.toml"),
         format!(
-            "[vault]\ncatalog = \"{}\"\nstore = \"s3://bucket/prefix\"\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n",
+            "[vault]\ncatalog = \"{}\"\nstore = \"gs://bucket/prefix\"\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\n",
             env.catalog
         ),
     )
@@ -196,8 +196,8 @@ async fn a_store_with_an_unsupported_scheme_is_refused() {
     let o = env.run(&["init"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("s3:// stores are not supported") && err.contains("supported:"), "{err}");
-    assert!(!env.path().join("s3:").exists(), "no folder named after the URL is made");
+    assert!(err.contains("gs:// stores are not supported") && err.contains("supported:"), "{err}");
+    assert!(!env.path().join("gs:").exists(), "no folder named after the URL is made");
 }
 
 /// Errors in a journal or a file carry no colour codes.

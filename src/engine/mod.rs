@@ -157,13 +157,16 @@ async fn take_source_lease(vault: &Vault, org: &str, source: &str, what: &str) -
 /// Packs that earlier, interrupted backups of the org left behind are removed, when no other
 /// backup of the org is running (its packs are not in the catalog until it commits).
 async fn tidy_org(vault: &Vault, org: &Org, lease: &catalog::Lease) -> Result<u64> {
+    // The store's "now" is read before the others' leases: a backup that takes its lease after
+    // that look writes its packs later than it, and is not touched.
+    let before = vault.store_now(org).await?;
     let prefix = lease::source(&org.sid, "");
     let others = vault.catalog.live_leases(|n| n.starts_with(&prefix) && n != lease.name()).await?;
     if !others.is_empty() {
         tracing::debug!("org {}: other backups are running; unreferenced packs are left for later", org.sid);
         return Ok(0);
     }
-    vault.remove_unreferenced_packs(org, lease.since()).await
+    vault.remove_unreferenced_packs(org, before).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -370,6 +370,20 @@ impl Vault {
         Ok(out)
     }
 
+    /// The store's own clock, read by writing a marker object under the org's prefix: pack
+    /// ages are compared with it, not with this machine's clock, which may differ from the
+    /// store's (S3) or from the other daemons' by minutes.
+    pub async fn store_now(&self, org: &Org) -> Result<chrono::DateTime<chrono::Utc>> {
+        let marker = Self::org_prefix(&org.store_id).child("clock");
+        self.store
+            .put(&marker, bytes::Bytes::new().into())
+            .await
+            .map_err(|e| anyhow!("writing {marker} to {}: {e}", self.store_display))?;
+        let m =
+            self.store.head(&marker).await.map_err(|e| anyhow!("reading {marker} from {}: {e}", self.store_display))?;
+        Ok(m.last_modified)
+    }
+
     /// Removes an org's packs that the catalog does not name and that were written before
     /// `before`: left by a backup that died before its commit, or by a data type that failed.
     /// Only safe while no other writer of the org is live and `before` is when that was

@@ -1,5 +1,7 @@
 //! A test vault in a temporary folder, driven through the real `daybook` binary, with its
-//! catalog in SQLite or in a fresh schema of the local PostgreSQL.
+//! catalog in SQLite or in a fresh schema of the local PostgreSQL, and its blobs in a folder
+//! or (`Backend::S3`, with the PostgreSQL catalog: the several-machines setup) under a
+//! prefix of its own in a bucket of a real S3-compatible server (tests/s3).
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -12,11 +14,17 @@ pub const PASS: &str = "correct horse battery staple";
 pub enum Backend {
     Sqlite,
     Postgres,
+    S3,
 }
+
+#[path = "../s3/server.rs"]
+pub mod s3;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub catalog: String,
+    /// `vault.store`: a folder relative to the config, or an s3:// URL.
+    pub store: String,
     /// Environment variables every command gets (an app's token, say).
     pub vars: Vec<(String, String)>,
 }
@@ -48,9 +56,13 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let catalog = match b {
             Backend::Sqlite => "sqlite://vault/catalog.db".to_string(),
-            Backend::Postgres => pg_schema().await,
+            Backend::Postgres | Backend::S3 => pg_schema().await,
         };
-        let env = Env { dir, catalog, vars: Vec::new() };
+        let store = match b {
+            Backend::S3 => format!("s3://{}/t{}", s3::server().bucket, rand_suffix()),
+            _ => "vault/blobs".to_string(),
+        };
+        let env = Env { dir, catalog, store, vars: Vec::new() };
         std::fs::create_dir_all(env.export().join("records")).unwrap();
         env.write_config(
             "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
@@ -71,7 +83,7 @@ impl Env {
     }
 
     pub fn write_config(&self, orgs: &str) {
-        let text = format!("[vault]\ncatalog = \"{}\"\nstore = \"vault/blobs\"\n\n{orgs}", self.catalog);
+        let text = format!("[vault]\ncatalog = \"{}\"\nstore = \"{}\"\n\n{orgs}", self.catalog, self.store);
         std::fs::write(self.path().join("daybook.toml"), text).unwrap();
     }
 
@@ -143,6 +155,31 @@ impl Env {
         h["record"]["sid"].as_str().unwrap().to_string()
     }
 
+    /// Every object in the vault's blob store, by its name under the store's root.
+    pub fn store_objects(&self) -> Vec<(String, Vec<u8>)> {
+        match self.store.strip_prefix("s3://") {
+            Some(rest) => s3::objects(rest),
+            None => {
+                let root = self.store();
+                self.store_files()
+                    .into_iter()
+                    .map(|f| {
+                        let name = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+                        (name, std::fs::read(&f).unwrap())
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Overwrites an object of the blob store (to damage it).
+    pub fn put_object(&self, name: &str, bytes: Vec<u8>) {
+        match self.store.strip_prefix("s3://") {
+            Some(rest) => s3::put(rest, name, bytes),
+            None => std::fs::write(self.store().join(name), bytes).unwrap(),
+        }
+    }
+
     pub fn store_files(&self) -> Vec<PathBuf> {
         fn walk(p: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(p).unwrap().flatten() {
@@ -159,9 +196,20 @@ pub fn task(n: u32, title: &str) -> Value {
     serde_json::json!({"id": format!("t{n}"), "title": title, "status": "open", "n": n})
 }
 
-/// Declares a test for each catalog backend.
+/// Declares a test for each backend: SQLite, PostgreSQL, and PostgreSQL with S3.
 #[macro_export]
 macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Postgres).await } )* }
+        mod s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::S3).await } )* }
+    };
+}
+
+/// Declares a test for each catalog backend only, for tests whose blob store is a folder they
+/// bring (a fixture written by an earlier release).
+#[macro_export]
+macro_rules! catalog_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Sqlite).await } )* }
         mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(super::common::Backend::Postgres).await } )* }
