@@ -6,6 +6,8 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+use crate::engine::retention::Retention;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -69,6 +71,9 @@ pub struct OrgConfig {
     /// Where the org's latest snapshots are mirrored (Google Sheets + Drive, a folder).
     #[serde(default)]
     pub mirrors: Vec<MirrorConfig>,
+    /// Which snapshots `forget` keeps (none: every one); a source's own `retention` wins.
+    #[serde(default)]
+    pub retention: Option<Retention>,
 }
 
 /// A mirror target's common keys (name, kind) and its kind's keys: the same shape as a
@@ -94,6 +99,9 @@ pub struct SourceConfig {
     pub line: usize,
     #[serde(skip)]
     pub base: PathBuf,
+    /// The source's own retention (its `retention` table), taken out of `options`.
+    #[serde(skip)]
+    pub retention: Option<Retention>,
 }
 
 impl SourceConfig {
@@ -130,6 +138,14 @@ impl Config {
                 let src = &mut cfg.orgs[i].sources[j];
                 src.line = line;
                 src.base = cfg.base.clone();
+                if let Some(r) = src.options.remove("retention") {
+                    let r: Retention = r.try_into().map_err(|e| {
+                        anyhow::anyhow!("config line {line}: source {:?}: retention: {e}", src.name.get_ref())
+                    })?;
+                    r.check()
+                        .map_err(|e| anyhow::anyhow!("config line {line}: source {:?}: {e}", src.name.get_ref()))?;
+                    src.retention = Some(r);
+                }
             }
             for j in 0..cfg.orgs[i].mirrors.len() {
                 let line = cfg.line_of(cfg.orgs[i].mirrors[j].kind.span().start);
@@ -174,6 +190,9 @@ impl Config {
                     self.line_of(org.timezone.span().start),
                     org.timezone.get_ref()
                 );
+            }
+            if let Some(r) = &org.retention {
+                r.check().map_err(|e| anyhow::anyhow!("config: org {sid:?}: retention: {e}"))?;
             }
             let mut names = std::collections::HashSet::new();
             for src in &org.sources {

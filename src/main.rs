@@ -174,6 +174,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say for each cycle whether retention keeps its snapshots and why, then forget the others
+    /// (their data stays until `prune`).
+    Forget {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only say what would be forgotten.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what no snapshot needs (packs, files) and repack mostly unused packs. Safe to
+    /// interrupt: the vault stays whole at every point.
+    Prune {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase one org for good: its key, catalog rows and stored objects. Others are untouched.
     EraseOrg {
         /// The org's SID.
@@ -256,6 +282,12 @@ async fn main() -> ExitCode {
             commands::export::run(cfg, &org, at.as_deref(), &to, json).await.map(|_| true)
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
+        Command::Forget { org, dry_run, json } => {
+            commands::forget::run(cfg, org.as_deref(), dry_run, json).await.map(|_| true)
+        }
+        Command::Prune { org, dry_run, json } => {
+            commands::prune::run(cfg, org.as_deref(), dry_run, json).await.map(|_| true)
+        }
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };

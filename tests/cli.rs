@@ -140,6 +140,8 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["recover"],
         &["restore"],
         &["export"],
+        &["forget"],
+        &["prune"],
         &["check"],
         &["erase-org"],
         &["demo"],

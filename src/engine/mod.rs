@@ -4,8 +4,10 @@ pub mod backup;
 pub mod delta;
 pub mod export;
 mod files;
+pub mod forget;
 pub mod query;
 pub mod restore;
+pub mod retention;
 
 use anyhow::{Result, anyhow};
 use serde::Serialize;
@@ -146,7 +148,7 @@ async fn take_source_lease(vault: &Vault, org: &str, source: &str, what: &str) -
         lease.release().await?;
         return Err(catalog::LockError::Conflict {
             what: what.into(),
-            other: format!("the erasure of org {org}"),
+            other: format!("an erasure, forget or prune of org {org}"),
             holder,
         }
         .into());

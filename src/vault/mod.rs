@@ -14,6 +14,7 @@ pub mod files;
 pub mod log;
 mod migrate;
 pub mod pack;
+pub mod prune;
 pub mod read;
 pub mod restores;
 pub mod state;

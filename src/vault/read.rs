@@ -448,6 +448,11 @@ impl Vault {
         cache.push(((ty, cycle), s));
     }
 
+    /// Forgets every remembered state (their pages were just written anew).
+    pub(crate) fn drop_cached_states(&self) {
+        self.states.lock().unwrap().clear();
+    }
+
     /// The state a commit just made, for the next reader.
     pub(crate) fn remember_state(&self, ty: i64, cycle: i64, s: State) {
         self.keep_state(ty, cycle, Arc::new(s));

@@ -26,7 +26,7 @@ pub struct Chain {
 impl Chain {
     /// A checkpoint is due when the deltas since the last one are many, or hold a quarter of
     /// the state: a reader then applies at most that much.
-    fn checkpoint_due(&self, delta: usize, state: usize) -> bool {
+    pub(crate) fn checkpoint_due(&self, delta: usize, state: usize) -> bool {
         !self.has_checkpoint || self.deltas + 1 >= 30 || self.entries + delta > (state / 4).max(256)
     }
 }

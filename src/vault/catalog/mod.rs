@@ -12,6 +12,7 @@ mod mirror;
 mod orgs;
 mod packs;
 mod restores;
+mod rewrite;
 mod schema;
 mod snapshots;
 mod types;
@@ -24,6 +25,7 @@ pub use log::LogEntry;
 pub use mirror::MirrorRow;
 pub use packs::PackRecord;
 pub use restores::RestoreRecord;
+pub use rewrite::RewriteRows;
 pub use snapshots::SnapshotRecord;
 pub use types::{TypeOp, TypeRecord};
 
