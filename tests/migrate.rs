@@ -165,7 +165,7 @@ fn rand_suffix() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
 }
 
-catalog_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole);
+catalog_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole, a_schema_3_catalog_gains_the_new_tables);
 
 async fn a_schema_1_vault_opens_whole(b: Backend) {
     opens_whole(b, 1).await
@@ -279,4 +279,47 @@ async fn opens_whole(b: Backend, release: u32) {
     assert_eq!((t["stats"]["changed"].as_i64(), t["stats"]["added"].as_i64()), (Some(1), Some(0)), "{r}");
     let c = r["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "comments").unwrap();
     assert_eq!(c["stats"]["unchanged"], 2, "{r}");
+}
+
+/// Schema 3 to 4 only adds tables: a catalog of schema 3 (this vault with the tables schema 4
+/// added dropped again) opens, has every table of this release, and reads as before.
+async fn a_schema_3_catalog_gains_the_new_tables(b: Backend) {
+    const SCHEMA_3: &[&str] = &[
+        "meta",
+        "orgs",
+        "cycles",
+        "types",
+        "snapshots",
+        "packs",
+        "files",
+        "cycle_log",
+        "restores",
+        "locks",
+        "mirror_state",
+    ];
+    let env = common::Env::new(b).await;
+    env.write_records("tasks", &[common::task(1, "alpha"), common::task(2, "bravo")]);
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
+    let base = cfg.base.clone();
+    let catalog = daybook::vault::catalog::Catalog::connect(&cfg.vault.catalog, &base).await.unwrap();
+    for t in daybook::vault::catalog::TABLES.iter().filter(|t| !SCHEMA_3.contains(t)) {
+        sqlx::query(&format!("DROP TABLE {t}")).execute(&catalog.pool).await.unwrap();
+    }
+    sqlx::query("UPDATE meta SET value = '3' WHERE key = 'schema_version'").execute(&catalog.pool).await.unwrap();
+
+    assert_eq!(env.json(&["show", "t2"])["content"]["data"]["title"], "bravo");
+    let version: String = sqlx::query("SELECT value FROM meta WHERE key = 'schema_version'")
+        .fetch_one(&catalog.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, daybook::vault::catalog::SCHEMA_VERSION.to_string());
+    for t in daybook::vault::catalog::TABLES {
+        let n = sqlx::query(&format!("SELECT COUNT(*) FROM {t}")).fetch_one(&catalog.pool).await;
+        assert!(n.is_ok(), "table {t} exists after the upgrade");
+    }
+    env.ok(&["backup"]);
+    assert_eq!(env.json(&["check", "--read-data"])["problems"], json!([]));
 }

@@ -35,7 +35,7 @@ use sqlx::{AnyPool, Row};
 use std::path::Path;
 use std::str::FromStr;
 
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, TABLES};
 
 #[derive(Clone)]
 pub struct Catalog {
