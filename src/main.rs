@@ -24,7 +24,13 @@ enum Command {
     /// Create the vault (blob store and catalog) named in the config.
     Init,
     /// Run one backup cycle of every configured source. Exit status 1 if a data type failed.
+    ///
+    /// With --now, ask the running daemon instead (through its job queue): refused within 5
+    /// minutes of a source's last backup, saying when it can run.
     Backup {
+        /// Queue the backup for the running daemon rather than run it here.
+        #[arg(long)]
+        now: bool,
         /// Only this org (its SID).
         #[arg(long)]
         org: Option<String>,
@@ -182,6 +188,29 @@ enum Command {
         #[arg(long)]
         confirm: Option<String>,
     },
+    /// Run the daemon: the schedule of every org, the job workers, and the HTTP server
+    /// (/healthz, /metrics) on daemon.listen. SIGTERM finishes or parks running jobs; SIGHUP
+    /// reloads the config (a bad one is refused and the old one kept).
+    Daemon,
+    /// Per org: the next scheduled run, what is running, the last result; and the daemons
+    /// running on the catalog. Needs no passphrase.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The daemon's job logs: what each job read, what changed, how long, what failed and why.
+    Logs {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this job (its id, as `status` and `backup --now` show it).
+        #[arg(long)]
+        job: Option<i64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the main job end to end on a sample account, offline.
     Demo {
         /// Folder for the demo (default: a new temporary folder).
@@ -225,7 +254,10 @@ async fn main() -> ExitCode {
     let cfg = cli.config.as_path();
     let r = match cli.command {
         Command::Init => commands::init::run(cfg).await.map(|_| true),
-        Command::Backup { org, source, allow_deletions, no_mirror, json } => {
+        Command::Backup { now: true, org, source, allow_deletions, no_mirror, json } => {
+            commands::backup::now(cfg, Filter { org, source, allow_deletions }, !no_mirror, json).await.map(|_| true)
+        }
+        Command::Backup { now: false, org, source, allow_deletions, no_mirror, json } => {
             commands::backup::run(cfg, Filter { org, source, allow_deletions }, !no_mirror, json).await
         }
         Command::Mirror { action: None, org, target, rebuild, json } => {
@@ -257,6 +289,9 @@ async fn main() -> ExitCode {
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),
+        Command::Daemon => commands::daemon::run(cfg).await.map(|_| true),
+        Command::Status { json } => commands::status::run(cfg, json).await.map(|_| true),
+        Command::Logs { org, job, json } => commands::logs::run(cfg, org.as_deref(), job, json).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };
     match r {
