@@ -55,6 +55,7 @@ pub async fn run(config_path: &Path, handlers: Handlers) -> Result<()> {
         config: std::sync::RwLock::new(cfg.clone()),
         handlers,
         wake: tokio::sync::Notify::new(),
+        reschedule: tokio::sync::Notify::new(),
         running: Default::default(),
     });
 
@@ -140,6 +141,8 @@ fn reload(shared: &Shared, path: &Path) {
         tracing::info!("config reloaded: {} orgs", new.orgs.len());
     }
     *shared.config.write().unwrap() = Arc::new(new);
+    // New orgs or schedules may be due now.
+    shared.reschedule.notify_one();
 }
 
 /// Wakes on tokio-cron-scheduler's minute tick (and on a plain timer behind it, should its
@@ -177,6 +180,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<Stop>) {
         }
         tokio::select! {
             _ = wake.notified() => {}
+            _ = shared.reschedule.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(61)) => {}
             _ = stop.changed() => return,
         }

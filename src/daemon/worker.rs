@@ -87,6 +87,8 @@ pub struct Shared {
     pub handlers: Handlers,
     /// Set when a job is queued by this process, to wake an idle worker at once.
     pub wake: tokio::sync::Notify,
+    /// Set when the config was reloaded, to have the scheduler look at once.
+    pub reschedule: tokio::sync::Notify,
     /// How many jobs run now, for STATUS.
     pub running: std::sync::atomic::AtomicUsize,
 }
