@@ -104,7 +104,12 @@ async fn three_daemons_split_a_day_of_thirty_orgs() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "daemon a died at its fault point");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "daemon a died at its fault point: {}",
+        std::fs::read_to_string(&doomed.1).unwrap_or_default()
+    );
 
     let catalog = Catalog::connect(&env.catalog, env.path()).await.unwrap();
     let all_done = || {
