@@ -289,7 +289,16 @@ async fn main() -> ExitCode {
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),
-        Command::Daemon => commands::daemon::run(cfg).await.map(|_| true),
+        Command::Daemon => {
+            let r = commands::daemon::run(cfg).await;
+            if r.is_ok() {
+                // Stopped, its jobs finished or parked: a read still blocked in a source (a
+                // hung mount, a pipe) must not hold the exit past systemd's TimeoutStopSec,
+                // as waiting for the runtime's blocking threads would.
+                std::process::exit(0);
+            }
+            r.map(|_| true)
+        }
         Command::Status { json } => commands::status::run(cfg, json).await.map(|_| true),
         Command::Logs { org, job, json } => commands::logs::run(cfg, org.as_deref(), job, json).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),

@@ -102,8 +102,79 @@ fn org_status<'a>(st: &'a Value, org: &str) -> &'a Value {
 both_backends!(
     a_scheduled_cycle_runs_through_the_queue,
     backup_now_asks_the_daemon_and_keeps_5_minutes,
-    due_runs_across_daylight_saving_changes
+    due_runs_across_daylight_saving_changes,
+    a_failing_job_retries_then_stays_failed,
+    sigterm_parks_a_running_job_for_the_next_daemon
 );
+
+async fn a_failing_job_retries_then_stays_failed(b: Backend) {
+    let env = Env::new(b).await;
+    let port = free_port();
+    // The source's folder is not there: every attempt fails the same way.
+    env.write_config(&format!(
+        "{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n[orgs.schedule]\nat = \"00:00\"\n\
+         window_minutes = 0\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"nowhere\"\n",
+        daemon_section(port)
+    ));
+    env.ok(&["init"]);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the job's last attempt", 60, || !env.json(&["status"])["failed"].as_array().unwrap().is_empty());
+    let st = env.json(&["status"]);
+    let job = &st["failed"][0];
+    assert_eq!(job["attempts"], 3, "{st}");
+    assert_eq!(org_status(&st, "acme")["last"]["state"], "failed");
+    assert!(env.ok(&["status"]).contains(&format!("see daybook logs --job {}", job["id"])));
+    let log = env.json(&["logs", "--job", &job["id"].to_string()]);
+    let lines: Vec<&str> = log.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(lines.iter().filter(|m| m.starts_with("started on ")).count(), 3, "{lines:?}");
+    // Why, each time, and when the next try was.
+    assert_eq!(lines.iter().filter(|m| m.contains("nowhere")).count(), 3, "{lines:?}");
+    assert_eq!(lines.iter().filter(|m| m.contains("; retry at ")).count(), 2, "{lines:?}");
+    assert!(lines.last().unwrap().contains("after 3 attempts"), "{lines:?}");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success());
+}
+
+async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {
+    let env = Env::new(b).await;
+    let port = free_port();
+    env.write_config(&format!(
+        "{}\nstop_seconds = 1\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n[orgs.schedule]\n\
+         at = \"00:00\"\nwindow_minutes = 0\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
+        daemon_section(port).trim_end()
+    ));
+    env.ok(&["init"]);
+    // A source that never answers: its export is a pipe nobody writes.
+    let fifo = env.export().join("records/tasks.jsonl");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a C string that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the job's start", 60, || {
+        !org_status(&env.json(&["status"]), "acme")["running"].as_array().unwrap().is_empty()
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+    assert!(d.log_text().contains("parked"), "{}", d.log_text());
+    let st = env.json(&["status"]);
+    let acme = org_status(&st, "acme");
+    assert_eq!(acme["queued"], 1, "parked, not lost: {st}");
+    assert!(acme["last"].is_null(), "{st}");
+
+    // The source answers again; the next daemon runs the same job, its parked run not counted.
+    std::fs::remove_file(&fifo).unwrap();
+    env.write_records("tasks", &[task(1, "a"), task(2, "b")]);
+    let mut d2 = Daemon::start(&env, "daemon2", None);
+    until("the parked job's run", 60, || {
+        org_status(&env.json(&["status"]), "acme")["last"]["state"].as_str() == Some("done")
+    });
+    let st = env.json(&["status"]);
+    let last = &org_status(&st, "acme")["last"];
+    assert_eq!(last["attempts"], 1, "{last}");
+    assert_eq!(env.latest()["tasks"].1, 2);
+    d2.signal(libc::SIGTERM);
+    assert!(d2.wait_exit(30).success());
+}
 
 async fn a_scheduled_cycle_runs_through_the_queue(b: Backend) {
     let env = Env::new(b).await;
