@@ -107,6 +107,34 @@ both_backends!(
     sigterm_parks_a_running_job_for_the_next_daemon
 );
 
+/// What systemd hears on its notify socket (`Type=notify`).
+#[test]
+fn tells_systemd_when_ready_and_when_stopping() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(Backend::Sqlite));
+    write_two_orgs(&env, free_port());
+    env.ok(&["init"]);
+    let sock_path = env.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let log = env.path().join("daemon.log");
+    let mut c = env.cmd(&["daemon"]);
+    c.env("NOTIFY_SOCKET", &sock_path).env("DAYBOOK_LOG", "info").stderr(std::fs::File::create(&log).unwrap());
+    let mut d = Daemon { child: c.spawn().unwrap(), log };
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !heard.iter().any(|m: &String| m.contains("READY=1")) {
+        let n = sock.recv(&mut buf).expect("READY=1 within 60 s");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    d.signal(libc::SIGTERM);
+    while !heard.iter().any(|m: &String| m.contains("STOPPING=1")) {
+        let n = sock.recv(&mut buf).expect("STOPPING=1 within 60 s");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
 async fn a_failing_job_retries_then_stays_failed(b: Backend) {
     let env = Env::new(b).await;
     let port = free_port();
