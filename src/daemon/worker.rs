@@ -115,12 +115,11 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<Stop>) {
         if *stop.borrow() != Stop::Run {
             return;
         }
-        let claimed = match shared.queue.catalog.free_jobs_of_gone_holders().await {
-            Ok(_) => shared.queue.claim().await,
-            Err(e) => Err(e),
-        };
-        match claimed {
+        match shared.queue.claim().await {
             Ok(Some(job)) => run_one(&shared, job, &mut stop).await,
+            // Nothing ready: jobs of dead daemons of this host are freed (not before each
+            // claim, which stays one round trip), and looked for again at once.
+            Ok(None) if shared.queue.catalog.free_jobs_of_gone_holders().await.is_ok_and(|n| n > 0) => {}
             Ok(None) => {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
