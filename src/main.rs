@@ -191,7 +191,11 @@ enum Command {
     /// Run the daemon: the schedule of every org, the job workers, and the HTTP server
     /// (/healthz, /metrics) on daemon.listen. SIGTERM finishes or parks running jobs; SIGHUP
     /// reloads the config (a bad one is refused and the old one kept).
-    Daemon,
+    Daemon {
+        /// Log one JSON object a line (for a log collector) instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Per org: the next scheduled run, what is running, the last result; and the daemons
     /// running on the catalog. Needs no passphrase.
     Status {
@@ -244,13 +248,17 @@ enum MirrorAction {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into a journal or a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr);
+    if matches!(cli.command, Command::Daemon { log_json: true }) {
+        // One JSON object a line, for a log collector.
+        log.json().init();
+    } else {
+        // Colour codes only for a person at a terminal, never into a journal or a file.
+        log.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     let cfg = cli.config.as_path();
     let r = match cli.command {
         Command::Init => commands::init::run(cfg).await.map(|_| true),
@@ -289,7 +297,7 @@ async fn main() -> ExitCode {
         }
         Command::Check { read_data, json } => commands::check::run(cfg, read_data, json).await,
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),
-        Command::Daemon => {
+        Command::Daemon { .. } => {
             let r = commands::daemon::run(cfg).await;
             if r.is_ok() {
                 // Stopped, its jobs finished or parked: a read still blocked in a source (a

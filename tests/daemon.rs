@@ -107,7 +107,7 @@ both_backends!(
     sigterm_parks_a_running_job_for_the_next_daemon
 );
 
-/// What systemd hears on its notify socket (`Type=notify`).
+/// What systemd hears on its notify socket (`Type=notify`); and its log as JSON lines.
 #[test]
 fn tells_systemd_when_ready_and_when_stopping() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -118,7 +118,7 @@ fn tells_systemd_when_ready_and_when_stopping() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let log = env.path().join("daemon.log");
-    let mut c = env.cmd(&["daemon"]);
+    let mut c = env.cmd(&["daemon", "--log-json"]);
     c.env("NOTIFY_SOCKET", &sock_path).env("DAYBOOK_LOG", "info").stderr(std::fs::File::create(&log).unwrap());
     let mut d = Daemon { child: c.spawn().unwrap(), log };
     let mut heard = Vec::new();
@@ -133,6 +133,13 @@ fn tells_systemd_when_ready_and_when_stopping() {
         heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     assert!(d.wait_exit(30).success(), "{}", d.log_text());
+    let text = d.log_text();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("runs 2 workers"))),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "stopped"), "{text}");
 }
 
 async fn a_failing_job_retries_then_stays_failed(b: Backend) {
