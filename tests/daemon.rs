@@ -168,6 +168,10 @@ async fn a_failing_job_retries_then_stays_failed(b: Backend) {
     assert!(lines.last().unwrap().contains("after 3 attempts"), "{lines:?}");
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30).success());
+    // Erasing the org takes its jobs and their logs with it.
+    env.ok(&["erase-org", "acme", "--confirm", "acme"]);
+    assert!(env.json(&["status"])["failed"].as_array().unwrap().is_empty());
+    assert!(env.json(&["logs"]).as_array().unwrap().is_empty());
 }
 
 async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {
