@@ -16,6 +16,9 @@ pub struct Config {
     pub engine: EngineConfig,
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
+    /// `daybook daemon`: workers, leases, where it listens.
+    #[serde(default)]
+    pub daemon: crate::daemon::config::DaemonConfig,
     /// Folder of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base: PathBuf,
@@ -66,6 +69,12 @@ pub struct OrgConfig {
     pub name: String,
     #[serde(default = "default_timezone")]
     pub timezone: Spanned<String>,
+    /// Who hears of a failed cycle (by email, when `[email]` is set).
+    #[serde(default)]
+    pub admin_email: Option<String>,
+    /// When the daemon runs the org's cycle.
+    #[serde(default)]
+    pub schedule: crate::daemon::config::ScheduleConfig,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     /// Where the org's latest snapshots are mirrored (Google Sheets + Drive, a folder).
@@ -227,7 +236,7 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        crate::daemon::config::validate(self)
     }
 }
 

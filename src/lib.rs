@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod daemon;
 pub mod engine;
 pub mod fault;
 pub mod http;

@@ -24,7 +24,13 @@ enum Command {
     /// Create the vault (blob store and catalog) named in the config.
     Init,
     /// Run one backup cycle of every configured source. Exit status 1 if a data type failed.
+    ///
+    /// With --now, ask the running daemon instead (through its job queue): refused within 5
+    /// minutes of a source's last backup, saying when it can run.
     Backup {
+        /// Queue the backup for the running daemon rather than run it here.
+        #[arg(long)]
+        now: bool,
         /// Only this org (its SID).
         #[arg(long)]
         org: Option<String>,
@@ -208,6 +214,33 @@ enum Command {
         #[arg(long)]
         confirm: Option<String>,
     },
+    /// Run the daemon: the schedule of every org, the job workers, and the HTTP server
+    /// (/healthz, /metrics) on daemon.listen. SIGTERM finishes or parks running jobs; SIGHUP
+    /// reloads the config (a bad one is refused and the old one kept).
+    Daemon {
+        /// Log one JSON object a line (for a log collector) instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Per org: the next scheduled run, what is running, the last result; and the daemons
+    /// running on the catalog. Needs no passphrase.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The daemon's job logs: what each job read, what changed, how long, what failed and why.
+    Logs {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this job (its id, as `status` and `backup --now` show it).
+        #[arg(long)]
+        job: Option<i64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the main job end to end on a sample account, offline.
     Demo {
         /// Folder for the demo (default: a new temporary folder).
@@ -241,17 +274,24 @@ enum MirrorAction {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into a journal or a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAYBOOK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr);
+    if matches!(cli.command, Command::Daemon { log_json: true }) {
+        // One JSON object a line, for a log collector.
+        log.json().init();
+    } else {
+        // Colour codes only for a person at a terminal, never into a journal or a file.
+        log.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     let cfg = cli.config.as_path();
     let r = match cli.command {
         Command::Init => commands::init::run(cfg).await.map(|_| true),
-        Command::Backup { org, source, allow_deletions, no_mirror, json } => {
+        Command::Backup { now: true, org, source, allow_deletions, no_mirror, json } => {
+            commands::backup::now(cfg, Filter { org, source, allow_deletions }, !no_mirror, json).await.map(|_| true)
+        }
+        Command::Backup { now: false, org, source, allow_deletions, no_mirror, json } => {
             commands::backup::run(cfg, Filter { org, source, allow_deletions }, !no_mirror, json).await
         }
         Command::Mirror { action: None, org, target, rebuild, json } => {
@@ -289,6 +329,18 @@ async fn main() -> ExitCode {
             commands::prune::run(cfg, org.as_deref(), dry_run, json).await.map(|_| true)
         }
         Command::EraseOrg { org, confirm } => commands::erase::run(cfg, &org, confirm.as_deref()).await.map(|_| true),
+        Command::Daemon { .. } => {
+            let r = commands::daemon::run(cfg).await;
+            if r.is_ok() {
+                // Stopped, its jobs finished or parked: a read still blocked in a source (a
+                // hung mount, a pipe) must not hold the exit past systemd's TimeoutStopSec,
+                // as waiting for the runtime's blocking threads would.
+                std::process::exit(0);
+            }
+            r.map(|_| true)
+        }
+        Command::Status { json } => commands::status::run(cfg, json).await.map(|_| true),
+        Command::Logs { org, job, json } => commands::logs::run(cfg, org.as_deref(), job, json).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };
     match r {

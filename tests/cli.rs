@@ -117,6 +117,9 @@ fn help_lists_every_command() {
         "erase-org",
         "demo",
         "mirror",
+        "daemon",
+        "status",
+        "logs",
     ] {
         assert!(
             help.contains(&format!("  {cmd} ")) || help.contains(&format!("  {cmd}\n")),
@@ -145,6 +148,9 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["check"],
         &["erase-org"],
         &["demo"],
+        &["daemon"],
+        &["status"],
+        &["logs"],
     ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook"))
             .args(cmd)

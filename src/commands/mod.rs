@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod daemon;
 pub mod demo;
 pub mod diff;
 pub mod erase;
@@ -11,12 +12,14 @@ pub mod forget;
 pub mod history;
 pub mod init;
 pub mod log;
+pub mod logs;
 pub mod mirror;
 pub mod prune;
 pub mod recover;
 pub mod restore;
 pub mod show;
 pub mod snapshots;
+pub mod status;
 
 use anyhow::{Context, Result};
 use std::path::Path;

@@ -118,7 +118,8 @@ mod tests {
 
     #[test]
     fn rules_are_ored_and_weeks_are_iso_weeks() {
-        // 29 Dec 2025 (Monday) is in ISO week 1 of 2026, with 1 January 2026.
+        // 29 Dec 2025 (Monday) is in ISO week 1 of 2026, with 1 January 2026, but in the
+        // calendar year 2025: the newest of 2025 is kept by yearly, the one before by weekly.
         let snaps =
             [(1, at(2025, 12, 28, 12)), (2, at(2025, 12, 29, 12)), (3, at(2026, 1, 1, 12)), (4, at(2026, 1, 2, 12))];
         let r = Retention { keep_last: Some(1), keep_weekly: Some(2), keep_yearly: Some(2), ..Default::default() };
@@ -127,7 +128,8 @@ mod tests {
             kept(&d),
             vec![
                 (4, vec!["last 1".into(), "weekly 1".into(), "yearly 1".into()]),
-                (1, vec!["weekly 2".into(), "yearly 2".into()]),
+                (2, vec!["yearly 2".into()]),
+                (1, vec!["weekly 2".into()]),
             ]
         );
     }

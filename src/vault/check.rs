@@ -151,23 +151,33 @@ async fn read_packs(
 ) -> Result<()> {
     let mine: Vec<&super::catalog::PackRecord> =
         packs.iter().filter(|p| p.org_id == org.id && readable.contains(&p.pid)).collect();
-    let mut verified = futures::stream::iter(mine)
-        .map(|p| async move {
-            let path = Vault::pack_path(org, &p.name);
-            let bytes = vault.store.get(&path).await?.bytes().await?;
-            let (expect, org) = (p.name.clone(), org.clone());
-            let verdict = tokio::task::spawn_blocking(move || {
-                (blake3::hash(&bytes).to_hex().as_str() == expect, bytes.len() as u64, pack::verify(&org.keys, &bytes))
-            })
-            .await?;
-            anyhow::Ok((p, verdict))
+    // The futures own what they use (a pack's index into `mine`, not a reference to it): one
+    // holding a reference is not `Send` for every lifetime, which a job run by the daemon's
+    // workers must be.
+    let mut verified = futures::stream::iter(0..mine.len())
+        .map(|i| {
+            let (path, expect, org, store) =
+                (Vault::pack_path(org, &mine[i].name), mine[i].name.clone(), org.clone(), vault.store.clone());
+            async move {
+                let bytes = store.get(&path).await?.bytes().await?;
+                let verdict = tokio::task::spawn_blocking(move || {
+                    (
+                        blake3::hash(&bytes).to_hex().as_str() == expect,
+                        bytes.len() as u64,
+                        pack::verify(&org.keys, &bytes),
+                    )
+                })
+                .await?;
+                anyhow::Ok((i, verdict))
+            }
         })
         .buffer_unordered(2);
     // (pack, chunk, offset, length) -> content id, of every sound blob.
     let mut sound: HashMap<(u64, u32, u32, u32), [u8; 16]> = HashMap::new();
     let mut bad: HashMap<(u64, u32, u32, u32), String> = HashMap::new();
     while let Some(done) = verified.next().await {
-        let (p, (name_ok, len, verdict)) = done?;
+        let (i, (name_ok, len, verdict)) = done?;
+        let p = mine[i];
         rep.bytes_read += len;
         if !name_ok {
             rep.problems.push(format!("pack {}: its bytes do not match its name (altered in the store)", p.name));

@@ -11,6 +11,7 @@ pub mod check;
 pub mod crypto;
 pub mod erase;
 pub mod files;
+pub mod joblog;
 pub mod log;
 mod migrate;
 pub mod pack;

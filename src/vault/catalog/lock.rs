@@ -51,13 +51,21 @@ fn hostname() -> String {
 }
 
 /// host:pid:nonce. The nonce makes every lease its own holder, even within one process.
-fn new_holder() -> String {
+pub(super) fn new_holder() -> String {
     let nonce: u64 = rand::random();
     format!("{}:{}:{nonce:016x}", hostname(), std::process::id())
 }
 
 fn now() -> String {
     crate::util::now_rfc3339()
+}
+
+/// Whether a holder (host:pid:...) is of this host and its process no longer runs: such a
+/// holder's jobs and leases need not wait for their time to run out.
+pub(super) fn gone_from_this_host(holder: &str) -> bool {
+    let mut parts = holder.split(':');
+    let (host, pid) = (parts.next().unwrap_or_default(), parts.next().and_then(|p| p.parse::<u32>().ok()));
+    matches!(pid, Some(pid) if host == hostname() && !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Whether the holder of a lock row is gone: its process, if on this host, else its heartbeat.

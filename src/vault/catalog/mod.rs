@@ -5,6 +5,7 @@
 
 mod commit;
 mod files;
+pub mod jobs;
 mod lock;
 mod log;
 mod migrate;
@@ -20,6 +21,7 @@ pub mod v2;
 
 pub use commit::CommitRows;
 pub use files::FileRecord;
+pub use jobs::{JobLogEntry, JobRow, NewJob};
 pub use lock::{Lease, LockError};
 pub use log::LogEntry;
 pub use mirror::MirrorRow;

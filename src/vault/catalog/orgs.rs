@@ -64,7 +64,9 @@ impl Catalog {
         for table in ["types", "files", "packs", "mirror_state"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM cycle_log WHERE org = $1").bind(sid).execute(&mut *tx).await?;
+        for table in ["cycle_log", "jobs", "job_log", "due_runs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE org = $1")).bind(sid).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(Some(store_id))
     }

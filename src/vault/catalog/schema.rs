@@ -25,6 +25,10 @@ pub const TABLES: &[&str] = &[
     "restores",
     "locks",
     "mirror_state",
+    "jobs",
+    "job_log",
+    "due_runs",
+    "daemons",
 ];
 
 const DDL: &str = r#"
@@ -60,6 +64,20 @@ CREATE TABLE IF NOT EXISTS mirror_state (
     org_id BIGINT NOT NULL, target TEXT NOT NULL, type_id BIGINT NOT NULL, cycle BIGINT,
     mirrored_at TEXT, attempted_at TEXT NOT NULL, requests BIGINT NOT NULL, cells BIGINT NOT NULL,
     error {blob}, state {blob}, PRIMARY KEY (org_id, target, type_id)){norowid};
+CREATE TABLE IF NOT EXISTS jobs (
+    id {pk}, kind TEXT NOT NULL, org TEXT, source TEXT, args TEXT NOT NULL, state TEXT NOT NULL,
+    manual BIGINT NOT NULL, attempts BIGINT NOT NULL, max_attempts BIGINT NOT NULL, run_after TEXT NOT NULL,
+    created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, holder TEXT, lease_until TEXT, outcome TEXT);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after);
+CREATE INDEX IF NOT EXISTS jobs_org ON jobs (org, kind);
+CREATE TABLE IF NOT EXISTS job_log (
+    id {pk}, job_id BIGINT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL, org TEXT, summary TEXT NOT NULL,
+    detail {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS job_log_job ON job_log (job_id);
+CREATE TABLE IF NOT EXISTS due_runs (
+    org TEXT NOT NULL, local_date TEXT NOT NULL, due_at TEXT NOT NULL, job_id BIGINT,
+    PRIMARY KEY (org, local_date)){norowid};
+CREATE TABLE IF NOT EXISTS daemons (holder TEXT PRIMARY KEY, started_at TEXT NOT NULL, heartbeat TEXT NOT NULL);
 "#;
 
 /// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`

@@ -1,0 +1,11 @@
+use anyhow::Result;
+use std::path::Path;
+
+use crate::daemon::worker::Handlers;
+
+/// Runs the daemon with daybook's job handlers (the archive and restore parts register
+/// theirs on `handlers` here).
+pub async fn run(config: &Path) -> Result<()> {
+    let handlers = Handlers::standard();
+    crate::daemon::run(config, handlers).await
+}

@@ -1,0 +1,429 @@
+//! `daybook daemon` as an operator runs it: scheduled cycles through the job queue, status and
+//! job logs, `backup --now` and its 5-minute rule, /healthz and /metrics, SIGHUP with a bad
+//! config, SIGTERM; and the schedule's due runs across daylight-saving changes, with a clock
+//! the test moves.
+
+mod common;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use common::{Backend, Env, task};
+use daybook::config::Config;
+use daybook::daemon::schedule::{TestClock, Ticker};
+use daybook::vault::catalog::Catalog;
+use serde_json::Value;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A daemon process of the test's vault, its log in a file; killed if the test ends early.
+pub struct Daemon {
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    pub fn start(env: &Env, name: &str, fault: Option<&str>) -> Daemon {
+        let log = env.path().join(format!("{name}.log"));
+        let mut c = env.cmd(&["daemon"]);
+        c.env("DAYBOOK_LOG", "info").stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+        if let Some(f) = fault {
+            c.env("DAYBOOK_FAULT", f);
+        }
+        Daemon { child: c.spawn().unwrap(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling a child this test started.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits (bounded) for the process to end; its exit status.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not stop within {secs} s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Polls `done` until it holds; the bound only turns a hang into a failure.
+pub fn until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not happen within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn daemon_section(port: u16) -> String {
+    format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\npoll_ms = 50\nlease_seconds = 8\nretry_seconds = 1\n\n")
+}
+
+/// acme: daily at 00:00 UTC, so its run of today is due when the daemon starts; quiet: a
+/// cron schedule (29 February) that is not due for months.
+fn write_two_orgs(env: &Env, port: u16) {
+    std::fs::create_dir_all(env.path().join("quiet/records")).unwrap();
+    std::fs::write(env.path().join("quiet/records/notes.jsonl"), "{\"id\":\"n1\",\"text\":\"hello\"}\n").unwrap();
+    env.write_config(&format!(
+        "{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n[orgs.schedule]\nat = \"00:00\"\nwindow_minutes = 0\n\
+         [[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n\n\
+         [[orgs]]\nsid = \"quiet\"\nname = \"Quiet\"\ntimezone = \"Europe/Dublin\"\n[orgs.schedule]\ncron = \"0 3 29 2 *\"\n\
+         [[orgs.sources]]\nname = \"notes\"\nkind = \"jsonl\"\npath = \"quiet\"\n",
+        daemon_section(port)
+    ));
+}
+
+fn org_status<'a>(st: &'a Value, org: &str) -> &'a Value {
+    st["orgs"].as_array().unwrap().iter().find(|o| o["org"] == org).unwrap()
+}
+
+both_backends!(
+    a_scheduled_cycle_runs_through_the_queue,
+    backup_now_asks_the_daemon_and_keeps_5_minutes,
+    due_runs_across_daylight_saving_changes,
+    a_failing_job_retries_then_stays_failed,
+    sigterm_parks_a_running_job_for_the_next_daemon
+);
+
+/// What systemd hears on its notify socket (`Type=notify`); and its log as JSON lines.
+#[test]
+fn tells_systemd_when_ready_and_when_stopping() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(Backend::Sqlite));
+    write_two_orgs(&env, free_port());
+    env.ok(&["init"]);
+    let sock_path = env.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let log = env.path().join("daemon.log");
+    let mut c = env.cmd(&["daemon", "--log-json"]);
+    c.env("NOTIFY_SOCKET", &sock_path).env("DAYBOOK_LOG", "info").stderr(std::fs::File::create(&log).unwrap());
+    let mut d = Daemon { child: c.spawn().unwrap(), log };
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !heard.iter().any(|m: &String| m.contains("READY=1")) {
+        let n = sock.recv(&mut buf).expect("READY=1 within 60 s");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    d.signal(libc::SIGTERM);
+    while !heard.iter().any(|m: &String| m.contains("STOPPING=1")) {
+        let n = sock.recv(&mut buf).expect("STOPPING=1 within 60 s");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+    let text = d.log_text();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("runs 2 workers"))),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "stopped"), "{text}");
+}
+
+async fn a_failing_job_retries_then_stays_failed(b: Backend) {
+    let env = Env::new(b).await;
+    let port = free_port();
+    // The source's folder is not there: every attempt fails the same way.
+    env.write_config(&format!(
+        "{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n[orgs.schedule]\nat = \"00:00\"\n\
+         window_minutes = 0\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"nowhere\"\n",
+        daemon_section(port)
+    ));
+    env.ok(&["init"]);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the job's last attempt", 60, || !env.json(&["status"])["failed"].as_array().unwrap().is_empty());
+    let st = env.json(&["status"]);
+    let job = &st["failed"][0];
+    assert_eq!(job["attempts"], 3, "{st}");
+    assert_eq!(org_status(&st, "acme")["last"]["state"], "failed");
+    assert!(env.ok(&["status"]).contains(&format!("see daybook logs --job {}", job["id"])));
+    let log = env.json(&["logs", "--job", &job["id"].to_string()]);
+    let lines: Vec<&str> = log.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(lines.iter().filter(|m| m.starts_with("started on ")).count(), 3, "{lines:?}");
+    // Why, each time, and when the next try was.
+    assert_eq!(lines.iter().filter(|m| m.contains("nowhere")).count(), 3, "{lines:?}");
+    assert_eq!(lines.iter().filter(|m| m.contains("; retry at ")).count(), 2, "{lines:?}");
+    assert!(lines.last().unwrap().contains("after 3 attempts"), "{lines:?}");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success());
+    // Erasing the org takes its jobs and their logs with it.
+    env.ok(&["erase-org", "acme", "--confirm", "acme"]);
+    assert!(env.json(&["status"])["failed"].as_array().unwrap().is_empty());
+    assert!(env.json(&["logs"]).as_array().unwrap().is_empty());
+}
+
+async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {
+    let env = Env::new(b).await;
+    let port = free_port();
+    env.write_config(&format!(
+        "{}\nstop_seconds = 1\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n[orgs.schedule]\n\
+         at = \"00:00\"\nwindow_minutes = 0\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
+        daemon_section(port).trim_end()
+    ));
+    env.ok(&["init"]);
+    // A source that never answers: its export is a pipe nobody writes.
+    let fifo = env.export().join("records/tasks.jsonl");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a C string that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the job's start", 60, || {
+        !org_status(&env.json(&["status"]), "acme")["running"].as_array().unwrap().is_empty()
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+    assert!(d.log_text().contains("parked"), "{}", d.log_text());
+    let st = env.json(&["status"]);
+    let acme = org_status(&st, "acme");
+    assert_eq!(acme["queued"], 1, "parked, not lost: {st}");
+    assert!(acme["last"].is_null(), "{st}");
+
+    // The source answers again; the next daemon runs the same job, its parked run not counted.
+    std::fs::remove_file(&fifo).unwrap();
+    env.write_records("tasks", &[task(1, "a"), task(2, "b")]);
+    let mut d2 = Daemon::start(&env, "daemon2", None);
+    until("the parked job's run", 60, || {
+        org_status(&env.json(&["status"]), "acme")["last"]["state"].as_str() == Some("done")
+    });
+    let st = env.json(&["status"]);
+    let last = &org_status(&st, "acme")["last"];
+    assert_eq!(last["attempts"], 1, "{last}");
+    assert_eq!(env.latest()["tasks"].1, 2);
+    d2.signal(libc::SIGTERM);
+    assert!(d2.wait_exit(30).success());
+}
+
+async fn a_scheduled_cycle_runs_through_the_queue(b: Backend) {
+    let env = Env::new(b).await;
+    let port = free_port();
+    write_two_orgs(&env, port);
+    env.write_records("tasks", &[task(1, "write the report"), task(2, "send it")]);
+    env.ok(&["init"]);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("acme's scheduled run", 60, || {
+        org_status(&env.json(&["status"]), "acme")["last"]["state"].as_str() == Some("done")
+    });
+    let st = env.json(&["status"]);
+    let acme = org_status(&st, "acme");
+    assert_eq!(st["daemons"].as_array().unwrap().len(), 1, "{st}");
+    let tomorrow = (Utc::now() + TimeDelta::days(1)).format("%Y-%m-%dT00:00:00.000Z").to_string();
+    assert_eq!(acme["next_run"], tomorrow.as_str(), "the next run is tomorrow at 00:00 UTC");
+    assert!(org_status(&st, "quiet")["last"].is_null(), "quiet's schedule was not due: {st}");
+    assert_eq!(env.latest()["tasks"].1, 2, "the cycle backed up both tasks");
+
+    let job = acme["last"]["id"].as_i64().unwrap();
+    let log = env.json(&["logs", "--job", &job.to_string()]);
+    let messages: Vec<&str> = log.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(messages.iter().any(|m| m.starts_with("export/tasks: 2 live, 2 added")), "{messages:?}");
+    assert!(messages.last().unwrap().starts_with("done in "), "{messages:?}");
+    let text = env.ok(&["logs", "--org", "acme"]);
+    assert!(text.contains("export/tasks: 2 live"), "{text}");
+
+    // The operator's monitoring.
+    let base = format!("http://127.0.0.1:{port}");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("daybook_jobs{kind=\"backup\",state=\"done\"} 1"), "{metrics}");
+    assert!(metrics.contains("daybook_records_backed_up_total 2"), "{metrics}");
+    assert!(metrics.contains("daybook_job_duration_seconds_count{kind=\"backup\"} 1"), "{metrics}");
+
+    // A bad config on SIGHUP is refused; the daemon goes on with the old one.
+    let good = std::fs::read_to_string(env.path().join("daybook.toml")).unwrap();
+    std::fs::write(env.path().join("daybook.toml"), good.replace("at = \"00:00\"", "at = \"25:99\"")).unwrap();
+    d.signal(libc::SIGHUP);
+    until("the refusal of the bad config", 20, || d.log_text().contains("config reload refused"));
+    assert!(d.log_text().contains("schedule.at \"25:99\" is not a time of day"), "{}", d.log_text());
+    std::fs::write(env.path().join("daybook.toml"), &good).unwrap();
+    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200, "still serving");
+
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+    let st = env.json(&["status"]);
+    assert!(st["daemons"].as_array().unwrap().is_empty(), "a stopped daemon is not listed: {st}");
+    assert!(env.ok(&["status"]).contains("no daemon is running"));
+    // Its run of today is recorded: a new daemon does not run it again.
+    let mut d2 = Daemon::start(&env, "daemon2", None);
+    until("the second daemon's start", 30, || !env.json(&["status"])["daemons"].as_array().unwrap().is_empty());
+    d2.signal(libc::SIGTERM);
+    assert!(d2.wait_exit(30).success());
+    let jobs = env.json(&["status"]);
+    assert_eq!(org_status(&jobs, "acme")["last"]["id"], job, "no second run of the same day");
+    let all = env.json(&["logs", "--org", "acme"]);
+    assert!(all.as_array().unwrap().iter().all(|l| l["job"] == job), "{all}");
+}
+
+async fn backup_now_asks_the_daemon_and_keeps_5_minutes(b: Backend) {
+    let env = Env::new(b).await;
+    let port = free_port();
+    write_two_orgs(&env, port);
+    env.write_records("tasks", &[task(1, "a")]);
+    env.ok(&["init"]);
+    // No daemon: refused, nothing queued.
+    let o = env.run(&["backup", "--now", "--org", "quiet"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no daemon is running"), "{o:?}");
+
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the daemon's start", 30, || !env.json(&["status"])["daemons"].as_array().unwrap().is_empty());
+    let queued = env.json(&["backup", "--now", "--org", "quiet"]);
+    let job = queued[0]["job"].as_i64().unwrap();
+    until("the manual backup", 60, || {
+        org_status(&env.json(&["status"]), "quiet")["last"]["state"].as_str() == Some("done")
+    });
+    assert_eq!(org_status(&env.json(&["status"]), "quiet")["last"]["id"], job);
+
+    // Again at once: refused, saying from when it can run.
+    let o = env.run(&["backup", "--now", "--org", "quiet"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("quiet/notes: last backed up at") && err.contains("it can run again from"), "{err}");
+    let last = env.json(&["snapshots"]);
+    let taken = last.as_array().unwrap().iter().find(|s| s["org"] == "quiet").unwrap()["taken_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let from = DateTime::parse_from_rfc3339(&taken).unwrap() + TimeDelta::minutes(5);
+    assert!(err.contains(&from.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)[..16]), "{err} vs {from}");
+    // The operator's own backup is never refused.
+    env.ok(&["backup", "--org", "quiet"]);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
+/// An org per schedule worth watching through a daylight-saving change.
+fn dst_config() -> Config {
+    let orgs = [
+        ("dublin-evening", "Europe/Dublin", "20:00", 60),
+        ("dublin-gap", "Europe/Dublin", "01:30", 0),
+        ("dublin-fold", "Europe/Dublin", "01:30", 0),
+        ("ny-evening", "America/New_York", "20:00", 60),
+        ("ny-gap", "America/New_York", "02:30", 0),
+        ("ny-fold", "America/New_York", "01:30", 0),
+    ];
+    let mut text = "[vault]\ncatalog = \"sqlite://c.db\"\nstore = \"s\"\n".to_string();
+    for (sid, tz, at, window) in orgs {
+        text += &format!(
+            "[[orgs]]\nsid = \"{sid}\"\nname = \"{sid}\"\ntimezone = \"{tz}\"\n[orgs.schedule]\nat = \"{at}\"\nwindow_minutes = {window}\n"
+        );
+    }
+    Config::parse(&text, ".".into()).unwrap()
+}
+
+fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+}
+
+async fn due_runs_across_daylight_saving_changes(b: Backend) {
+    let env = Env::new(b).await;
+    let catalog = Catalog::connect(&env.catalog, env.path()).await.unwrap();
+    catalog.migrate().await.unwrap();
+    let cfg = dst_config();
+    // Spring: New York on 8 March, Dublin on 29 March; autumn: Dublin on 25 October, New
+    // York on 1 November. Ticks every 7 minutes, each one doubled.
+    let clock = TestClock::at(utc(2026, 3, 1));
+    let mut ticker = Ticker::default();
+    let run = async |from: DateTime<Utc>, to: DateTime<Utc>, ticker: &mut Ticker| {
+        clock.set(from);
+        while clock_now(&clock) < to {
+            ticker.tick(&catalog, &cfg, &clock).await.unwrap();
+            ticker.tick(&catalog, &cfg, &clock).await.unwrap();
+            clock.advance(TimeDelta::minutes(7));
+        }
+    };
+    run(utc(2026, 3, 1), utc(2026, 4, 5), &mut ticker).await;
+    // A second daemon (its own ticker) at the same moments adds nothing.
+    run(utc(2026, 3, 20), utc(2026, 4, 5), &mut Ticker::default()).await;
+    run(utc(2026, 10, 15), utc(2026, 11, 10), &mut ticker).await;
+
+    let runs = catalog.due_runs().await.unwrap();
+    for org in &cfg.orgs {
+        let sid = org.sid.get_ref();
+        let tz = org.tz();
+        let mine: Vec<(NaiveDate, DateTime<chrono_tz::Tz>)> = runs
+            .iter()
+            .filter(|r| r.0 == *sid)
+            .map(|r| {
+                let at = DateTime::parse_from_rfc3339(&r.2).unwrap().with_timezone(&tz);
+                (NaiveDate::parse_from_str(&r.1, "%Y-%m-%d").unwrap(), at)
+            })
+            .collect();
+        // Each stretch is one run a local day, none skipped: from its first day to its last,
+        // every date once (the key makes a second impossible; the count shows none missing).
+        for (from, to) in [
+            (NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 4, 3).unwrap()),
+            (NaiveDate::from_ymd_opt(2026, 10, 15).unwrap(), NaiveDate::from_ymd_opt(2026, 11, 8).unwrap()),
+        ] {
+            let days: Vec<&(NaiveDate, _)> = mine.iter().filter(|(d, _)| *d >= from && *d <= to).collect();
+            let want: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+            let got: Vec<NaiveDate> = days.iter().map(|(d, _)| *d).collect();
+            assert_eq!(got, want, "{sid}: one run a local day from {from} to {to}");
+        }
+        let at = org.schedule.at.as_ref().unwrap().get_ref().clone();
+        for (d, t) in &mine {
+            let local = t.format("%H:%M").to_string();
+            // 01:00-02:00 in Dublin on 29 March, 02:00-03:00 in New York on 8 March.
+            let gap_day = (sid.starts_with("dublin") && at == "01:30" && d.to_string() == "2026-03-29")
+                || (*sid == "ny-gap" && d.to_string() == "2026-03-08");
+            if gap_day {
+                // That local time does not exist that day: the first one after it.
+                assert!(local.as_str() > at.as_str() && local.as_str() <= "03:30", "{sid} {d}: {local}");
+            } else if sid.ends_with("evening") {
+                assert!(
+                    local.as_str() >= "20:00" && local.as_str() < "21:00",
+                    "{sid} {d}: {local} (window 20:00-21:00)"
+                );
+            } else {
+                assert_eq!(local, at, "{sid} on {d}: at its local time, whatever the UTC offset");
+            }
+            assert_eq!(t.date_naive(), *d, "{sid}: the run of {d} is on that local day");
+        }
+        // The fold days ran once, at the first 01:30.
+        if *sid == "dublin-fold" {
+            let t = mine.iter().find(|(d, _)| d.to_string() == "2026-10-25").unwrap().1;
+            assert_eq!(t.to_utc(), Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap(), "the first 01:30 (IST)");
+        }
+        if *sid == "ny-fold" {
+            let t = mine.iter().find(|(d, _)| d.to_string() == "2026-11-01").unwrap().1;
+            assert_eq!(t.to_utc(), Utc.with_ymd_and_hms(2026, 11, 1, 5, 30, 0).unwrap(), "the first 01:30 (EDT)");
+        }
+    }
+    // Between the stretches the daemon was down for six months: caught up once (the latest
+    // run due when it came back), not once per missed day.
+    for org in &cfg.orgs {
+        let sid = org.sid.get_ref();
+        let dates = |from: &str, to: &str| {
+            runs.iter().filter(|r| r.0 == *sid && r.1.as_str() >= from && r.1.as_str() <= to).count()
+        };
+        assert_eq!(dates("2026-04-06", "2026-10-12"), 0, "{sid}: runs for days the daemon was down");
+        assert!(dates("2026-10-13", "2026-10-14") >= 1, "{sid}: the missed run was not caught up");
+    }
+    let jobs = catalog.jobs(None, 100_000).await.unwrap();
+    assert_eq!(jobs.len(), runs.len(), "one job per due run");
+}
+
+fn clock_now(c: &TestClock) -> DateTime<Utc> {
+    daybook::daemon::schedule::Clock::now(c)
+}
