@@ -5,6 +5,8 @@
 //! Each part adds a module here with `pub fn routes() -> Router<Arc<HttpState>>` and one
 //! `.merge(...)` line in `router`; what a part needs at request time goes in `HttpState`.
 
+pub mod downloads;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ pub struct HttpState {
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new().with_state(state)
+    Router::new().merge(downloads::routes()).with_state(state)
 }
 
 /// Serves `router` on `listen` until `shutdown` resolves.

@@ -13,6 +13,7 @@ pub mod erase;
 pub mod files;
 pub mod log;
 mod migrate;
+pub mod objects;
 pub mod pack;
 pub mod read;
 pub mod restores;
