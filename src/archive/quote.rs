@@ -56,8 +56,19 @@ pub fn storage_micros_per_month(p: &PricingConfig, bytes: u64) -> i64 {
     (p.storage_per_gb_month * bytes as f64 / 1e9 * 1e6).round() as i64
 }
 
-pub fn parts_for(content_bytes: u64, part_bytes: u64) -> u64 {
-    content_bytes.div_ceil(part_bytes.max(1)).max(1)
+/// How many parts the build makes, by its rule (an entry that would take a part past
+/// `part_bytes` starts the next one): the versions, small, as one flow, then each file.
+pub fn parts_for(version_bytes: u64, file_sizes: &[u64], part_bytes: u64) -> u64 {
+    let pb = part_bytes.max(1);
+    let (mut parts, mut cur) = (1 + version_bytes / pb, version_bytes % pb);
+    for &s in file_sizes {
+        if cur > 0 && cur + s > pb {
+            parts += 1;
+            cur = 0;
+        }
+        cur += s;
+    }
+    parts
 }
 
 pub async fn quote(
@@ -83,6 +94,9 @@ pub async fn quote(
     };
     let mut seen = HashSet::new();
     let mut zip = 0.0f64;
+    let mut version_bytes = 0u64;
+    // File sizes in the order the build writes them (after every version).
+    let mut file_sizes = Vec::new();
     // `<org>/versions/<16-character SID>_<version>`
     let version_name = (org.len() + 1 + 9 + 16 + 3) as u64;
     for t in vault.types(Some(org)).await? {
@@ -92,6 +106,7 @@ pub async fn quote(
         let content = bytes.saturating_sub(ENVELOPE * n);
         q.versions += n;
         q.content_bytes += content;
+        version_bytes += content;
         zip += content as f64 * JSON_RATIO + (n * (ENTRY_OVERHEAD + 2 * version_name)) as f64;
         for f in vault.files_at(t.id, snap.cycle, history).await? {
             if !seen.insert(f.uid.clone()) {
@@ -99,14 +114,26 @@ pub async fn quote(
             }
             q.files += 1;
             q.content_bytes += f.size;
+            file_sizes.push(f.size);
             let ratio = if precompressed(&f.name) { 1.0 } else { 0.5 };
             zip += f.size as f64 * ratio
                 + (ENTRY_OVERHEAD + 2 * (org.len() + f.uid.len() + f.name.len() + 3) as u64) as f64;
         }
     }
     q.estimated_zip_bytes = zip as u64;
-    q.parts = parts_for(q.content_bytes, acfg.part_bytes);
+    q.parts = parts_for(version_bytes, &file_sizes, acfg.part_bytes);
     q.price = price_micros(pricing, q.versions, q.content_bytes) as f64 / 1e6;
     q.storage_per_month = storage_micros_per_month(pricing, q.estimated_zip_bytes) as f64 / 1e6;
     Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parts_follow_the_builds_rule() {
+        assert_eq!(super::parts_for(0, &[], 100), 1);
+        assert_eq!(super::parts_for(10, &[60, 60, 60, 60], 100), 4);
+        assert_eq!(super::parts_for(250, &[10], 100), 3);
+        assert_eq!(super::parts_for(0, &[500], 100), 1, "a large file has a part of its own");
+    }
 }
