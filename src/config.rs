@@ -19,6 +19,11 @@ pub struct Config {
     /// `daybook daemon`: workers, leases, where it listens.
     #[serde(default)]
     pub daemon: crate::daemon::config::DaemonConfig,
+    #[serde(default)]
+    pub archive: crate::archive::config::ArchiveConfig,
+    #[serde(default)]
+    pub pricing: crate::archive::config::PricingConfig,
+    pub email: Option<crate::email::EmailConfig>,
     /// Folder of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base: PathBuf,
@@ -178,6 +183,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.pricing.validate()?;
+        if self.archive.part_bytes < 1 << 20 {
+            bail!("config: archive.part_bytes must be at least 1048576 (1 MiB)");
+        }
         if !(0.0..=1.0).contains(&self.engine.max_deleted_share) {
             bail!("config: engine.max_deleted_share must be between 0 and 1 (a share of a data type's records)");
         }

@@ -3,10 +3,12 @@
 //! connectors -> engine (delta, snapshot) -> vault (blobs + catalog); the CLI and the daemon
 //! call the same functions.
 
+pub mod archive;
 pub mod commands;
 pub mod config;
 pub mod connectors;
 pub mod daemon;
+pub mod email;
 pub mod engine;
 pub mod fault;
 pub mod http;

@@ -229,6 +229,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Downloadable zip archives of an org's data: quoted, built, linked, downloaded, deleted.
+    Archive {
+        #[command(subcommand)]
+        action: ArchiveAction,
+    },
+    /// Archive charges and accrued storage of an org.
+    Billing {
+        /// The org (its SID).
+        #[arg(long)]
+        org: String,
+        /// Only this month: YYYY-MM.
+        #[arg(long)]
+        month: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The daemon's job logs: what each job read, what changed, how long, what failed and why.
     Logs {
         /// Only this org (its SID).
@@ -240,6 +257,12 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve archive downloads over HTTP (the links archives are sent with point here).
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Run the main job end to end on a sample account, offline.
     Demo {
@@ -270,6 +293,101 @@ enum MirrorAction {
         #[arg(long)]
         target: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ArchiveAction {
+    /// The price of an archive, from the catalog, before anything is built: versions, files,
+    /// bytes, parts.
+    Quote {
+        /// The org (its SID).
+        #[arg(long)]
+        org: String,
+        /// YYYY-MM-DD (end of that day in the org's timezone), an RFC 3339 time, or cycle:N
+        /// (default: the latest snapshots).
+        #[arg(long)]
+        at: Option<String>,
+        /// Every version up to then (deleted records' last versions included), not only the
+        /// snapshot's.
+        #[arg(long)]
+        history: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the quote, ask (or take --yes), build the archive and send its link.
+    Create {
+        /// The org (its SID).
+        #[arg(long)]
+        org: String,
+        /// The archive's name.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// YYYY-MM-DD (end of that day in the org's timezone), an RFC 3339 time, or cycle:N
+        /// (default: the latest snapshots).
+        #[arg(long)]
+        at: Option<String>,
+        /// Every version up to then (deleted records' last versions included), not only the
+        /// snapshot's.
+        #[arg(long)]
+        history: bool,
+        /// Names Windows' Explorer can extract (`:` as U+FF1A, ...); also archive.windows_safe_names.
+        #[arg(long)]
+        windows_safe: bool,
+        /// Email the link (or the failure) to this address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Accept the price without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An org's archives: name, description, status, versions, files, size, link, date, price.
+    List {
+        /// The org (its SID).
+        #[arg(long)]
+        org: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One archive, with its parts and any failure.
+    Show {
+        id: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename an archive (and change its description).
+    Rename {
+        id: i64,
+        #[arg(long)]
+        name: String,
+        /// The new description ("" removes it).
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// A fresh signed download link per part; nothing is rebuilt.
+    Link {
+        id: i64,
+        /// How long it works: 7d, 12h, 30m (default: archive.link_days).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Every link to the archive stops working.
+    Revoke { id: i64 },
+    /// Write the archive to a file (several parts: PATH's stem with .partN.zip).
+    Download {
+        id: i64,
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Delete the archive: links stop, stored parts go, storage stops accruing.
+    Delete { id: i64 },
 }
 
 #[tokio::main]
@@ -341,6 +459,11 @@ async fn main() -> ExitCode {
         }
         Command::Status { json } => commands::status::run(cfg, json).await.map(|_| true),
         Command::Logs { org, job, json } => commands::logs::run(cfg, org.as_deref(), job, json).await.map(|_| true),
+        Command::Archive { action } => run_archive(cfg, action).await,
+        Command::Billing { org, month, json } => {
+            commands::billing::run(cfg, &org, month.as_deref(), json).await.map(|_| true)
+        }
+        Command::Serve { listen } => commands::serve::run(cfg, listen).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };
     match r {
@@ -351,4 +474,33 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+async fn run_archive(cfg: &std::path::Path, action: ArchiveAction) -> anyhow::Result<bool> {
+    use commands::archive as a;
+    match action {
+        ArchiveAction::Quote { org, at, history, json } => a::quote(cfg, &org, at.as_deref(), history, json).await,
+        ArchiveAction::Create { org, name, description, at, history, windows_safe, email, yes, json } => {
+            let args = a::CreateArgs {
+                org: &org,
+                name: &name,
+                description: description.as_deref(),
+                at: at.as_deref(),
+                history,
+                windows_safe,
+                email: email.as_deref(),
+                yes,
+                json,
+            };
+            return a::create(cfg, &args).await;
+        }
+        ArchiveAction::List { org, json } => a::list(cfg, &org, json).await,
+        ArchiveAction::Show { id, json } => a::show(cfg, id, json).await,
+        ArchiveAction::Rename { id, name, description } => a::rename(cfg, id, &name, description.as_deref()).await,
+        ArchiveAction::Link { id, expires } => a::link(cfg, id, expires.as_deref()).await,
+        ArchiveAction::Revoke { id } => a::revoke(cfg, id).await,
+        ArchiveAction::Download { id, to } => a::download(cfg, id, &to).await,
+        ArchiveAction::Delete { id } => a::delete(cfg, id).await,
+    }
+    .map(|_| true)
 }

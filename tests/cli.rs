@@ -120,6 +120,9 @@ fn help_lists_every_command() {
         "daemon",
         "status",
         "logs",
+        "archive",
+        "billing",
+        "serve",
     ] {
         assert!(
             help.contains(&format!("  {cmd} ")) || help.contains(&format!("  {cmd}\n")),
@@ -151,6 +154,18 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["daemon"],
         &["status"],
         &["logs"],
+        &["archive"],
+        &["archive", "quote"],
+        &["archive", "create"],
+        &["archive", "list"],
+        &["archive", "show"],
+        &["archive", "rename"],
+        &["archive", "link"],
+        &["archive", "revoke"],
+        &["archive", "download"],
+        &["archive", "delete"],
+        &["billing"],
+        &["serve"],
     ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook"))
             .args(cmd)

@@ -1,7 +1,9 @@
 //! One file per command. Each is a thin face over engine/vault functions, so the daemon
 //! and the CLI share every piece of logic.
 
+pub mod archive;
 pub mod backup;
+pub mod billing;
 pub mod check;
 pub mod daemon;
 pub mod demo;
@@ -17,6 +19,7 @@ pub mod mirror;
 pub mod prune;
 pub mod recover;
 pub mod restore;
+pub mod serve;
 pub mod show;
 pub mod snapshots;
 pub mod status;

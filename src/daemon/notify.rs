@@ -32,15 +32,17 @@ fn send(state: &[sd_notify::NotifyState]) {
     }
 }
 
-/// A cycle failed for good (its retries used up): the org's admin hears of it.
-///
-/// WIRE: the email part (src/email.rs, `[email]`) sends `message` to `admin_email` here with
-/// `crate::email::send` when `[email]` is set. Until then the failure is in the daemon's log,
-/// the job's log and `daybook status`.
-pub async fn cycle_failed(admin_email: Option<&str>, message: &str) {
-    let _ = message;
-    match admin_email {
-        Some(to) => tracing::warn!("a cycle failed; no email is sent to {to} (this daybook sends no email yet)"),
-        None => tracing::warn!("a cycle failed; the org has no admin_email to tell"),
+/// A cycle failed for good (its retries used up): the org's admin hears of it by email when
+/// `[email]` is set; the failure is in the daemon's log, the job's log and `daybook status`
+/// whatever happens to the mail.
+pub async fn cycle_failed(email: Option<&crate::email::EmailConfig>, admin_email: Option<&str>, message: &str) {
+    match (email, admin_email) {
+        (Some(cfg), Some(to)) => {
+            if let Err(e) = crate::email::send(cfg, to, "daybook: a backup failed", message).await {
+                tracing::error!("a cycle failed, and the email to {to} could not be sent: {e:#}");
+            }
+        }
+        (None, Some(to)) => tracing::warn!("a cycle failed; no [email] is configured to tell {to}"),
+        (_, None) => tracing::warn!("a cycle failed; the org has no admin_email to tell"),
     }
 }

@@ -243,6 +243,7 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow, stop: &mut watch::Receiver<S
         let org_cfg = cfg.orgs.iter().find(|o| Some(o.sid.get_ref()) == job.org.as_ref());
         let why = failure.unwrap_or_default();
         super::notify::cycle_failed(
+            cfg.email.as_ref(),
             org_cfg.and_then(|o| o.admin_email.as_deref()),
             &format!("The backup of {} failed (job {id}, {} attempts): {why}", org_label(&job), job.attempts),
         )

@@ -5,6 +5,7 @@
 //! Each part adds a module here with `pub fn routes() -> Router<Arc<HttpState>>` and one
 //! `.merge(...)` line in `router`; what a part needs at request time goes in `HttpState`.
 
+pub mod downloads;
 pub mod ops;
 
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ pub struct HttpState {
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new().merge(ops::routes()).with_state(state)
+    Router::new().merge(ops::routes()).merge(downloads::routes()).with_state(state)
 }
 
 /// Serves `router` on `listen` until `shutdown` resolves.

@@ -14,6 +14,7 @@ pub mod files;
 pub mod joblog;
 pub mod log;
 mod migrate;
+pub mod objects;
 pub mod pack;
 pub mod prune;
 pub mod read;

@@ -3,6 +3,7 @@
 //! default, PostgreSQL for several daemons; both run the same SQL through sqlx's `Any`
 //! driver. All of daybook's SQL is here, behind typed functions.
 
+mod archives;
 mod commit;
 mod files;
 pub mod jobs;
@@ -19,6 +20,7 @@ mod snapshots;
 mod types;
 pub mod v2;
 
+pub use archives::{ArchiveRow, Built, ChargeRow, LinkRow, NewArchive, PartRow};
 pub use commit::CommitRows;
 pub use files::FileRecord;
 pub use jobs::{JobLogEntry, JobRow, NewJob};

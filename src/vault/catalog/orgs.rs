@@ -61,7 +61,15 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
         }
-        for table in ["types", "files", "packs", "mirror_state"] {
+        for table in ["archive_parts", "archive_links"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE archive_id IN (SELECT id FROM archives WHERE org_id = $1)"
+            ))
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for table in ["types", "files", "packs", "mirror_state", "archives", "archive_charges"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
         }
         for table in ["cycle_log", "jobs", "job_log", "due_runs"] {

@@ -29,6 +29,10 @@ pub const TABLES: &[&str] = &[
     "job_log",
     "due_runs",
     "daemons",
+    "archives",
+    "archive_parts",
+    "archive_links",
+    "archive_charges",
 ];
 
 const DDL: &str = r#"
@@ -78,6 +82,21 @@ CREATE TABLE IF NOT EXISTS due_runs (
     org TEXT NOT NULL, local_date TEXT NOT NULL, due_at TEXT NOT NULL, job_id BIGINT,
     PRIMARY KEY (org, local_date)){norowid};
 CREATE TABLE IF NOT EXISTS daemons (holder TEXT PRIMARY KEY, started_at TEXT NOT NULL, heartbeat TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS archives (
+    id {pk}, org_id BIGINT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, finished_at TEXT,
+    deleted_at TEXT, at_cycle BIGINT, history BIGINT NOT NULL, windows_safe BIGINT NOT NULL,
+    versions BIGINT NOT NULL, files BIGINT NOT NULL, content_bytes BIGINT NOT NULL,
+    stored_bytes BIGINT NOT NULL, parts BIGINT NOT NULL, quoted_micros BIGINT NOT NULL,
+    generation BIGINT NOT NULL, lease TEXT NOT NULL, sealed {blob} NOT NULL, error {blob});
+CREATE TABLE IF NOT EXISTS archive_parts (
+    archive_id BIGINT NOT NULL, part BIGINT NOT NULL, size BIGINT NOT NULL, chunk_bytes BIGINT NOT NULL,
+    sha256 TEXT NOT NULL, PRIMARY KEY (archive_id, part)){norowid};
+CREATE TABLE IF NOT EXISTS archive_links (
+    id {pk}, archive_id BIGINT NOT NULL, part BIGINT NOT NULL, generation BIGINT NOT NULL,
+    created_at TEXT NOT NULL, expires_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS archive_charges (
+    id {pk}, org_id BIGINT NOT NULL, archive_id BIGINT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+    amount_micros BIGINT NOT NULL);
 "#;
 
 /// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`
