@@ -245,7 +245,7 @@ async fn main() -> ExitCode {
         }
         Command::Log { org, cycle, json } => commands::log::run(cfg, org.as_deref(), cycle, json).await.map(|_| true),
         Command::Recover { source, data_type, search, since, json } => {
-            let f = RecoverFilter { source, data_type, search, since };
+            let f = RecoverFilter { source, data_type, search, since, ..Default::default() };
             commands::recover::run(cfg, &f, json).await.map(|_| true)
         }
         Command::Restore { sid, version, dry_run, again, json } => {

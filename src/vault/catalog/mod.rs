@@ -15,6 +15,7 @@ mod restores;
 mod schema;
 mod snapshots;
 mod types;
+mod users;
 pub mod v2;
 
 pub use commit::CommitRows;
@@ -26,6 +27,7 @@ pub use packs::PackRecord;
 pub use restores::RestoreRecord;
 pub use snapshots::SnapshotRecord;
 pub use types::{TypeOp, TypeRecord};
+pub use users::{AuditRow, SessionRow, TokenRow, UserRow};
 
 use anyhow::{Context, Result, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -61,7 +61,12 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
         }
-        for table in ["types", "files", "packs", "mirror_state"] {
+        // The org's web users go with it, and their sessions first.
+        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE org_id = $1)")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        for table in ["types", "files", "packs", "mirror_state", "users", "tokens", "audit"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM cycle_log WHERE org = $1").bind(sid).execute(&mut *tx).await?;

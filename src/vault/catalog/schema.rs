@@ -25,6 +25,11 @@ pub const TABLES: &[&str] = &[
     "restores",
     "locks",
     "mirror_state",
+    "users",
+    "sessions",
+    "login_attempts",
+    "tokens",
+    "audit",
 ];
 
 const DDL: &str = r#"
@@ -60,6 +65,21 @@ CREATE TABLE IF NOT EXISTS mirror_state (
     org_id BIGINT NOT NULL, target TEXT NOT NULL, type_id BIGINT NOT NULL, cycle BIGINT,
     mirrored_at TEXT, attempted_at TEXT NOT NULL, requests BIGINT NOT NULL, cells BIGINT NOT NULL,
     error {blob}, state {blob}, PRIMARY KEY (org_id, target, type_id)){norowid};
+CREATE TABLE IF NOT EXISTS users (
+    id {pk}, org_id BIGINT, email TEXT NOT NULL UNIQUE, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+    totp {blob}, totp_pending {blob}, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL, created_at TEXT NOT NULL, seen_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS login_attempts (id {pk}, subject TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS login_attempts_subject ON login_attempts (subject, at);
+CREATE TABLE IF NOT EXISTS tokens (
+    id {pk}, org_id BIGINT NOT NULL, token_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    used_at TEXT);
+CREATE TABLE IF NOT EXISTS audit (
+    id {pk}, org_id BIGINT, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_org ON audit (org_id, id);
 "#;
 
 /// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`
