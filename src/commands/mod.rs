@@ -15,6 +15,7 @@ pub mod recover;
 pub mod restore;
 pub mod show;
 pub mod snapshots;
+pub mod user;
 
 use anyhow::{Context, Result};
 use std::path::Path;

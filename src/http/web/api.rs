@@ -25,6 +25,22 @@ use crate::http::HttpState;
 type S = State<Arc<HttpState>>;
 type ApiResult = Result<Response, ApiError>;
 
+/// Every route, as schemas/openapi.json documents it (a test holds them equal).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/orgs"),
+    ("GET", "/api/v1/orgs/{org}/overview"),
+    ("POST", "/api/v1/orgs/{org}/backup-now"),
+    ("GET", "/api/v1/orgs/{org}/snapshots"),
+    ("GET", "/api/v1/orgs/{org}/types/{ty}/cycles/{cycle}/records"),
+    ("GET", "/api/v1/orgs/{org}/types/{ty}/records/{sid}"),
+    ("POST", "/api/v1/orgs/{org}/types/{ty}/records/{sid}/restore"),
+    ("GET", "/api/v1/orgs/{org}/deleted"),
+    ("GET", "/api/v1/orgs/{org}/logs"),
+    ("GET", "/api/v1/orgs/{org}/audit"),
+    ("GET", "/api/v1/orgs/{org}/archives"),
+];
+
 pub fn routes() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/api/v1/me", get(me))

@@ -84,13 +84,7 @@ fn frame(who: &Who, org: Option<&views::OrgSummary>, nav: &str) -> minijinja::Va
 }
 
 fn merge(a: minijinja::Value, b: minijinja::Value) -> minijinja::Value {
-    minijinja::Value::from_iter([a, b].into_iter().flat_map(|v| {
-        v.try_iter()
-            .into_iter()
-            .flatten()
-            .filter_map(move |k| v.get_item(&k).ok().map(|val| (k.to_string(), val)))
-            .collect::<Vec<_>>()
-    }))
+    context! { ..a, ..b }
 }
 
 pub fn routes() -> Router<Arc<HttpState>> {

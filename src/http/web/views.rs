@@ -540,7 +540,7 @@ pub async fn deleted(state: &HttpState, org: &str, q: &DeletedQuery) -> Result<D
             None => Vec::new(),
         };
         records.push(DeletedRow {
-            label: label(&d.content),
+            label: label(d.content.get("data").unwrap_or(&d.content)),
             last_seen_local: d.last_seen.as_deref().map(|s| when_str(s, tz)),
             noticed_local: when_str(&d.deletion_noticed, tz),
             restores,
@@ -689,7 +689,7 @@ pub async fn logs(state: &HttpState, org: &str, q: &LogQuery) -> Result<LogsPage
         })
         .filter(|c| result.is_none_or(|r| r == c.result))
         .collect();
-    cycles.sort_by(|a, b| b.cycle.cmp(&a.cycle));
+    cycles.sort_by_key(|c| std::cmp::Reverse(c.cycle));
     if let Some(c) = parse_cursor(q.cursor.as_deref())? {
         let c: i64 = c.parse().map_err(|_| WebError::BadRequest("the cursor is not one this server gave".into()))?;
         cycles.retain(|x| x.cycle < c);
