@@ -142,6 +142,8 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["export"],
         &["check"],
         &["erase-org"],
+        &["user"],
+        &["token"],
         &["demo"],
     ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_daybook"))
