@@ -477,3 +477,204 @@ both_backends!(
     totp_enrollment_and_restore_code,
     openapi_is_true
 );
+
+/// chromedriver on a free port, and a WebDriver session of headless Chromium.
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    shots: std::path::PathBuf,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        // Ready when /status says so; a bound on failure, not a timing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && let Ok(v) = r.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "chromedriver did not start within 30 s");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,1300"]
+        }}}});
+        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let session =
+            r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {r}")).to_string();
+        let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        println!("screenshots in {}", shots.display());
+        Browser { driver, base, session, http, shots }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut rq = self.http.request(method, url);
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        let v: Value = rq.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"].get("error").is_none(), "WebDriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn find(&self, using: &str, value: &str) -> String {
+        let v = self.call(reqwest::Method::POST, "/element", Some(json!({"using": using, "value": value}))).await;
+        v["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {value:?}: {v}"))
+            .to_string()
+    }
+
+    async fn css(&self, sel: &str) -> String {
+        self.find("css selector", sel).await
+    }
+
+    async fn type_in(&self, sel: &str, text: &str) {
+        let e = self.css(sel).await;
+        self.call(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, e: &str) {
+        self.call(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
+    }
+
+    async fn text(&self, sel: &str) -> String {
+        let e = self.css(sel).await;
+        self.call(reqwest::Method::GET, &format!("/element/{e}/text"), None).await.as_str().unwrap().to_string()
+    }
+
+    async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_string()
+    }
+
+    /// The page's source once it holds `text` (a form's answer arrives after the click returns).
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let s = self.source().await;
+            if s.contains(text) {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "the page never showed {text:?}: {s}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
+    }
+
+    async fn shot(&self, name: &str) {
+        use base64::Engine;
+        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Moves the first backup to yesterday (local time of the org), so the dashboard has two days.
+async fn first_cycle_yesterday(env: &Env) {
+    let y = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", env.path().join("vault/catalog.db").display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    for q in [
+        "UPDATE cycles SET started_at = $1, finished_at = $1 WHERE id = 1",
+        "UPDATE snapshots SET taken_at = $1 WHERE cycle_id = 1",
+        "UPDATE cycle_log SET at = $1 WHERE cycle_id = 1",
+    ] {
+        sqlx::query(q).bind(&y).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+}
+
+/// In headless Chromium: sign in, enroll the second factor, open yesterday's snapshot and find
+/// a record there, find the deleted record, restore it with the code, sign out; a screenshot
+/// of each page.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
+    let (env, _) = setup(Backend::Sqlite).await;
+    first_cycle_yesterday(&env).await;
+    let site = serve(&env).await;
+    let b = Browser::start().await;
+
+    b.go(&site.url("/login")).await;
+    b.shot("1-sign-in").await;
+    b.type_in("#email", "admin@acme.test").await;
+    b.type_in("#password", ADMIN_PW).await;
+    b.click(&b.css("#signin").await).await;
+    b.wait_for("Last backup").await;
+    assert!(b.url().await.ends_with("/orgs/acme"), "signed in, on the overview");
+    b.shot("2-overview").await;
+
+    b.go(&site.url("/account")).await;
+    let secret = b.text("#totp-secret").await;
+    b.shot("3-account-enroll").await;
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap().to_vec())
+        .with_account_name("x")
+        .build()
+        .unwrap();
+    b.type_in("#code", &totp.generate_current().to_string()).await;
+    b.click(&b.css("form[action='/account/totp'] button").await).await;
+    b.wait_for("second factor is enrolled").await;
+
+    let tz: chrono_tz::Tz = "Europe/Dublin".parse().unwrap();
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).with_timezone(&tz).format("%Y-%m-%d").to_string();
+    b.go(&site.url("/orgs/acme/snapshots")).await;
+    b.shot("4-snapshots").await;
+    b.click(&b.find("link text", &yesterday).await).await;
+    // Yesterday's snapshot still has the record deleted today.
+    let page = b.wait_for("Beta secret plan").await;
+    assert!(page.contains("3 records"));
+    b.shot("5-snapshot-yesterday").await;
+    b.click(&b.find("link text", "t1").await).await;
+    b.wait_for("Alpha launch").await;
+    b.shot("6-record-history").await;
+
+    b.go(&site.url("/orgs/acme/recovery")).await;
+    b.type_in("#q", "secret").await;
+    b.click(&b.css("#search").await).await;
+    b.wait_for("Beta secret plan").await;
+    b.shot("7-recovery").await;
+    b.type_in("article.deleted input[name=code]", &totp.generate_current().to_string()).await;
+    b.click(&b.css("article.deleted button").await).await;
+    // Verified by the code; the engine's restore answers (a jsonl source cannot create records).
+    b.wait_for("Not restored: cannot restore").await;
+    b.shot("8-restore").await;
+
+    b.go(&site.url("/orgs/acme/logs")).await;
+    b.shot("9-logs").await;
+    b.click(&b.css("header form button").await).await;
+    b.wait_for("id=\"signin\"").await;
+    assert!(b.url().await.ends_with("/login"), "signed out");
+    b.go(&site.url("/orgs/acme")).await;
+    assert!(b.url().await.ends_with("/login"), "the old session is gone");
+}
