@@ -193,6 +193,12 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Serve only the dashboard and API (for benchmarks and trying the pages).
+    #[command(hide = true)]
+    Web {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the main job end to end on a sample account, offline.
     Demo {
         /// Folder for the demo (default: a new temporary folder).
@@ -333,6 +339,7 @@ async fn main() -> ExitCode {
         Command::Token { action: TokenAction::Create { org, name } } => {
             commands::user::create_token(cfg, &org, &name).await.map(|_| true)
         }
+        Command::Web { listen } => commands::web::run(cfg, listen).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };
     match r {

@@ -16,6 +16,7 @@ pub mod restore;
 pub mod show;
 pub mod snapshots;
 pub mod user;
+pub mod web;
 
 use anyhow::{Context, Result};
 use std::path::Path;
