@@ -27,8 +27,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$REPO" && cargo build --release --quiet)
-BIN=$CARGO_TARGET_DIR/release/daybook
+# BIN=path/to/daybook skips the build (a figure from a debug build is not one to quote).
+if [[ -z ${BIN:-} ]]; then
+  (cd "$REPO" && cargo build --release --quiet)
+  BIN=$CARGO_TARGET_DIR/release/daybook
+fi
 
 echo "workload: $PER_TYPE records per type x 4 types, $DAYS days, in $WORK"
 python3 "$WORKLOAD" generate --out "$WORK/data" --per-type "$PER_TYPE" --days "$DAYS" >/dev/null
