@@ -24,6 +24,9 @@ pub struct Config {
     #[serde(default)]
     pub pricing: crate::archive::config::PricingConfig,
     pub email: Option<crate::email::EmailConfig>,
+    /// The admins' dashboard and API (served by `daybook serve` and `daybook daemon`).
+    #[serde(default)]
+    pub web: WebConfig,
     /// Folder of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base: PathBuf,
@@ -64,6 +67,37 @@ fn default_full_every_days() -> u32 {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig { full_every_days: default_full_every_days(), max_deleted_share: default_max_deleted_share() }
+    }
+}
+
+/// `[web]`: sessions and the sign-in limiter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The dashboard is reached over HTTPS (through a TLS proxy): session cookies get `Secure`.
+    pub behind_tls: bool,
+    /// Take the client's address from X-Forwarded-For (set only behind a proxy that writes it).
+    pub trust_forwarded_for: bool,
+    /// A session ends this many hours after sign-in, or after `idle_minutes` without a request.
+    pub session_hours: u32,
+    pub idle_minutes: u32,
+    /// Failed sign-ins allowed within `limit_window_minutes`, per account and per address.
+    pub failures_per_account: u32,
+    pub failures_per_address: u32,
+    pub limit_window_minutes: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            behind_tls: false,
+            trust_forwarded_for: false,
+            session_hours: 12,
+            idle_minutes: 60,
+            failures_per_account: 5,
+            failures_per_address: 20,
+            limit_window_minutes: 15,
+        }
     }
 }
 
@@ -186,6 +220,13 @@ impl Config {
         self.pricing.validate()?;
         if self.archive.part_bytes < 1 << 20 {
             bail!("config: archive.part_bytes must be at least 1048576 (1 MiB)");
+        }
+        let w = &self.web;
+        if w.session_hours == 0 || w.idle_minutes == 0 || w.limit_window_minutes == 0 {
+            bail!("config: web.session_hours, web.idle_minutes and web.limit_window_minutes must be at least 1");
+        }
+        if w.failures_per_account == 0 || w.failures_per_address == 0 {
+            bail!("config: web.failures_per_account and web.failures_per_address must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.engine.max_deleted_share) {
             bail!("config: engine.max_deleted_share must be between 0 and 1 (a share of a data type's records)");

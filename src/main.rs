@@ -264,11 +264,78 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// The dashboard's users: an org's admins, and operators who see every org. Passwords come
+    /// from DAYBOOK_USER_PASSWORD or are asked on a terminal.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// API tokens for scripts, one org each (Authorization: Bearer TOKEN on /api/v1).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Serve only the dashboard and API (for benchmarks and trying the pages).
+    #[command(hide = true)]
+    Web {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the main job end to end on a sample account, offline.
     Demo {
         /// Folder for the demo (default: a new temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user (at least 12 characters of password).
+    Add {
+        /// The org an admin belongs to (its SID); none for an operator.
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// admin (one org) or operator (every org).
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    /// List users (of one org, or all).
+    List {
+        /// Only this org (its SID).
+        #[arg(long)]
+        org: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and end their sessions.
+    Remove {
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password; the user's sessions end.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        /// Also remove their second factor (a lost phone): they enroll again on the Account page.
+        #[arg(long)]
+        clear_second_factor: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token for an org and print it, once; only its hash is kept.
+    Create {
+        /// The org (its SID).
+        #[arg(long)]
+        org: String,
+        /// What it is for (named in the audit log).
+        #[arg(long, default_value = "script")]
+        name: String,
     },
 }
 
@@ -429,7 +496,7 @@ async fn main() -> ExitCode {
         }
         Command::Log { org, cycle, json } => commands::log::run(cfg, org.as_deref(), cycle, json).await.map(|_| true),
         Command::Recover { source, data_type, search, since, json } => {
-            let f = RecoverFilter { source, data_type, search, since };
+            let f = RecoverFilter { source, data_type, search, since, ..Default::default() };
             commands::recover::run(cfg, &f, json).await.map(|_| true)
         }
         Command::Restore { sid, version, dry_run, again, json } => {
@@ -464,6 +531,22 @@ async fn main() -> ExitCode {
             commands::billing::run(cfg, &org, month.as_deref(), json).await.map(|_| true)
         }
         Command::Serve { listen } => commands::serve::run(cfg, listen).await.map(|_| true),
+        Command::User { action: UserAction::Add { org, email, role } } => {
+            commands::user::add(cfg, org.as_deref(), &email, &role).await.map(|_| true)
+        }
+        Command::User { action: UserAction::List { org, json } } => {
+            commands::user::list(cfg, org.as_deref(), json).await.map(|_| true)
+        }
+        Command::User { action: UserAction::Remove { email } } => {
+            commands::user::remove(cfg, &email).await.map(|_| true)
+        }
+        Command::User { action: UserAction::ResetPassword { email, clear_second_factor } } => {
+            commands::user::reset_password(cfg, &email, clear_second_factor).await.map(|_| true)
+        }
+        Command::Token { action: TokenAction::Create { org, name } } => {
+            commands::user::create_token(cfg, &org, &name).await.map(|_| true)
+        }
+        Command::Web { listen } => commands::web::run(cfg, listen).await.map(|_| true),
         Command::Demo { dir } => commands::demo::run(dir).await.map(|_| true),
     };
     match r {

@@ -150,6 +150,8 @@ fn readme_shows_each_commands_help_as_it_is() {
         &["prune"],
         &["check"],
         &["erase-org"],
+        &["user"],
+        &["token"],
         &["demo"],
         &["daemon"],
         &["status"],

@@ -23,6 +23,8 @@ pub mod serve;
 pub mod show;
 pub mod snapshots;
 pub mod status;
+pub mod user;
+pub mod web;
 
 use anyhow::{Context, Result};
 use std::path::Path;

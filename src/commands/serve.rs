@@ -10,7 +10,7 @@ use crate::http::{self, HttpState};
 pub async fn run(config: &Path, listen: SocketAddr) -> Result<()> {
     let (cfg, vault) = super::open(config).await?;
     crate::archive::recover_interrupted(&vault).await?;
-    let state = Arc::new(HttpState { config: Arc::new(cfg), vault });
+    let state = Arc::new(HttpState { config: Arc::new(cfg), vault, web: Default::default() });
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {

@@ -60,7 +60,11 @@ pub async fn run(config_path: &Path, handlers: Handlers) -> Result<()> {
     });
 
     // The HTTP routes have a vault of their own (the router's state owns one).
-    let http_state = Arc::new(crate::http::HttpState { config: cfg.clone(), vault: Vault::open(&cfg, &pass).await? });
+    let http_state = Arc::new(crate::http::HttpState {
+        config: cfg.clone(),
+        vault: Vault::open(&cfg, &pass).await?,
+        web: Default::default(),
+    });
     drop(pass);
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let listen = cfg.daemon.listen;

@@ -15,6 +15,8 @@ use crate::vault::read::{At, RecordInfo, VersionInfo};
 
 #[derive(Debug, Default)]
 pub struct RecoverFilter {
+    /// Only this org (its SID).
+    pub org: Option<String>,
     pub source: Option<String>,
     pub data_type: Option<String>,
     /// Text the last known content holds (any case).
@@ -22,11 +24,15 @@ pub struct RecoverFilter {
     /// Deletions noticed at or after: YYYY-MM-DD (start of that day in the org's
     /// timezone), an RFC 3339 time, or cycle:N.
     pub since: Option<String>,
+    /// Deletions noticed at or before: YYYY-MM-DD (end of that day), an RFC 3339 time, or cycle:N.
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Deleted {
     pub sid: String,
+    /// Its data type in the vault.
+    pub type_id: i64,
     pub org: String,
     pub source: String,
     pub data_type: String,
@@ -45,7 +51,7 @@ pub struct Deleted {
 pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<Vec<Deleted>> {
     let needle = f.search.as_ref().map(|s| s.to_lowercase());
     let mut out = Vec::new();
-    for d in vault.deleted_records(None).await? {
+    for d in vault.deleted_records(f.org.as_deref()).await? {
         let r = &d.record;
         if f.source.as_ref().is_some_and(|s| *s != r.source)
             || f.data_type.as_ref().is_some_and(|t| *t != r.data_type && *t != r.type_key)
@@ -62,6 +68,16 @@ pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<V
                 continue;
             }
         }
+        if let Some(until) = &f.until {
+            let keep = match At::parse(until, query::org_tz(cfg, &r.org))? {
+                At::Cycle(c) => d.noticed_cycle <= c,
+                At::Instant(t) => d.noticed <= t,
+                At::Latest => true,
+            };
+            if !keep {
+                continue;
+            }
+        }
         let content = serde_json::to_value(&d.last.content)?;
         if let Some(n) = &needle
             && !content.to_string().to_lowercase().contains(n)
@@ -71,6 +87,7 @@ pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<V
         let restored_as = vault.restores_of(r).await?.into_iter().map(|x| x.new_id).collect();
         out.push(Deleted {
             sid: r.sid.clone(),
+            type_id: r.type_id.0,
             org: r.org.clone(),
             source: r.source.clone(),
             data_type: r.data_type.clone(),

@@ -21,10 +21,15 @@ use crate::vault::Vault;
 pub struct HttpState {
     pub config: Arc<Config>,
     pub vault: Vault,
+    /// What the web pages need besides: the connectors restores go through, and the seams to
+    /// the daemon's jobs and the archives.
+    pub web: web::WebState,
 }
 
+pub mod web;
+
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new().merge(ops::routes()).merge(downloads::routes()).with_state(state)
+    Router::new().merge(ops::routes()).merge(downloads::routes()).merge(web::routes()).with_state(state)
 }
 
 /// Serves `router` on `listen` until `shutdown` resolves.
@@ -36,6 +41,18 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (is another daybook serving there?)"))?;
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    serve_on(listener, router, shutdown).await
+}
+
+/// Serves `router` on a bound listener (a test binds 127.0.0.1:0 and reads its port).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    // The peer's address is what the sign-in limiter counts per address.
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

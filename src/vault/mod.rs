@@ -6,6 +6,7 @@
 //! store (a folder, or S3). Readers go through `read`, the backup engine writes through
 //! `write`.
 
+pub mod access;
 pub mod catalog;
 pub mod check;
 pub mod crypto;

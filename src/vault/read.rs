@@ -511,6 +511,15 @@ impl Vault {
         }
     }
 
+    /// A record of one data type by its SID (None: the data type has no such record).
+    pub async fn record_in(&self, ty: &TypeInfo, sid: &str) -> Result<Option<RecordInfo>> {
+        let Some(k) = crate::util::unbase32(sid).and_then(|k| <Key>::try_from(k.as_slice()).ok()) else {
+            return Ok(None);
+        };
+        let (state, _) = self.state_at(ty.id, None).await?;
+        Ok(state.get(&k).map(|e| record_info(ty, &k, e)))
+    }
+
     async fn record_steps(&self, r: &RecordInfo) -> Result<Vec<Step>> {
         let key = record_key_of(r)?;
         Ok(self.steps(r.type_id, None).await?.remove(&key).map(|(_, s)| s).unwrap_or_default())

@@ -18,6 +18,7 @@ mod rewrite;
 mod schema;
 mod snapshots;
 mod types;
+mod users;
 pub mod v2;
 
 pub use archives::{ArchiveRow, Built, ChargeRow, LinkRow, NewArchive, PartRow};
@@ -32,6 +33,7 @@ pub use restores::RestoreRecord;
 pub use rewrite::RewriteRows;
 pub use snapshots::SnapshotRecord;
 pub use types::{TypeOp, TypeRecord};
+pub use users::{AuditRow, SessionRow, TokenRow, UserRow};
 
 use anyhow::{Context, Result, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

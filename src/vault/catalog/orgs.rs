@@ -69,7 +69,14 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        for table in ["types", "files", "packs", "mirror_state", "archives", "archive_charges"] {
+        // The org's web users go with it, and their sessions first.
+        sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE org_id = $1)")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await?;
+        for table in
+            ["types", "files", "packs", "mirror_state", "archives", "archive_charges", "users", "tokens", "audit"]
+        {
             sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1")).bind(org_id).execute(&mut *tx).await?;
         }
         for table in ["cycle_log", "jobs", "job_log", "due_runs"] {

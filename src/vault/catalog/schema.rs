@@ -33,6 +33,11 @@ pub const TABLES: &[&str] = &[
     "archive_parts",
     "archive_links",
     "archive_charges",
+    "users",
+    "sessions",
+    "login_attempts",
+    "tokens",
+    "audit",
 ];
 
 const DDL: &str = r#"
@@ -97,6 +102,21 @@ CREATE TABLE IF NOT EXISTS archive_links (
 CREATE TABLE IF NOT EXISTS archive_charges (
     id {pk}, org_id BIGINT NOT NULL, archive_id BIGINT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
     amount_micros BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id {pk}, org_id BIGINT, email TEXT NOT NULL UNIQUE, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+    totp {blob}, totp_pending {blob}, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL, created_at TEXT NOT NULL, seen_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS login_attempts (id {pk}, subject TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS login_attempts_subject ON login_attempts (subject, at);
+CREATE TABLE IF NOT EXISTS tokens (
+    id {pk}, org_id BIGINT NOT NULL, token_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    used_at TEXT);
+CREATE TABLE IF NOT EXISTS audit (
+    id {pk}, org_id BIGINT, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_org ON audit (org_id, id);
 "#;
 
 /// From schema 1 to 2, in one transaction. The old backup log is kept aside as `cycle_log_v1`

@@ -1,0 +1,180 @@
+//! The org admins' dashboard (server-rendered HTML, `pages`) and the JSON API under it
+//! (`/api/v1`, `api`), both made from the same views (`views`), which call the same
+//! functions as the CLI. Who may see what is decided in `auth`: an org's admins see that org,
+//! operators every org, an API token its org; anything else answers 404, as if it did not
+//! exist.
+//!
+//! Seams for the parts built elsewhere: `Jobs` (the daemon's queue: "Back up now", the next
+//! run, the jobs list) and `Archives` (the archives page), both optional in `WebState`;
+//! `org_access` and `audit` for other handlers (downloads) to check access and record acts.
+
+pub mod api;
+pub mod auth;
+pub mod pages;
+pub mod users;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::HttpState;
+use crate::config::SourceConfig;
+use crate::connectors::Connector;
+
+/// `engine::Factory`, shareable across the server's threads.
+pub type SendFactory = dyn Fn(&SourceConfig) -> anyhow::Result<Box<dyn Connector>> + Send + Sync;
+
+/// A backup queued on request, or why not.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRef {
+    pub id: String,
+}
+
+/// The daemon's job queue, as the dashboard needs it (wired by `daybook daemon`).
+#[async_trait::async_trait]
+pub trait Jobs: Send + Sync {
+    /// Queues a backup of the org now; `Err(reason)` if refused (within 5 minutes of the
+    /// last one, say), the reason as a person reads it.
+    async fn backup_now(&self, org: &str, actor: &str) -> anyhow::Result<Result<JobRef, String>>;
+    /// When the org's next scheduled backup runs (RFC 3339), if one is scheduled.
+    async fn next_run(&self, org: &str) -> anyhow::Result<Option<String>>;
+}
+
+/// The archives, as the dashboard's Archives page lists them (wired by the archive part).
+#[async_trait::async_trait]
+pub trait Archives: Send + Sync {
+    /// The org's archives as rows of the page's columns (Name, Description, Status, Versions,
+    /// Files, File Size, File Path, Date Created, Price), newest first.
+    async fn list(&self, org: &str) -> anyhow::Result<Vec<serde_json::Value>>;
+}
+
+/// What the web needs besides the config and the vault.
+pub struct WebState {
+    /// Makes the connector a restore goes through (`connectors::build`).
+    pub connectors: Box<SendFactory>,
+    pub jobs: Option<Arc<dyn Jobs>>,
+    pub archives: Option<Arc<dyn Archives>>,
+}
+
+impl Default for WebState {
+    fn default() -> Self {
+        WebState { connectors: Box::new(crate::connectors::build), jobs: None, archives: None }
+    }
+}
+
+pub fn routes() -> Router<Arc<HttpState>> {
+    Router::new().merge(pages::routes()).merge(api::routes())
+}
+
+pub use auth::{Who, org_access};
+
+/// Records an act in the org's audit log (sign-ins, restores, archive creations, downloads,
+/// deletions). `detail` is sealed with the org's key.
+pub async fn audit(state: &HttpState, org: Option<&str>, who: &str, action: &str, detail: &str) {
+    if let Err(e) = state.vault.add_audit(org, who, action, detail).await {
+        tracing::error!("audit log: cannot record {action} by {who}: {e:#}");
+    }
+}
+
+/// Why a request is refused. Nothing of another org is ever named: what an admin may not
+/// see is `NotFound`, like what does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("sign in first")]
+    SignIn,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the form has expired or did not come from this site: reload the page and try again")]
+    Csrf,
+    #[error("too many failed attempts; try again in {0} minutes")]
+    Limited(u64),
+    /// The request was understood but cannot be done (a restore the app refuses, say).
+    #[error("{0}")]
+    Refused(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::SignIn => StatusCode::UNAUTHORIZED,
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a person reads. An internal error's detail goes to the log only.
+    pub fn message(&self) -> String {
+        match self {
+            WebError::Internal(e) => {
+                tracing::error!("web: {e:#}");
+                "internal error: the daemon's log has the details".into()
+            }
+            WebError::NotFound => "not found (or not yours to see)".into(),
+            e => e.to_string(),
+        }
+    }
+
+    fn retry_after(&self, r: &mut Response) {
+        if let WebError::Limited(m) = self
+            && let Ok(v) = HeaderValue::from_str(&(m * 60).to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+}
+
+/// A refusal answered as JSON: `{"error": {"status": 404, "message": "..."}}`.
+pub struct ApiError(pub WebError);
+
+impl<E: Into<WebError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let body = serde_json::json!({"error": {"status": status.as_u16(), "message": self.0.message()}});
+        let mut r = (status, Json(body)).into_response();
+        self.0.retry_after(&mut r);
+        r
+    }
+}
+
+/// A refusal answered as a page (or, when not signed in, a redirect to the sign-in page).
+pub struct PageError(pub WebError);
+
+impl<E: Into<WebError>> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if let WebError::SignIn = self.0 {
+            return Redirect::to("/login").into_response();
+        }
+        let status = self.0.status();
+        let ctx = minijinja::context! { status => status.as_u16(), message => self.0.message(), title => "Error" };
+        let body = pages::render("error.html", ctx).unwrap_or_else(|_| "error".into());
+        let mut r = (status, Html(body)).into_response();
+        self.0.retry_after(&mut r);
+        r
+    }
+}

@@ -1,0 +1,416 @@
+//! The dashboard's pages: plain HTML from minijinja templates (autoescaped), a form per act,
+//! each form with the session's CSRF token; no script is needed to use any of it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::{Environment, context};
+use serde::Deserialize;
+
+use super::auth::{self, Proof, Who};
+use super::views::{self, DeletedQuery, LogQuery};
+use super::{PageError, WebError};
+use crate::http::HttpState;
+
+type S = State<Arc<HttpState>>;
+type PageResult = Result<Response, PageError>;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("error.html", include_str!("templates/error.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("orgs.html", include_str!("templates/orgs.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    ("snapshots.html", include_str!("templates/snapshots.html")),
+    ("records.html", include_str!("templates/records.html")),
+    ("record.html", include_str!("templates/record.html")),
+    ("recovery.html", include_str!("templates/recovery.html")),
+    ("restored.html", include_str!("templates/restored.html")),
+    ("logs.html", include_str!("templates/logs.html")),
+    ("audit.html", include_str!("templates/audit.html")),
+    ("archives.html", include_str!("templates/archives.html")),
+    ("account.html", include_str!("templates/account.html")),
+];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut e = Environment::new();
+        for (name, text) in TEMPLATES {
+            e.add_template(name, text).expect("the built-in templates parse");
+        }
+        e
+    })
+}
+
+fn sv<T: serde::Serialize>(v: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+pub fn render(name: &str, ctx: minijinja::Value) -> anyhow::Result<String> {
+    Ok(env().get_template(name)?.render(ctx)?)
+}
+
+fn page(name: &str, ctx: minijinja::Value) -> PageResult {
+    let mut r = Html(render(name, ctx)?).into_response();
+    // Pages hold an org's data: never cached by a shared cache, never framed.
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, "no-store".parse().expect("a header value"));
+    h.insert("x-frame-options", "DENY".parse().expect("a header value"));
+    h.insert("x-content-type-options", "nosniff".parse().expect("a header value"));
+    h.insert(
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+            .parse()
+            .expect("a header value"),
+    );
+    Ok(r)
+}
+
+/// What every page's frame needs: who, the org, the CSRF token for its forms.
+fn frame(who: &Who, org: Option<&views::OrgSummary>, nav: &str) -> minijinja::Value {
+    context! {
+        me => context! { email => who.actor.clone(), role => sv(who.role), second_factor => who.totp_enrolled },
+        csrf => who.csrf(),
+        org => org.map(sv),
+        nav => nav,
+        operator => who.role == auth::Role::Operator,
+    }
+}
+
+fn merge(a: minijinja::Value, b: minijinja::Value) -> minijinja::Value {
+    context! { ..a, ..b }
+}
+
+pub fn routes() -> Router<Arc<HttpState>> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/account", get(account))
+        .route("/account/totp", post(confirm_totp))
+        .route("/orgs/{org}", get(overview))
+        .route("/orgs/{org}/backup-now", post(backup_now))
+        .route("/orgs/{org}/snapshots", get(snapshots))
+        .route("/orgs/{org}/types/{ty}/cycles/{cycle}", get(records))
+        .route("/orgs/{org}/types/{ty}/records/{sid}", get(record))
+        .route("/orgs/{org}/types/{ty}/records/{sid}/restore", post(restore))
+        .route("/orgs/{org}/recovery", get(recovery))
+        .route("/orgs/{org}/logs", get(logs))
+        .route("/orgs/{org}/audit", get(audit))
+        .route("/orgs/{org}/archives", get(archives))
+}
+
+async fn home(State(s): S, headers: HeaderMap) -> PageResult {
+    let who = auth::who(&s, &headers).await?;
+    if let (Some(org), false) = (&who.org, who.role == auth::Role::Operator) {
+        return Ok(Redirect::to(&format!("/orgs/{org}")).into_response());
+    }
+    let orgs = views::orgs(&s, &who).await?;
+    page("orgs.html", merge(frame(&who, None, "orgs"), context! { orgs => sv(&orgs), title => "Organizations" }))
+}
+
+async fn login_form(State(s): S, headers: HeaderMap) -> PageResult {
+    login_page(&s, &headers, None, "")
+}
+
+fn login_page(s: &HttpState, headers: &HeaderMap, error: Option<String>, email: &str) -> PageResult {
+    // Keep the pre-sign-in cookie if there is one, so a second tab's form stays valid.
+    let pre = match auth::cookie(headers, auth::PRE_COOKIE).filter(|p| p.len() >= 32) {
+        Some(p) => p.to_string(),
+        None => auth::random_token().to_string(),
+    };
+    let mut r = page("login.html", context! { csrf => auth::login_csrf(&pre), error, email, title => "Sign in" })?;
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        auth::set_cookie(s, auth::PRE_COOKIE, &pre, 3600).parse().map_err(anyhow::Error::from)?,
+    );
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login(
+    State(s): S,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> PageResult {
+    auth::check_login_csrf(&headers, &f.csrf)?;
+    let addr = auth::client_addr(&s, &headers, Some(peer));
+    match auth::sign_in(&s, &f.email, &f.password, &addr).await {
+        Ok((token, _)) => {
+            let mut r = Redirect::to("/").into_response();
+            let max_age = s.config.web.session_hours as i64 * 3600;
+            let h = r.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                auth::set_cookie(&s, auth::SESSION_COOKIE, &token, max_age).parse().map_err(anyhow::Error::from)?,
+            );
+            h.append(
+                header::SET_COOKIE,
+                auth::set_cookie(&s, auth::PRE_COOKIE, "", 0).parse().map_err(anyhow::Error::from)?,
+            );
+            Ok(r)
+        }
+        Err(e @ (WebError::Forbidden(_) | WebError::Limited(_))) => {
+            let status = e.status();
+            let mut r = login_page(&s, &headers, Some(e.message()), &f.email)?;
+            *r.status_mut() = status;
+            if let WebError::Limited(m) = e {
+                r.headers_mut().insert(header::RETRY_AFTER, (m * 60).to_string().parse().map_err(anyhow::Error::from)?);
+            }
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(State(s): S, headers: HeaderMap, Form(f): Form<CsrfForm>) -> PageResult {
+    let who = auth::who(&s, &headers).await?;
+    who.check_csrf(Some(&f.csrf))?;
+    auth::sign_out(&s, &headers).await?;
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        auth::set_cookie(&s, auth::SESSION_COOKIE, "", 0).parse().map_err(anyhow::Error::from)?,
+    );
+    Ok(r)
+}
+
+async fn account(State(s): S, headers: HeaderMap) -> PageResult {
+    let who = auth::who(&s, &headers).await?;
+    account_page(&s, &who, None).await
+}
+
+async fn account_page(s: &HttpState, who: &Who, message: Option<String>) -> PageResult {
+    let enrollment = match (who.user_id, who.totp_enrolled) {
+        (Some(uid), false) => Some(super::users::start_totp(&s.vault, uid).await?),
+        _ => None,
+    };
+    let org = who.org.as_deref().map(|o| views::org_summary(s, o));
+    let ctx = context! {
+        title => "Account",
+        message,
+        enrolling => enrollment.is_some(),
+        secret => enrollment.as_ref().map(|e| e.secret_base32.clone()),
+        qr_svg => enrollment.as_ref().map(|e| minijinja::Value::from_safe_string(e.qr_svg.clone())),
+    };
+    page("account.html", merge(frame(who, org.as_ref(), "account"), ctx))
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+async fn confirm_totp(State(s): S, headers: HeaderMap, Form(f): Form<CodeForm>) -> PageResult {
+    let mut who = auth::who(&s, &headers).await?;
+    who.check_csrf(Some(&f.csrf))?;
+    let uid = who.user_id.ok_or(WebError::SignIn)?;
+    let msg = if super::users::confirm_totp(&s.vault, uid, &f.code).await? {
+        who.totp_enrolled = true;
+        super::audit(&s, who.org.as_deref(), &who.actor, "second-factor-enrolled", "TOTP").await;
+        "Your second factor is enrolled: restores now ask for its code."
+    } else {
+        "That code is not the current one: check the app's clock and enter the code it shows now."
+    };
+    account_page(&s, &who, Some(msg.into())).await
+}
+
+async fn overview(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let o = views::overview(&s, &org).await?;
+    let ctx = context! { title => "Overview", overview => sv(&o) };
+    page("overview.html", merge(frame(&who, Some(&o.org), "overview"), ctx))
+}
+
+async fn backup_now(State(s): S, Path(org): Path<String>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(Some(&f.csrf))?;
+    let jobs = s.web.jobs.clone().ok_or_else(|| {
+        WebError::Refused(
+            "this server runs no backups: \"Back up now\" works when `daybook daemon` serves the page".into(),
+        )
+    })?;
+    match jobs.backup_now(&org, &who.actor).await? {
+        Ok(job) => {
+            super::audit(&s, Some(&org), &who.actor, "backup-now", &format!("job {}", job.id)).await;
+            Ok(Redirect::to(&format!("/orgs/{org}/logs")).into_response())
+        }
+        Err(why) => Err(WebError::Refused(why).into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Paging {
+    cursor: Option<String>,
+    q: Option<String>,
+}
+
+async fn snapshots(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let types = views::snapshots(&s, &org, None, None, 366).await?;
+    let summary = views::org_summary(&s, &org);
+    let ctx = context! { title => "Snapshots", types => sv(&types) };
+    page("snapshots.html", merge(frame(&who, Some(&summary), "snapshots"), ctx))
+}
+
+async fn records(
+    State(s): S,
+    Path((org, ty, cycle)): Path<(String, i64, i64)>,
+    Query(p): Query<Paging>,
+    headers: HeaderMap,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let t = views::org_type(&s, &org, ty).await?;
+    let after = views::parse_cursor(p.cursor.as_deref())?;
+    let page_ = views::records_at(&s, &org, &t, cycle, p.q.as_deref(), after.as_deref(), views::PAGE).await?;
+    let summary = views::org_summary(&s, &org);
+    let ctx = context! { title => format!("{} on {}", t.name, page_.taken_at.day), page => sv(&page_) };
+    page("records.html", merge(frame(&who, Some(&summary), "snapshots"), ctx))
+}
+
+#[derive(Deserialize, Default)]
+struct RecordQuery {
+    v: Option<u32>,
+    from: Option<u32>,
+}
+
+async fn record(
+    State(s): S,
+    Path((org, ty, sid)): Path<(String, i64, String)>,
+    Query(q): Query<RecordQuery>,
+    headers: HeaderMap,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let t = views::org_type(&s, &org, ty).await?;
+    let r = views::record(&s, &org, &t, &sid, q.v, q.from).await?;
+    let summary = views::org_summary(&s, &org);
+    let content = r.content.as_ref().map(|c| serde_json::to_string_pretty(c).unwrap_or_default());
+    let ctx = context! {
+        title => format!("{} {}", t.name, r.record.source_id),
+        r => sv(&r),
+        content,
+    };
+    page("record.html", merge(frame(&who, Some(&summary), "snapshots"), ctx))
+}
+
+async fn recovery(
+    State(s): S,
+    Path(org): Path<String>,
+    Query(q): Query<DeletedQuery>,
+    headers: HeaderMap,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let summary = views::org_summary(&s, &org);
+    let (found, error) = match views::deleted(&s, &org, &q).await {
+        Ok(f) => (Some(f), None),
+        Err(WebError::BadRequest(m)) => (None, Some(m)),
+        Err(e) => return Err(e.into()),
+    };
+    let ctx = context! {
+        title => "Recovery",
+        found => found.as_ref().map(sv),
+        error,
+        q => context! { q => q.q, type => q.data_type, since => q.since, until => q.until },
+    };
+    page("recovery.html", merge(frame(&who, Some(&summary), "recovery"), ctx))
+}
+
+#[derive(Deserialize)]
+struct RestoreForm {
+    csrf: String,
+    version: Option<String>,
+    code: Option<String>,
+    password: Option<String>,
+    again: Option<String>,
+}
+
+async fn restore(
+    State(s): S,
+    Path((org, ty, sid)): Path<(String, i64, String)>,
+    headers: HeaderMap,
+    Form(f): Form<RestoreForm>,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(Some(&f.csrf))?;
+    let t = views::org_type(&s, &org, ty).await?;
+    let summary = views::org_summary(&s, &org);
+    let version = match f.version.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => Some(v.parse::<i64>().map_err(|_| WebError::BadRequest(format!("version {v:?} is not a number")))?),
+        None => None,
+    };
+    let proof = Proof { code: f.code, password: f.password };
+    let outcome = match auth::verify_identity(&s, &who, &proof).await {
+        Ok(()) => views::restore(&s, &who, &org, &t, &sid, version, f.again.is_some()).await,
+        Err(e) => Err(e),
+    };
+    let (done, error) = match outcome {
+        Ok(d) => (Some(d), None),
+        Err(e @ (WebError::Refused(_) | WebError::Forbidden(_) | WebError::BadRequest(_) | WebError::Limited(_))) => {
+            (None, Some(e.message()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let ctx = context! {
+        title => "Restore",
+        done => done.as_ref().map(sv),
+        error,
+        sid,
+        type_id => ty,
+        data_type => t.name,
+    };
+    let mut r = page("restored.html", merge(frame(&who, Some(&summary), "recovery"), ctx))?;
+    if done.is_none() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+async fn logs(State(s): S, Path(org): Path<String>, Query(q): Query<LogQuery>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let l = views::logs(&s, &org, &q).await?;
+    let summary = views::org_summary(&s, &org);
+    let ctx = context! {
+        title => "Logs",
+        logs => sv(&l),
+        q => context! { source => q.source, result => q.result },
+    };
+    page("logs.html", merge(frame(&who, Some(&summary), "logs"), ctx))
+}
+
+async fn audit(State(s): S, Path(org): Path<String>, Query(p): Query<Paging>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let a = views::audit(&s, &org, p.cursor.as_deref(), None).await?;
+    let summary = views::org_summary(&s, &org);
+    let ctx = context! { title => "Audit log", audit => sv(&a) };
+    page("audit.html", merge(frame(&who, Some(&summary), "audit"), ctx))
+}
+
+async fn archives(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let list = match &s.web.archives {
+        Some(a) => Some(a.list(&org).await?),
+        None => None,
+    };
+    let summary = views::org_summary(&s, &org);
+    let ctx = context! { title => "Archives", archives => list.as_ref().map(sv) };
+    page("archives.html", merge(frame(&who, Some(&summary), "archives"), ctx))
+}
