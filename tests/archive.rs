@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Backend, Env, task};
+use common::{Backend, Env, noise, task};
 use serde_json::{Value, json};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -17,19 +17,6 @@ const ORG_CFG: &str = "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone 
 
 fn config(env: &Env, extra: &str) {
     env.write_config(&format!("{ORG_CFG}\n{extra}"));
-}
-
-/// Random bytes (incompressible), deterministic per seed.
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Two days: 400 tasks, then 20 edited and 10 deleted; three attachments.

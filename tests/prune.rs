@@ -4,24 +4,11 @@
 
 mod common;
 
-use common::{Backend, Env, task};
+use common::{Backend, Env, noise, task};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 both_backends!(forget_then_prune_keeps_what_retention_keeps);
-
-/// Bytes that do not compress, different for each seed.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 const ORG: &str = "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n\
 [orgs.retention]\nkeep_last = 2\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n";

@@ -192,6 +192,19 @@ impl Env {
     }
 }
 
+/// Bytes that do not compress, the same for the same seed.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn task(n: u32, title: &str) -> Value {
     serde_json::json!({"id": format!("t{n}"), "title": title, "status": "open", "n": n})
 }

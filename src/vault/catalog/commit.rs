@@ -4,7 +4,6 @@
 
 use anyhow::Result;
 
-use super::packs::encode_chunks;
 use super::{Catalog, FileRecord, Lease, PackRecord, SnapshotRecord};
 
 pub struct CommitRows {
@@ -18,19 +17,7 @@ pub struct CommitRows {
 impl Catalog {
     pub async fn commit_type(&self, lease: &Lease, rows: CommitRows) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for p in &rows.packs {
-            sqlx::query(
-                "INSERT INTO packs (org_id, pid, name, size, cycle_id, chunks) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(p.org_id)
-            .bind(p.pid as i64)
-            .bind(&p.name)
-            .bind(p.size as i64)
-            .bind(p.cycle)
-            .bind(encode_chunks(&p.chunks))
-            .execute(&mut *tx)
-            .await?;
-        }
+        super::packs::insert_packs(&mut tx, &rows.packs).await?;
         for (org_id, f) in &rows.files {
             sqlx::query(
                 "INSERT INTO files (org_id, uid, size, pieces) VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, uid) DO NOTHING",

@@ -28,6 +28,22 @@ fn decode_chunks(b: &[u8]) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Names packs in a transaction (a commit's or a prune's).
+pub(super) async fn insert_packs(tx: &mut sqlx::AnyConnection, packs: &[PackRecord]) -> Result<()> {
+    for p in packs {
+        sqlx::query("INSERT INTO packs (org_id, pid, name, size, cycle_id, chunks) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(p.org_id)
+            .bind(p.pid as i64)
+            .bind(&p.name)
+            .bind(p.size as i64)
+            .bind(p.cycle)
+            .bind(encode_chunks(&p.chunks))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Catalog {
     /// An org's packs (or every pack).
     pub async fn pack_records(&self, org_id: Option<i64>) -> Result<Vec<PackRecord>> {

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 
-use super::packs::encode_chunks;
 use super::{Catalog, Lease, PackRecord, SnapshotRecord};
 
 #[derive(Debug, Default)]
@@ -24,19 +23,7 @@ pub struct RewriteRows {
 impl Catalog {
     pub async fn rewrite_org(&self, lease: &Lease, rows: RewriteRows) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for p in &rows.packs_added {
-            sqlx::query(
-                "INSERT INTO packs (org_id, pid, name, size, cycle_id, chunks) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(p.org_id)
-            .bind(p.pid as i64)
-            .bind(&p.name)
-            .bind(p.size as i64)
-            .bind(p.cycle)
-            .bind(encode_chunks(&p.chunks))
-            .execute(&mut *tx)
-            .await?;
-        }
+        super::packs::insert_packs(&mut tx, &rows.packs_added).await?;
         for s in &rows.snapshots_updated {
             sqlx::query(
                 "UPDATE snapshots SET delta = $1, checkpoint = $2, added = $3, changed = $4, deleted = $5 \
