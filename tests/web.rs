@@ -54,12 +54,39 @@ async fn setup(b: Backend) -> (Env, String) {
     (env, token)
 }
 
-async fn serve(env: &Env) -> Site {
-    let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
-    let vault = daybook::vault::Vault::open(&cfg, PASS).await.unwrap();
-    let state = Arc::new(HttpState { config: Arc::new(cfg), vault, web: web::WebState::default() });
+async fn bind() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    (listener, base)
+}
+
+/// The env's config, its download links pointing at this server.
+fn load(env: &Env, base: &str) -> Arc<daybook::config::Config> {
+    let mut cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
+    cfg.archive.public_url = base.to_string();
+    Arc::new(cfg)
+}
+
+/// The dashboard as `daybook serve` serves it: archives built by a task of the process.
+async fn serve(env: &Env) -> Site {
+    let (listener, base) = bind().await;
+    let cfg = load(env, &base);
+    let builds = Arc::new(daybook::vault::Vault::open(&cfg, PASS).await.unwrap());
+    let web = web::WebState {
+        archives: Some(Arc::new(web::archives::InProcess { vault: builds, config: cfg.clone() })),
+        ..Default::default()
+    };
+    start(listener, base, cfg, web).await
+}
+
+async fn start(
+    listener: tokio::net::TcpListener,
+    base: String,
+    cfg: Arc<daybook::config::Config>,
+    web: web::WebState,
+) -> Site {
+    let vault = daybook::vault::Vault::open(&cfg, PASS).await.unwrap();
+    let state = Arc::new(HttpState { config: cfg, vault, web });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(daybook::http::serve_on(listener, daybook::http::router(state), async {
         let _ = rx.await;
@@ -461,13 +488,253 @@ async fn openapi_is_true(b: Backend) {
     let (ty, cycle) = (t["id"].to_string(), t["days"][0]["cycle"].to_string());
     let recs = site.json(&format!("/api/v1/orgs/acme/types/{ty}/cycles/{cycle}/records"), &Auth::Token(&token)).await;
     let sid = recs["records"][0]["sid"].as_str().unwrap().to_string();
+    // (The routes of one archive are answered in archives_api_and_isolation.)
     for (m, p) in web::api::ROUTES {
         let p = p.replace("{org}", "acme").replace("{ty}", &ty).replace("{cycle}", &cycle).replace("{sid}", &sid);
-        if *m == "GET" && !p.ends_with("/archives") {
+        if *m == "GET" && !p.contains("{id}") {
             let (s, body) = site.get(&p, &Auth::Token(&token)).await;
             assert_eq!(s, StatusCode::OK, "GET {p}: {body}");
         }
     }
+}
+
+impl Site {
+    /// The archive once its build has ended (ready or failed), polled with a bounded deadline.
+    async fn built(&self, id: i64, auth: &Auth<'_>) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let a = self.json(&format!("/api/v1/orgs/acme/archives/{id}"), auth).await;
+            if a["status"] != "in_progress" {
+                return a;
+            }
+            assert!(std::time::Instant::now() < deadline, "archive {id} still in progress after 60 s: {a}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn audit_actions(&self, auth: &Auth<'_>) -> Vec<String> {
+        let a = self.json("/api/v1/orgs/acme/audit?limit=500", auth).await;
+        a["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+/// The Archives API: the price before the order, a build outside the request, the list's
+/// columns, rename, download through a fresh link, delete after identity verification, the
+/// audit log; and another org's admin gets 404 for each of them.
+async fn archives_api_and_isolation(b: Backend) {
+    let (env, token) = setup(b).await;
+    let site = serve(&env).await;
+    let tok = Auth::Token(&token);
+    let q = site.json("/api/v1/orgs/acme/archives/quote", &tok).await;
+    assert_eq!((q["versions"].as_u64(), q["history"].as_bool()), (Some(2), Some(false)), "two live tasks: {q}");
+    let price = q["price"].as_f64().unwrap();
+    assert!(price > 0.0 && q["price_text"].as_str().unwrap().ends_with(q["currency"].as_str().unwrap()));
+    let h = site.json("/api/v1/orgs/acme/archives/quote?history=true", &tok).await;
+    assert!(h["versions"].as_u64() > q["versions"].as_u64(), "with history, more versions: {h}");
+    let (s, e) = site.get("/api/v1/orgs/acme/archives/quote?day=yesterday-ish", &tok).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    // An order at a price below today's is refused, and nothing is recorded.
+    let (s, e) = site
+        .post_json("/api/v1/orgs/acme/archives", &tok, None, json!({"name": "Cheap", "accept_price": price / 2.0}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("the price is now"), "{e}");
+    let (s, e) = site.post_json("/api/v1/orgs/acme/archives", &tok, None, json!({"name": "  "})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(site.json("/api/v1/orgs/acme/archives", &tok).await["archives"], json!([]));
+
+    // Ordered by a person: they are the requester (emailed when it is ready).
+    let cookie = site.session("admin@acme.test", ADMIN_PW).await;
+    let c = Auth::Cookie(&cookie);
+    let csrf = site.json("/api/v1/me", &c).await["csrf_token"].as_str().unwrap().to_string();
+    let order = json!({"name": "Year end", "description": "for the auditors", "accept_price": price});
+    let (s, _) = site.post_json("/api/v1/orgs/acme/archives", &c, None, order.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a session's order needs the CSRF header");
+    let (s, o) = site.post_json("/api/v1/orgs/acme/archives", &c, Some(&csrf), order).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{o}");
+    assert_eq!(o["job"], Value::Null, "built by this process, not a daemon's job");
+    let id = o["archive"]["id"].as_i64().unwrap();
+    let a = site.built(id, &c).await;
+    assert_eq!(a["status"], "ready", "{a}");
+    assert_eq!(a["requested_by"], "admin@acme.test");
+    assert_eq!((a["versions"].as_i64(), a["name"].as_str()), (Some(2), Some("Year end")));
+
+    let list = site.json("/api/v1/orgs/acme/archives", &tok).await;
+    let row = &list["archives"][0];
+    for col in ["name", "description", "status", "versions", "files", "file_size", "file_path", "date_created", "price"]
+    {
+        assert!(!row[col].is_null(), "the list's {col} column: {row}");
+    }
+    assert_eq!(row["file_path"], format!("/orgs/acme/archives/{id}/download?part=1"));
+    let (_, page) = site.get("/orgs/acme/archives", &c).await;
+    for col in ["Name", "Description", "Status", "Versions", "Files", "File Size", "File Path", "Date Created", "Price"]
+    {
+        assert!(page.contains(&format!(">{col}</th>")), "the page's {col} column");
+    }
+    assert!(
+        page.contains("Year end")
+            && page.contains("for the auditors")
+            && page.contains(row["price_text"].as_str().unwrap())
+    );
+
+    let (s, r) = site
+        .post_json(&format!("/api/v1/orgs/acme/archives/{id}/rename"), &tok, None, json!({"name": "FY close"}))
+        .await;
+    assert_eq!(
+        (s, r["name"].as_str(), r["description"].as_str()),
+        (StatusCode::OK, Some("FY close"), Some("for the auditors"))
+    );
+
+    // Download: a fresh signed link, which serves the zip.
+    let r =
+        tok.apply(site.http.get(site.url(&format!("/api/v1/orgs/acme/archives/{id}/download")))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let link = r.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(link.starts_with(&site.url("/downloads/")), "{link}");
+    let zip = site.http.get(&link).send().await.unwrap();
+    assert_eq!(zip.status(), StatusCode::OK);
+    let bytes = zip.bytes().await.unwrap();
+    assert_eq!(bytes.len() as i64, a["file_size"].as_i64().unwrap());
+    assert!(bytes.starts_with(b"PK\x03\x04"), "a zip");
+    let (s, _) = site.get(&format!("/api/v1/orgs/acme/archives/{id}/download?part=2"), &tok).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "one part only");
+
+    // Isolation: globex's admin, by acme's URLs or with acme's id in globex's, gets 404.
+    let other = site.session("admin@globex.test", OTHER_PW).await;
+    let g = Auth::Cookie(&other);
+    let gcsrf = site.json("/api/v1/me", &g).await["csrf_token"].as_str().unwrap().to_string();
+    for org in ["acme", "globex"] {
+        for p in [
+            format!("/api/v1/orgs/{org}/archives/{id}"),
+            format!("/api/v1/orgs/{org}/archives/{id}/download"),
+            format!("/orgs/{org}/archives/{id}"),
+            format!("/orgs/{org}/archives/{id}/download"),
+        ] {
+            let (s, body) = site.get(&p, &g).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "GET {p} as globex's admin: {body}");
+            assert!(!body.contains("FY close"));
+        }
+        for (p, body) in [
+            (format!("/api/v1/orgs/{org}/archives/{id}/rename"), json!({"name": "mine"})),
+            (format!("/api/v1/orgs/{org}/archives/{id}/delete"), json!({"password": OTHER_PW})),
+        ] {
+            let (s, e) = site.post_json(&p, &g, Some(&gcsrf), body).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "POST {p} as globex's admin: {e}");
+        }
+    }
+    for p in ["/api/v1/orgs/acme/archives", "/api/v1/orgs/acme/archives/quote", "/orgs/acme/archives"] {
+        assert_eq!(site.get(p, &g).await.0, StatusCode::NOT_FOUND, "{p}");
+    }
+    assert!(site.json("/api/v1/orgs/globex/archives", &g).await["archives"].as_array().unwrap().is_empty());
+
+    // Delete: a token cannot (it is no person); a person re-enters the password.
+    let del = format!("/api/v1/orgs/acme/archives/{id}/delete");
+    let (s, e) = site.post_json(&del, &tok, None, json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, e) = site.post_json(&del, &c, Some(&csrf), json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, _) = site.post_json(&del, &c, Some(&csrf), json!({"password": "not my password"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(site.json(&format!("/api/v1/orgs/acme/archives/{id}"), &tok).await["status"], "ready");
+    let (s, e) = site.post_json(&del, &c, Some(&csrf), json!({"password": ADMIN_PW})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(site.get(&format!("/api/v1/orgs/acme/archives/{id}"), &tok).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(site.http.get(&link).send().await.unwrap().status(), StatusCode::NOT_FOUND, "its link stops");
+
+    let actions = site.audit_actions(&tok).await;
+    for act in ["archive-create", "archive-download", "archive-delete"] {
+        assert_eq!(actions.iter().filter(|a| *a == act).count(), 1, "{act} once in the audit log: {actions:?}");
+    }
+}
+
+/// Under the daemon: an order is a queued `archive` job, built by a worker that takes the
+/// build lease itself; a queued build is not taken for interrupted, a claimed one whose
+/// builder died is. "Back up now" is refused within 5 minutes of the last backup, with the
+/// reason, and queues a job otherwise; the overview shows the next scheduled run.
+async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
+    use daybook::daemon::{queue::Queue, worker};
+    let (env, token) = setup(b).await;
+    let tok = Auth::Token(&token);
+    let (listener, base) = bind().await;
+    let cfg = load(&env, &base);
+    let vault = Arc::new(daybook::vault::Vault::open(&cfg, PASS).await.unwrap());
+    let catalog = daybook::vault::catalog::Catalog::connect(&cfg.vault.catalog, &cfg.base).await.unwrap();
+    let mut handlers = worker::Handlers::standard();
+    daybook::archive::job::register(&mut handlers);
+    let shared = Arc::new(worker::Shared {
+        queue: Queue::new(catalog.clone(), std::time::Duration::from_secs(30)),
+        vault: vault.clone(),
+        config: std::sync::RwLock::new(cfg.clone()),
+        handlers,
+        wake: Default::default(),
+        reschedule: Default::default(),
+        running: Default::default(),
+    });
+    let site = start(listener, base, cfg.clone(), daybook::daemon::web::web_state(shared.clone())).await;
+
+    let price = site.json("/api/v1/orgs/acme/archives/quote", &tok).await["price"].clone();
+    let (s, o) = site
+        .post_json("/api/v1/orgs/acme/archives", &tok, None, json!({"name": "Queued", "accept_price": price}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{o}");
+    let (id, job) = (o["archive"]["id"].as_i64().unwrap(), o["job"].as_i64().expect("a queued job"));
+    assert_eq!(o["archive"]["status"], "in_progress");
+    assert_eq!(catalog.job(job).await.unwrap().unwrap().state, "queued", "nothing ran inside the request");
+    assert_eq!(daybook::archive::recover_interrupted(&vault).await.unwrap(), 0, "a queued build is not interrupted");
+    let (stop, stop_rx) = tokio::sync::watch::channel(worker::Stop::Run);
+    let w = tokio::spawn(worker::run(shared.clone(), stop_rx));
+    let a = site.built(id, &tok).await;
+    assert_eq!(a["status"], "ready", "{a}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while catalog.job(job).await.unwrap().unwrap().state != "done" {
+        assert!(std::time::Instant::now() < deadline, "job {job} never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(worker::Stop::Drain).unwrap();
+    w.await.unwrap();
+
+    // A daemon claims the next build's job and dies before building: no lease, not queued.
+    let (_, o) = site.post_json("/api/v1/orgs/acme/archives", &tok, None, json!({"name": "Orphan"})).await;
+    let id2 = o["archive"]["id"].as_i64().unwrap();
+    let other = Queue::new(catalog.clone(), std::time::Duration::from_secs(30));
+    assert_eq!(other.claim().await.unwrap().map(|j| j.kind), Some("archive".to_string()));
+    assert_eq!(daybook::archive::recover_interrupted(&vault).await.unwrap(), 1);
+    let a = site.json(&format!("/api/v1/orgs/acme/archives/{id2}"), &tok).await;
+    assert_eq!(a["status"], "failed");
+    assert!(a["error"].as_str().unwrap().contains("interrupted"), "{a}");
+
+    // Back up now: refused within 5 minutes of the last backup, with the reason.
+    let ov = site.json("/api/v1/orgs/acme/overview", &tok).await;
+    assert_eq!(ov["can_back_up_now"], true);
+    let next = chrono::DateTime::parse_from_rfc3339(ov["next_run"]["utc"].as_str().unwrap()).unwrap();
+    assert!(next > chrono::Utc::now(), "the next run lies ahead: {ov}");
+    let (s, e) = site.post_json("/api/v1/orgs/acme/backup-now", &tok, None, json!({})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("less than 5 minutes ago"), "{e}");
+    // Ten minutes later it is queued, once.
+    sqlx::any::install_default_drivers();
+    let url = if env.catalog.starts_with("sqlite:") {
+        format!("sqlite://{}", env.path().join("vault/catalog.db").display())
+    } else {
+        env.catalog.clone()
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let earlier =
+        (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    sqlx::query("UPDATE snapshots SET taken_at = $1").bind(&earlier).execute(&pool).await.unwrap();
+    pool.close().await;
+    let (s, q) = site.post_json("/api/v1/orgs/acme/backup-now", &tok, None, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    let bj = q["jobs"][0].as_i64().unwrap();
+    let j = catalog.job(bj).await.unwrap().unwrap();
+    assert_eq!((j.kind.as_str(), j.org.as_deref(), j.state.as_str()), ("backup", Some("acme"), "queued"));
+    let (s, e) = site.post_json("/api/v1/orgs/acme/backup-now", &tok, None, json!({})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["message"].as_str().unwrap().contains("already queued"), "{e}");
+    let cookie = site.session("admin@acme.test", ADMIN_PW).await;
+    let (_, html) = site.get("/orgs/acme", &Auth::Cookie(&cookie)).await;
+    assert!(html.contains("Next scheduled backup") && html.contains("Back up now"));
 }
 
 both_backends!(
@@ -475,7 +742,9 @@ both_backends!(
     orgs_are_isolated,
     sign_in_is_guarded,
     totp_enrollment_and_restore_code,
-    openapi_is_true
+    openapi_is_true,
+    archives_api_and_isolation,
+    daemon_builds_archives_and_backs_up_now
 );
 
 /// chromedriver on a free port, and a WebDriver session of headless Chromium.
@@ -485,6 +754,8 @@ struct Browser {
     session: String,
     http: reqwest::Client,
     shots: std::path::PathBuf,
+    /// Where Chromium saves downloads.
+    downloads: tempfile::TempDir,
 }
 
 impl Browser {
@@ -510,8 +781,10 @@ impl Browser {
             assert!(std::time::Instant::now() < deadline, "chromedriver did not start within 30 s");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        let downloads = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,1300"]
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,1300"],
+            "prefs": {"download.default_directory": downloads.path(), "download.prompt_for_download": false}
         }}}});
         let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
         let session =
@@ -519,7 +792,7 @@ impl Browser {
         let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         println!("screenshots in {}", shots.display());
-        Browser { driver, base, session, http, shots }
+        Browser { driver, base, session, http, shots, downloads }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -584,6 +857,21 @@ impl Browser {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
     }
 
+    /// A downloaded file once Chromium has finished writing it (no `.crdownload` left).
+    async fn downloaded(&self, suffix: &str) -> std::path::PathBuf {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let names: Vec<std::path::PathBuf> =
+                std::fs::read_dir(self.downloads.path()).unwrap().flatten().map(|e| e.path()).collect();
+            let partial = names.iter().any(|p| p.to_string_lossy().ends_with(".crdownload"));
+            if let Some(p) = names.iter().find(|p| p.to_string_lossy().ends_with(suffix)).filter(|_| !partial) {
+                return p.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no {suffix} downloaded within 30 s: {names:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     async fn shot(&self, name: &str) {
         use base64::Engine;
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
@@ -616,8 +904,8 @@ async fn first_cycle_yesterday(env: &Env) {
 }
 
 /// In headless Chromium: sign in, enroll the second factor, open yesterday's snapshot and find
-/// a record there, find the deleted record, restore it with the code, sign out; a screenshot
-/// of each page.
+/// a record there, find the deleted record, restore it with the code, order an archive of
+/// yesterday after seeing its price and download it, sign out; a screenshot of each page.
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
     let (env, _) = setup(Backend::Sqlite).await;
@@ -670,8 +958,37 @@ async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
     b.wait_for("Not restored: cannot restore").await;
     b.shot("8-restore").await;
 
+    // Order an archive after seeing its price, and download it.
+    b.go(&site.url("/orgs/acme/archives")).await;
+    b.type_in("#name", "Board copy").await;
+    b.type_in("#description", "yesterday, for the board").await;
+    b.click(&b.find("css selector", &format!("#day option[value='{yesterday}']")).await).await;
+    b.click(&b.css("#see-price").await).await;
+    let quote = b.wait_for("Building it costs").await;
+    let price = b.text("#price").await;
+    assert!(quote.contains("3 versions"), "yesterday's three tasks");
+    b.shot("9-archive-price").await;
+    b.click(&b.css("#order").await).await;
+    // The detail page reloads itself until the build is done.
+    b.wait_for("id=\"status\">ready").await;
+    assert!(b.source().await.contains(&price), "charged what was shown");
+    b.shot("10-archive-ready").await;
+    b.click(&b.css("a.download").await).await;
+    let zip = b.downloaded(".zip").await;
+    let bytes = std::fs::read(&zip).unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "{} is a zip", zip.display());
+    let name = zip.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("Archive_Acme"), "the Content-Disposition name: {name}");
+    b.go(&site.url("/orgs/acme/archives")).await;
+    let list = b.wait_for("Board copy").await;
+    assert!(list.contains("yesterday, for the board") && list.contains(&name));
+    b.shot("11-archives").await;
+    b.go(&site.url("/orgs/acme/audit")).await;
+    let audit = b.wait_for("archive-download").await;
+    assert!(audit.contains("archive-create"));
+
     b.go(&site.url("/orgs/acme/logs")).await;
-    b.shot("9-logs").await;
+    b.shot("12-logs").await;
     b.click(&b.css("header form button").await).await;
     b.wait_for("id=\"signin\"").await;
     assert!(b.url().await.ends_with("/login"), "signed out");

@@ -8,6 +8,7 @@
 pub mod billing;
 pub mod build;
 pub mod config;
+pub mod job;
 pub mod links;
 pub mod names;
 pub mod quote;
@@ -219,11 +220,19 @@ fn url(cfg: &Config, key: &[u8; 32], r: &ArchiveRow, part: i64, expires: i64) ->
 }
 
 /// Marks builds whose builder is gone (killed, crashed, a dead host) as failed, removes what
-/// they had stored, and charges nothing. Every archive command and `serve` run it first.
+/// they had stored, and charges nothing. Every archive command and `serve` run it first. A
+/// build queued for the daemon and not yet claimed has no builder yet: it is left alone.
 pub async fn recover_interrupted(vault: &Vault) -> Result<u64> {
     let mut n = 0;
+    let mut queued: Option<Vec<i64>> = None;
     for r in vault.catalog.archive_rows(None).await?.into_iter().filter(|r| r.status == "in_progress") {
         if !vault.catalog.live_leases(|l| l == r.lease).await?.is_empty() {
+            continue;
+        }
+        if queued.is_none() {
+            queued = Some(job::queued_builds(vault).await?);
+        }
+        if queued.as_ref().is_some_and(|q| q.contains(&r.id)) {
             continue;
         }
         let org = vault.org_by_id(r.org_id).await?;
@@ -235,6 +244,18 @@ pub async fn recover_interrupted(vault: &Vault) -> Result<u64> {
         }
     }
     Ok(n)
+}
+
+/// The snapshots an archive of `org` is made of: `at` as given (YYYY-MM-DD, an RFC 3339
+/// time, cycle:N, in the org's timezone), or the latest.
+pub fn at_of(cfg: &Config, org: &str, at: Option<&str>) -> Result<At> {
+    if !cfg.orgs.iter().any(|o| o.sid.get_ref() == org) {
+        bail!("no org {org:?} in the config");
+    }
+    Ok(match at {
+        Some(a) => At::parse(a, crate::engine::query::org_tz(cfg, org))?,
+        None => At::Latest,
+    })
 }
 
 /// Records a new archive `in_progress` (after the caller showed the quote), holding its
@@ -411,6 +432,30 @@ pub async fn list(vault: &Vault, cfg: &Config, org: &str) -> Result<Vec<ArchiveI
 pub async fn show(vault: &Vault, cfg: &Config, id: i64) -> Result<ArchiveInfo> {
     let (r, org) = row(vault, id).await?;
     info(vault, cfg, &r, &org).await
+}
+
+/// Archive `id` if it is `org`'s and not deleted; None otherwise (the web answers 404 alike
+/// for another org's archive and one that does not exist).
+pub async fn find(vault: &Vault, cfg: &Config, org: &str, id: i64) -> Result<Option<ArchiveInfo>> {
+    let Some(r) = vault.catalog.archive_row(id).await?.filter(|r| r.status != "deleted") else { return Ok(None) };
+    let o = vault.org_by_id(r.org_id).await?;
+    if o.sid != org {
+        return Ok(None);
+    }
+    Ok(Some(info(vault, cfg, &r, &o).await?))
+}
+
+/// The build lease of a started archive, taken by a builder other than its creator (a queued
+/// job): the creator's has been released, or its holder is gone.
+pub async fn take_build_lease(vault: &Vault, id: i64) -> Result<crate::vault::catalog::Lease> {
+    let (r, _) = row(vault, id).await?;
+    Ok(vault.catalog.acquire(&r.lease, "this archive's build").await?)
+}
+
+/// Removes what an earlier, stopped run of this build had stored, before it runs again.
+pub async fn clear_partial(vault: &Vault, id: i64) -> Result<u64> {
+    let (_, org) = row(vault, id).await?;
+    vault.objects().delete_objects(&org, &build::object_prefix(id)).await
 }
 
 pub async fn rename(vault: &Vault, id: i64, name: &str, description: Option<&str>) -> Result<()> {

@@ -5,26 +5,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use crate::archive::{self, ArchiveInfo, Request, quote::Quote};
-use crate::engine::query;
 use crate::util::{human_bytes, print_table};
 use crate::vault::Vault;
-use crate::vault::read::At;
 
 /// The vault, with builds whose builder died marked failed first.
 async fn open(config: &Path) -> Result<(crate::config::Config, Vault)> {
     let (cfg, vault) = super::open(config).await?;
     archive::recover_interrupted(&vault).await?;
     Ok((cfg, vault))
-}
-
-fn at_of(cfg: &crate::config::Config, org: &str, at: Option<&str>) -> Result<At> {
-    if !cfg.orgs.iter().any(|o| o.sid.get_ref() == org) {
-        bail!("no org {org:?} in the config");
-    }
-    Ok(match at {
-        Some(a) => At::parse(a, query::org_tz(cfg, org))?,
-        None => At::Latest,
-    })
 }
 
 fn print_quote(q: &Quote) {
@@ -48,7 +36,8 @@ fn print_quote(q: &Quote) {
 
 pub async fn quote(config: &Path, org: &str, at: Option<&str>, history: bool, json: bool) -> Result<()> {
     let (cfg, vault) = open(config).await?;
-    let q = archive::quote::quote(&vault, &cfg.archive, &cfg.pricing, org, at_of(&cfg, org, at)?, history).await?;
+    let q =
+        archive::quote::quote(&vault, &cfg.archive, &cfg.pricing, org, archive::at_of(&cfg, org, at)?, history).await?;
     if json {
         super::print_json(&q)
     } else {
@@ -71,7 +60,7 @@ pub struct CreateArgs<'a> {
 
 pub async fn create(config: &Path, a: &CreateArgs<'_>) -> Result<bool> {
     let (cfg, vault) = open(config).await?;
-    let at = at_of(&cfg, a.org, a.at)?;
+    let at = archive::at_of(&cfg, a.org, a.at)?;
     let req = Request {
         org: a.org.to_string(),
         name: a.name.to_string(),

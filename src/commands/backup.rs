@@ -93,15 +93,11 @@ pub fn print(r: &CycleReport) {
     }
 }
 
-/// How long after a source's last backup a manual one through the daemon is refused (the
-/// operator's direct `daybook backup` is never refused).
-pub const MANUAL_GAP: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
 /// `daybook backup --now`: asks the running daemon, through the queue, for a backup of each
 /// source the filter keeps. Refused, with nothing queued, if no daemon runs, or a source was
 /// backed up less than 5 minutes ago (saying when it can run), or is already queued.
 pub async fn now(config: &Path, filter: Filter, mirror: bool, json: bool) -> Result<()> {
-    use crate::vault::catalog::{Catalog, NewJob, jobs::stamp};
+    use crate::vault::catalog::Catalog;
     let cfg = super::load_config(config)?;
     let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await?;
     if !catalog.has_table("jobs").await? || crate::daemon::daemons_running(&catalog, &cfg).await?.is_empty() {
@@ -110,61 +106,17 @@ pub async fn now(config: &Path, filter: Filter, mirror: bool, json: bool) -> Res
             catalog.display
         );
     }
-    let now = chrono::Utc::now();
-    let mut wanted = Vec::new();
-    let mut refused = Vec::new();
-    for org in cfg.orgs.iter().filter(|o| filter.org.as_ref().is_none_or(|f| f == o.sid.get_ref())) {
-        for src in org.sources.iter().filter(|s| filter.source.as_ref().is_none_or(|f| f == s.name.get_ref())) {
-            let (sid, name) = (org.sid.get_ref(), src.name.get_ref());
-            let (last, pending) = catalog.last_backup(sid, name).await?;
-            if let Some(j) = pending {
-                refused.push(format!("{sid}/{name}: a backup of it is already {} (job {})", j.state, j.id));
-                continue;
-            }
-            let last = last.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.to_utc());
-            if let Some(t) = last.filter(|t| now < *t + MANUAL_GAP) {
-                let when = t + MANUAL_GAP;
-                refused.push(format!(
-                    "{sid}/{name}: last backed up at {}, less than 5 minutes ago; it can run again from {} ({} in the org's timezone)",
-                    stamp(t),
-                    stamp(when),
-                    when.with_timezone(&org.tz()).format("%H:%M:%S %Z")
-                ));
-                continue;
-            }
-            wanted.push((sid.clone(), name.clone()));
-        }
-    }
-    if !refused.is_empty() {
-        bail!("refused, nothing queued:\n  {}", refused.join("\n  "));
-    }
-    if wanted.is_empty() {
-        bail!("no source matches (check --org and --source against the config)");
-    }
-    let args = serde_json::json!({ "allow_deletions": filter.allow_deletions, "no_mirror": !mirror }).to_string();
-    let mut queued = Vec::new();
-    for (org, source) in wanted {
-        let job = NewJob {
-            kind: crate::daemon::queue::Kind::Backup.as_str().into(),
-            org: Some(org.clone()),
-            source: Some(source.clone()),
-            args: args.clone(),
-            manual: true,
-            max_attempts: cfg.daemon.max_attempts,
-        };
-        let id = catalog.enqueue(&job).await?;
-        queued.push(serde_json::json!({ "job": id, "org": org, "source": source }));
-    }
+    let queued = match crate::daemon::manual::queue_backups(&catalog, &cfg, &filter, mirror).await? {
+        Ok(q) => q,
+        Err(refused) => bail!("refused, nothing queued:\n  {}", refused.join("\n  ")),
+    };
     if json {
         return super::print_json(&queued);
     }
     for q in &queued {
         println!(
             "queued job {} (backup of {}/{}); follow it with `daybook logs --job {}`",
-            q["job"],
-            q["org"].as_str().unwrap_or_default(),
-            q["source"].as_str().unwrap_or_default(),
-            q["job"]
+            q.job, q.org, q.source, q.job
         );
     }
     Ok(())

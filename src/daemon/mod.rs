@@ -13,10 +13,12 @@
 //! SIGHUP reloads the config, keeping the old one if the new one is bad.
 
 pub mod config;
+pub mod manual;
 pub mod metrics;
 pub mod notify;
 pub mod queue;
 pub mod schedule;
+pub mod web;
 pub mod worker;
 
 use anyhow::{Context, Result};
@@ -63,7 +65,7 @@ pub async fn run(config_path: &Path, handlers: Handlers) -> Result<()> {
     let http_state = Arc::new(crate::http::HttpState {
         config: cfg.clone(),
         vault: Vault::open(&cfg, &pass).await?,
-        web: Default::default(),
+        web: web::web_state(shared.clone()),
     });
     drop(pass);
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();

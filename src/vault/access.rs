@@ -17,7 +17,7 @@ pub struct AuditEntry {
     pub at: String,
     /// Who: a user's email, or "token NAME".
     pub actor: String,
-    /// "sign-in", "restore", "archive-create", "download", "archive-delete", ...
+    /// "sign-in", "restore", "archive-create", "archive-download", "archive-delete", ...
     pub action: String,
     pub detail: String,
 }

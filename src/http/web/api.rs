@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::archives;
 use super::auth::{self, CSRF_HEADER, Proof};
 use super::views::{self, DeletedQuery, LogQuery};
 use super::{ApiError, WebError};
@@ -39,6 +40,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/orgs/{org}/logs"),
     ("GET", "/api/v1/orgs/{org}/audit"),
     ("GET", "/api/v1/orgs/{org}/archives"),
+    ("POST", "/api/v1/orgs/{org}/archives"),
+    ("GET", "/api/v1/orgs/{org}/archives/quote"),
+    ("GET", "/api/v1/orgs/{org}/archives/{id}"),
+    ("POST", "/api/v1/orgs/{org}/archives/{id}/rename"),
+    ("GET", "/api/v1/orgs/{org}/archives/{id}/download"),
+    ("POST", "/api/v1/orgs/{org}/archives/{id}/delete"),
 ];
 
 pub fn routes() -> Router<Arc<HttpState>> {
@@ -54,7 +61,12 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/orgs/{org}/deleted", get(deleted))
         .route("/api/v1/orgs/{org}/logs", get(logs))
         .route("/api/v1/orgs/{org}/audit", get(audit))
-        .route("/api/v1/orgs/{org}/archives", get(archives))
+        .route("/api/v1/orgs/{org}/archives", get(archives).post(order_archive))
+        .route("/api/v1/orgs/{org}/archives/quote", get(archive_quote))
+        .route("/api/v1/orgs/{org}/archives/{id}", get(archive))
+        .route("/api/v1/orgs/{org}/archives/{id}/rename", post(rename_archive))
+        .route("/api/v1/orgs/{org}/archives/{id}/download", get(download_archive))
+        .route("/api/v1/orgs/{org}/archives/{id}/delete", post(delete_archive))
         .fallback(not_found)
 }
 
@@ -111,7 +123,7 @@ async fn backup_now(State(s): S, Path(org): Path<String>, headers: HeaderMap) ->
     })?;
     match jobs.backup_now(&org, &who.actor).await.map_err(WebError::from)? {
         Ok(job) => {
-            super::audit(&s, Some(&org), &who.actor, "backup-now", &format!("job {}", job.id)).await;
+            super::audit(&s, Some(&org), &who.actor, "backup-now", &format!("jobs {:?}", job.jobs)).await;
             ok(job)
         }
         Err(why) => Err(WebError::Refused(why).into()),
@@ -204,7 +216,7 @@ async fn restore(
     who.check_csrf(csrf(&headers))?;
     let b: RestoreBody = body(&b)?;
     let t = views::org_type(&s, &org, ty).await?;
-    auth::verify_identity(&s, &who, &Proof { code: b.code, password: b.password }).await?;
+    auth::verify_identity(&s, &who, &Proof { code: b.code, password: b.password }, "restore").await?;
     ok(views::restore(&s, &who, &org, &t, &sid, b.version, b.again).await?)
 }
 
@@ -247,7 +259,81 @@ async fn audit(
 
 async fn archives(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
     auth::org_access(&s, &headers, &org).await?;
-    let a =
-        s.web.archives.clone().ok_or_else(|| WebError::Refused("archives are not available on this server".into()))?;
-    ok(json!({ "archives": a.list(&org).await.map_err(WebError::from)?, "next_cursor": null }))
+    ok(json!({ "archives": archives::list(&s, &org).await.map_err(WebError::from)?, "next_cursor": null }))
+}
+
+#[derive(Deserialize, Default)]
+struct QuoteQuery {
+    day: Option<String>,
+    #[serde(default)]
+    history: bool,
+}
+
+async fn archive_quote(
+    State(s): S,
+    Path(org): Path<String>,
+    q: Result<Query<QuoteQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    auth::org_access(&s, &headers, &org).await?;
+    let q = query(q)?;
+    ok(archives::quote(&s, &org, q.day.as_deref(), q.history).await?)
+}
+
+async fn order_archive(State(s): S, Path(org): Path<String>, headers: HeaderMap, b: Bytes) -> ApiResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(csrf(&headers))?;
+    let o: archives::Order = body(&b)?;
+    let mut r = Json(archives::order(&s, &who, &org, &o).await?).into_response();
+    *r.status_mut() = axum::http::StatusCode::ACCEPTED;
+    Ok(r)
+}
+
+async fn archive(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap) -> ApiResult {
+    auth::org_access(&s, &headers, &org).await?;
+    ok(archives::show(&s, &org, id).await?)
+}
+
+async fn rename_archive(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap, b: Bytes) -> ApiResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(csrf(&headers))?;
+    let r: archives::Rename = body(&b)?;
+    ok(archives::rename(&s, &who, &org, id, &r).await?)
+}
+
+#[derive(Deserialize, Default)]
+struct PartQuery {
+    part: Option<i64>,
+}
+
+/// `303 See Other` to a fresh signed link (`/downloads/...`), its URL also in the body.
+async fn download_archive(
+    State(s): S,
+    Path((org, id)): Path<(String, i64)>,
+    q: Result<Query<PartQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let part = query(q)?.part.unwrap_or(1);
+    let url = archives::download(&s, &who, &org, id, part).await?;
+    let mut r = Json(json!({ "url": url })).into_response();
+    *r.status_mut() = axum::http::StatusCode::SEE_OTHER;
+    r.headers_mut().insert(axum::http::header::LOCATION, url.parse().map_err(anyhow::Error::from)?);
+    r.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("a header value"));
+    Ok(r)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProofBody {
+    code: Option<String>,
+    password: Option<String>,
+}
+
+async fn delete_archive(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap, b: Bytes) -> ApiResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(csrf(&headers))?;
+    let b: ProofBody = body(&b)?;
+    archives::delete(&s, &who, &org, id, &Proof { code: b.code, password: b.password }).await?;
+    ok(json!({ "deleted": id }))
 }

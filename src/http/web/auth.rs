@@ -313,7 +313,7 @@ pub async fn org_access(state: &HttpState, headers: &HeaderMap, org: &str) -> Re
     Ok((who, o))
 }
 
-/// What proves it is really the user before a restore: the current TOTP code when a second
+/// What proves it is really the user before a restore or an archive's deletion: the current TOTP code when a second
 /// factor is enrolled, else the password again. Failures count against the account's limit.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Proof {
@@ -321,11 +321,11 @@ pub struct Proof {
     pub password: Option<String>,
 }
 
-pub async fn verify_identity(state: &HttpState, who: &Who, proof: &Proof) -> Result<(), WebError> {
+pub async fn verify_identity(state: &HttpState, who: &Who, proof: &Proof, act: &str) -> Result<(), WebError> {
     let Some(uid) = who.user_id else {
-        return Err(WebError::Forbidden(
-            "a restore needs a person's second factor: sign in to the dashboard (API tokens cannot restore)".into(),
-        ));
+        return Err(WebError::Forbidden(format!(
+            "to {act}, sign in to the dashboard: it needs a person's second factor (API tokens cannot {act})"
+        )));
     };
     let u = state.vault.catalog.user_by_id(uid).await?.ok_or(WebError::SignIn)?;
     let acct = account_subject(&u.email);

@@ -5,10 +5,12 @@
 //! exist.
 //!
 //! Seams for the parts built elsewhere: `Jobs` (the daemon's queue: "Back up now", the next
-//! run, the jobs list) and `Archives` (the archives page), both optional in `WebState`;
+//! run) and `Archives` (where an archive ordered on the page is built), both optional in
+//! `WebState`; the archives' list, pages and acts call `crate::archive` directly (`archives`);
 //! `org_access` and `audit` for other handlers (downloads) to check access and record acts.
 
 pub mod api;
+pub mod archives;
 pub mod auth;
 pub mod pages;
 pub mod users;
@@ -28,10 +30,10 @@ use crate::connectors::Connector;
 /// `engine::Factory`, shareable across the server's threads.
 pub type SendFactory = dyn Fn(&SourceConfig) -> anyhow::Result<Box<dyn Connector>> + Send + Sync;
 
-/// A backup queued on request, or why not.
+/// The backups queued on request (a job per source).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRef {
-    pub id: String,
+    pub jobs: Vec<i64>,
 }
 
 /// The daemon's job queue, as the dashboard needs it (wired by `daybook daemon`).
@@ -44,12 +46,19 @@ pub trait Jobs: Send + Sync {
     async fn next_run(&self, org: &str) -> anyhow::Result<Option<String>>;
 }
 
-/// The archives, as the dashboard's Archives page lists them (wired by the archive part).
+/// How an archive the dashboard started (`archive::start`) gets built, away from the request:
+/// a queued job under `daybook daemon`, a task of this process under `daybook serve`.
 #[async_trait::async_trait]
 pub trait Archives: Send + Sync {
-    /// The org's archives as rows of the page's columns (Name, Description, Status, Versions,
-    /// Files, File Size, File Path, Date Created, Price), newest first.
-    async fn list(&self, org: &str) -> anyhow::Result<Vec<serde_json::Value>>;
+    /// `lease` is the build lease `start` took; `at` the day asked for, as given. The job's
+    /// id when the build was queued.
+    async fn build(
+        &self,
+        org: &str,
+        id: i64,
+        at: Option<String>,
+        lease: crate::vault::catalog::Lease,
+    ) -> anyhow::Result<Option<i64>>;
 }
 
 /// What the web needs besides the config and the vault.

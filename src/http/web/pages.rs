@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use minijinja::{Environment, context};
 use serde::Deserialize;
 
+use super::archives;
 use super::auth::{self, Proof, Who};
 use super::views::{self, DeletedQuery, LogQuery};
 use super::{PageError, WebError};
@@ -34,6 +35,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("logs.html", include_str!("templates/logs.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("archives.html", include_str!("templates/archives.html")),
+    ("archive_fields.html", include_str!("templates/archive_fields.html")),
+    ("archive_new.html", include_str!("templates/archive_new.html")),
+    ("archive.html", include_str!("templates/archive.html")),
     ("account.html", include_str!("templates/account.html")),
 ];
 
@@ -103,7 +107,12 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/orgs/{org}/recovery", get(recovery))
         .route("/orgs/{org}/logs", get(logs))
         .route("/orgs/{org}/audit", get(audit))
-        .route("/orgs/{org}/archives", get(archives))
+        .route("/orgs/{org}/archives", get(archives).post(order_archive))
+        .route("/orgs/{org}/archives/new", get(new_archive))
+        .route("/orgs/{org}/archives/{id}", get(archive))
+        .route("/orgs/{org}/archives/{id}/rename", post(rename_archive))
+        .route("/orgs/{org}/archives/{id}/download", get(download_archive))
+        .route("/orgs/{org}/archives/{id}/delete", post(delete_archive))
 }
 
 async fn home(State(s): S, headers: HeaderMap) -> PageResult {
@@ -251,7 +260,7 @@ async fn backup_now(State(s): S, Path(org): Path<String>, headers: HeaderMap, Fo
     })?;
     match jobs.backup_now(&org, &who.actor).await? {
         Ok(job) => {
-            super::audit(&s, Some(&org), &who.actor, "backup-now", &format!("job {}", job.id)).await;
+            super::audit(&s, Some(&org), &who.actor, "backup-now", &format!("jobs {:?}", job.jobs)).await;
             Ok(Redirect::to(&format!("/orgs/{org}/logs")).into_response())
         }
         Err(why) => Err(WebError::Refused(why).into()),
@@ -358,7 +367,7 @@ async fn restore(
         None => None,
     };
     let proof = Proof { code: f.code, password: f.password };
-    let outcome = match auth::verify_identity(&s, &who, &proof).await {
+    let outcome = match auth::verify_identity(&s, &who, &proof, "restore").await {
         Ok(()) => views::restore(&s, &who, &org, &t, &sid, version, f.again.is_some()).await,
         Err(e) => Err(e),
     };
@@ -404,13 +413,205 @@ async fn audit(State(s): S, Path(org): Path<String>, Query(p): Query<Paging>, he
     page("audit.html", merge(frame(&who, Some(&summary), "audit"), ctx))
 }
 
-async fn archives(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> PageResult {
+#[derive(Deserialize, Default)]
+struct ArchivesQuery {
+    deleted: Option<i64>,
+}
+
+async fn archives(
+    State(s): S,
+    Path(org): Path<String>,
+    Query(q): Query<ArchivesQuery>,
+    headers: HeaderMap,
+) -> PageResult {
     let (who, _) = auth::org_access(&s, &headers, &org).await?;
-    let list = match &s.web.archives {
-        Some(a) => Some(a.list(&org).await?),
-        None => None,
-    };
+    let list = archives::list(&s, &org).await?;
     let summary = views::org_summary(&s, &org);
-    let ctx = context! { title => "Archives", archives => list.as_ref().map(sv) };
+    let message = q.deleted.map(|id| format!("Archive {id} is deleted: its links stop working."));
+    let ctx = context! {
+        title => "Archives",
+        archives => sv(&list),
+        days => days(&s, &org).await?,
+        form => context! {},
+        message,
+    };
     page("archives.html", merge(frame(&who, Some(&summary), "archives"), ctx))
+}
+
+/// The local days the org has backups of, newest first (what an archive can be made of).
+async fn days(s: &HttpState, org: &str) -> Result<Vec<String>, WebError> {
+    let mut days: Vec<String> =
+        views::snapshots(s, org, None, None, 366).await?.into_iter().flat_map(|t| t.days).map(|d| d.day).collect();
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    Ok(days)
+}
+
+/// The add-archive form as sent (a checkbox is absent when unticked).
+#[derive(Deserialize, Default, Clone)]
+struct OrderForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    name: String,
+    description: Option<String>,
+    day: Option<String>,
+    history: Option<String>,
+    accept_price: Option<f64>,
+}
+
+impl OrderForm {
+    fn order(&self) -> archives::Order {
+        archives::Order {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            day: self.day.clone(),
+            history: self.history.is_some(),
+            email: None,
+            accept_price: self.accept_price,
+        }
+    }
+}
+
+/// The price of what the form asks for, and the form again to order it.
+async fn quote_page(s: &HttpState, who: &Who, org: &str, f: &OrderForm, error: Option<String>) -> PageResult {
+    let (quote, error) = match archives::quote(s, org, f.day.as_deref(), f.history.is_some()).await {
+        Ok(q) => (Some(q), error),
+        Err(e @ WebError::BadRequest(_)) => (None, Some(e.message())),
+        Err(e) => return Err(e.into()),
+    };
+    let summary = views::org_summary(s, org);
+    let ctx = context! {
+        title => "Add archive",
+        quote => quote.as_ref().map(sv),
+        error,
+        days => days(s, org).await?,
+        form => context! { name => f.name.clone(), description => f.description.clone(), day => f.day.clone(), history => f.history.is_some() },
+    };
+    page("archive_new.html", merge(frame(who, Some(&summary), "archives"), ctx))
+}
+
+async fn new_archive(
+    State(s): S,
+    Path(org): Path<String>,
+    Query(f): Query<OrderForm>,
+    headers: HeaderMap,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    quote_page(&s, &who, &org, &f, None).await
+}
+
+async fn order_archive(
+    State(s): S,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<OrderForm>,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(f.csrf.as_deref())?;
+    // Only what the person saw the price of is ordered: another day or history, or backups
+    // since, show the new price first.
+    let now = archives::quote(&s, &org, f.day.as_deref(), f.history.is_some()).await;
+    let seen = f.accept_price;
+    if let Ok(q) = &now
+        && seen.is_none_or(|p| (p - q.quote.price).abs() > 0.005)
+    {
+        let why = "The price of this archive is as shown now: look at it and order again.".to_string();
+        let mut r = quote_page(&s, &who, &org, &f, Some(why)).await?;
+        *r.status_mut() = axum::http::StatusCode::CONFLICT;
+        return Ok(r);
+    }
+    match archives::order(&s, &who, &org, &f.order()).await {
+        Ok(o) => Ok(Redirect::to(&format!("/orgs/{org}/archives/{}", o.archive.archive.id)).into_response()),
+        Err(e @ (WebError::BadRequest(_) | WebError::Refused(_))) => {
+            let mut r = quote_page(&s, &who, &org, &f, Some(e.message())).await?;
+            *r.status_mut() = e.status();
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn archive_page(
+    s: &HttpState,
+    who: &Who,
+    org: &str,
+    id: i64,
+    error: Option<String>,
+    message: Option<String>,
+) -> PageResult {
+    let a = archives::show(s, org, id).await?;
+    let summary = views::org_summary(s, org);
+    let ctx = context! { title => format!("Archive {}", a.archive.name), a => sv(&a), error, message };
+    page("archive.html", merge(frame(who, Some(&summary), "archives"), ctx))
+}
+
+async fn archive(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    archive_page(&s, &who, &org, id, None, None).await
+}
+
+#[derive(Deserialize)]
+struct RenameForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    description: Option<String>,
+}
+
+async fn rename_archive(
+    State(s): S,
+    Path((org, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+    Form(f): Form<RenameForm>,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(Some(&f.csrf))?;
+    match archives::rename(&s, &who, &org, id, &archives::Rename { name: f.name, description: f.description }).await {
+        Ok(a) => archive_page(&s, &who, &org, id, None, Some(format!("Renamed to \"{}\".", a.archive.name))).await,
+        Err(e @ WebError::BadRequest(_)) => archive_page(&s, &who, &org, id, Some(e.message()), None).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct PartQuery {
+    part: Option<i64>,
+}
+
+async fn download_archive(
+    State(s): S,
+    Path((org, id)): Path<(String, i64)>,
+    Query(q): Query<PartQuery>,
+    headers: HeaderMap,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let url = archives::download(&s, &who, &org, id, q.part.unwrap_or(1)).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    csrf: String,
+    code: Option<String>,
+    password: Option<String>,
+}
+
+async fn delete_archive(
+    State(s): S,
+    Path((org, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+    Form(f): Form<DeleteForm>,
+) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    who.check_csrf(Some(&f.csrf))?;
+    let proof = Proof { code: f.code, password: f.password };
+    match archives::delete(&s, &who, &org, id, &proof).await {
+        Ok(()) => Ok(Redirect::to(&format!("/orgs/{org}/archives?deleted={id}")).into_response()),
+        Err(e @ (WebError::Refused(_) | WebError::Forbidden(_) | WebError::BadRequest(_) | WebError::Limited(_))) => {
+            let mut r = archive_page(&s, &who, &org, id, Some(format!("Not deleted: {}", e.message())), None).await?;
+            *r.status_mut() = e.status();
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -134,7 +134,7 @@ pub struct Overview {
     pub sources: Vec<SourceOverview>,
     pub mirrors: Vec<crate::mirror::StatusRow>,
     /// From the daemon's schedule, when it serves this page.
-    pub next_run: Option<String>,
+    pub next_run: Option<When>,
     /// Whether "Back up now" can be offered (a daemon's queue is wired).
     pub can_back_up_now: bool,
 }
@@ -197,7 +197,7 @@ pub async fn overview(state: &HttpState, org: &str) -> Result<Overview> {
     }
     let mirrors = crate::mirror::status(&state.vault, &state.config, Some(org)).await?;
     let next_run = match &state.web.jobs {
-        Some(j) => j.next_run(org).await?,
+        Some(j) => j.next_run(org).await?.map(|t| when_str(&t, tz)),
         None => None,
     };
     Ok(Overview { org: org_summary(state, org), sources, mirrors, next_run, can_back_up_now: state.web.jobs.is_some() })
