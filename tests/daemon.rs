@@ -1,9 +1,11 @@
 //! `daybook daemon` as an operator runs it: scheduled cycles through the job queue, status and
-//! job logs, `backup --now` and its 5-minute rule, /healthz and /metrics, SIGHUP with a bad
-//! config, SIGTERM; and the schedule's due runs across daylight-saving changes, with a clock
-//! the test moves.
+//! job logs, `backup --now` and its 5-minute rule, restore jobs and their email (a local
+//! Trello, tests/fake_trello, and a real SMTP server), /healthz and /metrics, SIGHUP with a
+//! bad config, SIGTERM; and the schedule's due runs across daylight-saving changes, with a
+//! clock the test moves.
 
 mod common;
+mod fake_trello;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::{Backend, Env, task};
@@ -104,7 +106,8 @@ both_backends!(
     backup_now_asks_the_daemon_and_keeps_5_minutes,
     due_runs_across_daylight_saving_changes,
     a_failing_job_retries_then_stays_failed,
-    sigterm_parks_a_running_job_for_the_next_daemon
+    sigterm_parks_a_running_job_for_the_next_daemon,
+    a_restore_job_makes_the_copy_and_emails_the_requester
 );
 
 /// What systemd hears on its notify socket (`Type=notify`); and its log as JSON lines.
@@ -426,4 +429,81 @@ async fn due_runs_across_daylight_saving_changes(b: Backend) {
 
 fn clock_now(c: &TestClock) -> DateTime<Utc> {
     daybook::daemon::schedule::Clock::now(c)
+}
+
+/// acme with one Trello source on the fake (a board, a list, a card) and a schedule that is
+/// not due for months, so only the jobs a test asks for run; `extra` goes into the config.
+fn trello_org(env: &mut Env, f: &fake_trello::Fake, port: u16, extra: &str) {
+    env.vars = vec![("TRELLO_KEY".into(), fake_trello::KEY.into()), ("TRELLO_TOKEN".into(), fake_trello::TOKEN.into())];
+    env.write_config(&format!(
+        "{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\nadmin_email = \"it@acme.test\"\n\
+         [orgs.schedule]\ncron = \"0 3 29 2 *\"\n[[orgs.sources]]\nname = \"trello\"\nkind = \"trello\"\n\
+         base_url = \"{}\"\nrequests_per_minute = 30000\ntimeout_seconds = 10\ngive_up_after_seconds = 20\n\n{extra}",
+        daemon_section(port),
+        f.base
+    ));
+}
+
+fn job_messages(env: &Env, job: i64) -> Vec<String> {
+    let log = env.json(&["logs", "--job", &job.to_string()]);
+    log.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap().to_string()).collect()
+}
+
+async fn a_restore_job_makes_the_copy_and_emails_the_requester(b: Backend) {
+    let f = fake_trello::Fake::start();
+    let (card, list) = f.with(|a| {
+        let ws = a.workspace("Product");
+        let board = a.board("Roadmap", Some(&ws));
+        let list = a.list(&board, "To do");
+        let card = a.card(&list, "Launch the rocket");
+        a.edit_card(&card, |c| c["desc"] = "Count down from ten".into());
+        (card, list)
+    });
+    let smtp = common::smtp::start();
+    let mut env = Env::new(b).await;
+    let port = free_port();
+    trello_org(&mut env, &f, port, &smtp.config());
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    f.with(|a| a.delete_card(&card));
+    env.ok(&["backup"]);
+
+    // Without a daemon: refused, nothing queued.
+    let o = env.run(&["restore", &card, "--queue"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no daemon is running"), "{o:?}");
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the daemon's start", 30, || !env.json(&["status"])["daemons"].as_array().unwrap().is_empty());
+    let queued = env.json(&["restore", &card, "--queue", "--email", "ada@acme.test"]);
+    let job = queued["job"].as_i64().unwrap();
+    let mail = smtp.wait_for(1, 60);
+    until("the restore job's end", 30, || job_messages(&env, job).iter().any(|m| m.starts_with("done in ")));
+
+    // The copy is at the app, with the card's content.
+    let new_id = f.with(|a| {
+        let new = a.cards.iter().find(|c| c["name"] == "Launch the rocket").expect("the copy exists").clone();
+        assert_ne!(new["id"], card.as_str());
+        assert_eq!((new["desc"].as_str(), new["idList"].as_str()), (Some("Count down from ten"), Some(list.as_str())));
+        new["id"].as_str().unwrap().to_string()
+    });
+    let m = &mail[0];
+    assert!(m.contains("To: ada@acme.test"), "{m}");
+    assert!(m.contains("was restored") && m.contains(&new_id), "the email says the new id: {m}");
+    assert!(!m.contains("Launch the rocket"), "the email carries ids, not the record's content: {m}");
+    let lines = job_messages(&env, job);
+    assert!(lines.iter().any(|l| l.contains(&format!("as new id {new_id}"))), "{lines:?}");
+    let summaries: Vec<String> =
+        env.json(&["logs", "--job", &job.to_string()]).as_array().unwrap().iter().map(|l| l.to_string()).collect();
+    assert!(!summaries.concat().contains("Launch the rocket"), "no content in the job's log: {summaries:?}");
+
+    // Again: refused by the engine (already restored); the org's admin is told why.
+    let again = env.json(&["restore", &card, "--queue"])["job"].as_i64().unwrap();
+    let mail = smtp.wait_for(2, 60);
+    let m = mail.iter().find(|m| m.contains("To: it@acme.test")).expect("the admin's email");
+    assert!(m.contains("could not be restored") && m.contains("already restored"), "{m}");
+    until("the second job's end", 30, || {
+        env.json(&["status"])["failed"].as_array().unwrap().iter().any(|j| j["id"] == again)
+    });
+    assert_eq!(f.with(|a| a.cards.iter().filter(|c| c["name"] == "Launch the rocket").count()), 1, "no second copy");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
 }
