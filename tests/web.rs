@@ -415,11 +415,12 @@ async fn totp_enrollment_and_restore_code(b: Backend) {
     let bytes = totp_rs::Secret::try_from_base32(&secret).unwrap();
     let totp = totp_rs::Builder::new().with_secret(bytes.to_vec()).with_account_name("x").build().unwrap();
     let csrf = csrf_in(&html);
+    let enrolled_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let r = site
         .http
         .post(site.url("/account/totp"))
         .header(COOKIE, &cookie)
-        .form(&[("csrf", csrf.as_str()), ("code", totp.generate_current().to_string().as_str())])
+        .form(&[("csrf", csrf.as_str()), ("code", totp.generate(enrolled_at).to_string().as_str())])
         .send()
         .await
         .unwrap();
@@ -435,9 +436,16 @@ async fn totp_enrollment_and_restore_code(b: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let (s, _) = site.post_json(&url, &c, Some(csrf), json!({"code": "000000"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, e) =
-        site.post_json(&url, &c, Some(csrf), json!({"code": totp.generate_current().to_string().as_str()})).await;
+    // The enrollment used the current code: it is not good again. The next step's code (one
+    // step of clock skew is allowed) is, once.
+    let (s, e) = site.post_json(&url, &c, Some(csrf), json!({"code": totp.generate(enrolled_at).to_string()})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let next = totp.generate(totp.next_step(enrolled_at)).to_string();
+    let (s, e) = site.post_json(&url, &c, Some(csrf), json!({"code": next.as_str()})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "verified; the jsonl source refuses: {e}");
+    let (s, e) = site.post_json(&url, &c, Some(csrf), json!({"code": next.as_str()})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a code accepted once is refused after: {e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("used already"), "{e}");
     // The secret is sealed in the catalog.
     assert!(!common::contains(&common::catalog_bytes(&env).await, &secret));
 }
@@ -713,7 +721,8 @@ async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
         .with_account_name("x")
         .build()
         .unwrap();
-    b.type_in("#code", &totp.generate_current().to_string()).await;
+    let enrolled_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    b.type_in("#code", &totp.generate(enrolled_at).to_string()).await;
     b.click(&b.css("form[action='/account/totp'] button").await).await;
     b.wait_for("second factor is enrolled").await;
 
@@ -735,7 +744,8 @@ async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
     b.click(&b.css("#search").await).await;
     b.wait_for("Beta secret plan").await;
     b.shot("7-recovery").await;
-    b.type_in("article.deleted input[name=code]", &totp.generate_current().to_string()).await;
+    // The enrollment used the current code; a code is good once, so the next step's.
+    b.type_in("article.deleted input[name=code]", &totp.generate(totp.next_step(enrolled_at)).to_string()).await;
     b.click(&b.css("article.deleted button").await).await;
     // Verified by the code; the engine's restore answers (a jsonl source cannot create records).
     b.wait_for("Not restored: cannot restore").await;
