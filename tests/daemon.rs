@@ -7,12 +7,13 @@
 mod common;
 mod fake_trello;
 
+use axum::http::Method;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::{Backend, Env, task};
 use daybook::config::Config;
 use daybook::daemon::schedule::{TestClock, Ticker};
 use daybook::vault::catalog::Catalog;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -107,7 +108,8 @@ both_backends!(
     due_runs_across_daylight_saving_changes,
     a_failing_job_retries_then_stays_failed,
     sigterm_parks_a_running_job_for_the_next_daemon,
-    a_restore_job_makes_the_copy_and_emails_the_requester
+    a_restore_job_makes_the_copy_and_emails_the_requester,
+    a_429_from_an_app_shows_in_metrics
 );
 
 /// What systemd hears on its notify socket (`Type=notify`); and its log as JSON lines.
@@ -504,6 +506,36 @@ async fn a_restore_job_makes_the_copy_and_emails_the_requester(b: Backend) {
         env.json(&["status"])["failed"].as_array().unwrap().iter().any(|j| j["id"] == again)
     });
     assert_eq!(f.with(|a| a.cards.iter().filter(|c| c["name"] == "Launch the rocket").count()), 1, "no second copy");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
+async fn a_429_from_an_app_shows_in_metrics(b: Backend) {
+    let f = fake_trello::Fake::start();
+    f.with(|a| {
+        let board = a.board("Roadmap", None);
+        let list = a.list(&board, "To do");
+        a.card(&list, "Launch");
+        let limited = json!({"error": "API_TOKEN_LIMIT_EXCEEDED", "message": "Rate limit exceeded"});
+        a.rule(Method::GET, "/lists", None, 0, Some(1), fake_trello::Act::Json(429, limited));
+    });
+    let mut env = Env::new(b).await;
+    let port = free_port();
+    trello_org(&mut env, &f, port, "");
+    env.ok(&["init"]);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the daemon's start", 30, || !env.json(&["status"])["daemons"].as_array().unwrap().is_empty());
+    let job = env.json(&["backup", "--now", "--org", "acme"])[0]["job"].as_i64().unwrap();
+    until("the backup", 60, || {
+        let st = env.json(&["status"]);
+        org_status(&st, "acme")["last"]["id"] == job && org_status(&st, "acme")["last"]["state"] == "done"
+    });
+    let (sent, limited) = f.with(|a| (a.seen.len(), a.seen.iter().filter(|r| r.status == 429).count()));
+    assert_eq!(limited, 1, "the app answered 429 once");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("daybook_api_429_total{connector=\"trello\"} 1\n"), "{metrics}");
+    assert!(metrics.contains(&format!("daybook_api_requests_total{{connector=\"trello\"}} {sent}\n")), "{metrics}");
+    assert_eq!(env.latest()["Roadmap/cards"].1, 1, "the 429 was waited out");
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30).success(), "{}", d.log_text());
 }

@@ -315,7 +315,7 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
         if let Some(n) = s.requests {
             let kind =
                 org_cfg.sources.iter().find(|c| *c.name.get_ref() == s.source).map(|c| c.kind.get_ref().as_str());
-            m.api_requests(kind.unwrap_or("unknown"), n, 0);
+            m.api_requests(kind.unwrap_or("unknown"), n, s.rate_limited.unwrap_or(0));
         }
         if !s.missing.is_empty() {
             ctx.log(
