@@ -109,7 +109,8 @@ both_backends!(
     a_failing_job_retries_then_stays_failed,
     sigterm_parks_a_running_job_for_the_next_daemon,
     a_restore_job_makes_the_copy_and_emails_the_requester,
-    a_429_from_an_app_shows_in_metrics
+    a_429_from_an_app_shows_in_metrics,
+    scheduled_cycles_apply_retention
 );
 
 /// What systemd hears on its notify socket (`Type=notify`); and its log as JSON lines.
@@ -538,4 +539,86 @@ async fn a_429_from_an_app_shows_in_metrics(b: Backend) {
     assert_eq!(env.latest()["Roadmap/cards"].1, 1, "the 429 was waited out");
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
+/// The daemon's scheduler and a worker, in-process, over four days of a clock the test moves:
+/// each day's scheduled cycle ends by applying `keep_last = 2` (forget, then prune), so only
+/// the last two snapshots remain, whole, and the vault checks clean.
+async fn scheduled_cycles_apply_retention(b: Backend) {
+    use daybook::daemon::queue::Queue;
+    use daybook::daemon::worker::{self, Handlers, Shared, Stop};
+    let env = Env::new(b).await;
+    env.write_config(
+        "[daemon]\npoll_ms = 50\nlease_seconds = 8\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n\
+         [orgs.schedule]\nat = \"06:00\"\nwindow_minutes = 0\n[orgs.retention]\nkeep_last = 2\n\
+         [[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
+    );
+    env.ok(&["init"]);
+    let cfg = std::sync::Arc::new(Config::load(&env.path().join("daybook.toml")).unwrap());
+    let vault = std::sync::Arc::new(daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap());
+    let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await.unwrap();
+    let shared = std::sync::Arc::new(Shared {
+        queue: Queue::new(catalog.clone(), Duration::from_secs(8)),
+        vault,
+        config: std::sync::RwLock::new(cfg.clone()),
+        handlers: Handlers::standard(),
+        wake: Default::default(),
+        reschedule: Default::default(),
+        running: Default::default(),
+    });
+    let (stop, stop_rx) = tokio::sync::watch::channel(Stop::Run);
+    let w = tokio::spawn(worker::run(shared.clone(), stop_rx));
+    let clock = TestClock::at(utc(2026, 5, 1) + TimeDelta::hours(7));
+    let mut ticker = Ticker::default();
+    let mut jobs = Vec::new();
+    for day in 1..=4u64 {
+        env.write_records("tasks", &[task(1, &format!("as of day {day}")), task(2, "the same every day")]);
+        env.write_attachment("photo.jpg", &common::noise(day, 200_000));
+        let queued = ticker.tick(&catalog, &cfg, &clock).await.unwrap();
+        assert_eq!(queued.len(), 1, "day {day}: its scheduled run");
+        shared.wake.notify_waiters();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let j = catalog.jobs(Some("acme"), 10).await.unwrap().into_iter().find(|j| j.id == queued[0]).unwrap();
+            if j.state == "done" {
+                break;
+            }
+            assert!(j.state != "failed" && std::time::Instant::now() < deadline, "day {day}: {j:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        jobs.push(queued[0]);
+        clock.advance(TimeDelta::days(1));
+    }
+    stop.send(Stop::Drain).unwrap();
+    w.await.unwrap();
+
+    let snaps = env.json(&["snapshots"]);
+    let cycles = |ty: &str| -> Vec<i64> {
+        snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["data_type"] == ty)
+            .map(|s| s["cycle"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(cycles("tasks"), [3, 4], "only the last two cycles are kept: {snaps}");
+    assert_eq!(cycles("attachments"), [3, 4], "{snaps}");
+    for (i, job) in jobs.iter().enumerate() {
+        let lines = job_messages(&env, *job);
+        assert!(lines.iter().any(|l| l.contains("snapshots forgotten")), "day {}: retention ran: {lines:?}", i + 1);
+    }
+    let last = job_messages(&env, jobs[3]);
+    assert!(last.iter().any(|l| l.starts_with("2 snapshots forgotten")), "{last:?}");
+    // Pruned: nothing is left for a prune to remove, and what is kept reads whole.
+    let dry = env.json(&["prune", "--dry-run"]);
+    let dry = dry.as_array().map_or(&dry, |a| &a[0]);
+    assert_eq!((dry["packs_removed"].as_i64(), dry["files_removed"].as_i64()), (Some(0), Some(0)), "{dry}");
+    assert_eq!(env.json(&["check", "--read-data"])["problems"], json!([]));
+    assert_eq!(env.json(&["show", "t1"])["content"]["data"]["title"], "as of day 4");
+    let photo = env.json(&["show", "photo.jpg"]);
+    let uid = photo["content"]["files"][0]["uid"].as_str().unwrap().to_string();
+    let vault = daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap();
+    assert_eq!(common::read_file(&vault, "acme", &uid).await, common::noise(4, 200_000));
+    assert_eq!(env.json(&["history", "t1"])["versions"].as_array().unwrap().len(), 2, "days 3 and 4");
 }
