@@ -150,6 +150,12 @@ enum Command {
         /// Make another copy of a version that was already restored.
         #[arg(long)]
         again: bool,
+        /// Ask the running daemon to do it (a restore job); prints the job's id.
+        #[arg(long)]
+        queue: bool,
+        /// With --queue: who is emailed when it ends (default: the org's admin_email).
+        #[arg(long, requires = "queue")]
+        email: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -499,9 +505,13 @@ async fn main() -> ExitCode {
             let f = RecoverFilter { source, data_type, search, since, ..Default::default() };
             commands::recover::run(cfg, &f, json).await.map(|_| true)
         }
-        Command::Restore { sid, version, dry_run, again, json } => {
+        Command::Restore { sid, version, dry_run, again, queue, email, json } => {
             let req = RestoreRequest { sid: &sid, version, dry_run, again };
-            commands::restore::run(cfg, &req, json).await.map(|_| true)
+            if queue {
+                commands::restore::queue(cfg, &req, email.as_deref(), json).await.map(|_| true)
+            } else {
+                commands::restore::run(cfg, &req, json).await.map(|_| true)
+            }
         }
         Command::Export { org, at, to, json } => {
             commands::export::run(cfg, &org, at.as_deref(), &to, json).await.map(|_| true)

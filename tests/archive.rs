@@ -555,63 +555,22 @@ both_backends!(
     erase_org_removes_archives,
 );
 
-/// An SMTP server (aiosmtpd) on a free port, writing what it receives into a Maildir.
-struct Smtp {
-    _child: Server,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-fn smtp() -> Smtp {
-    let o =
-        Command::new("bash").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/install.sh")).output().unwrap();
-    assert!(o.status.success(), "installing aiosmtpd: {}", String::from_utf8_lossy(&o.stderr));
-    let python = String::from_utf8(o.stdout).unwrap().trim().to_string();
-    let port = free_port();
-    let maildir = tempfile::tempdir().unwrap();
-    let child = Command::new(python)
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir.path().join("mail"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Server(child);
-    wait_for_port(port, "aiosmtpd");
-    Smtp { _child: s, port, maildir }
-}
-
-fn received(s: &Smtp) -> Vec<String> {
-    let dir = s.maildir.path().join("mail/new");
-    let mut out: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect())
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn emails_the_link_or_the_failure() {
     let env = Env::new(Backend::Sqlite).await;
     two_days(&env);
-    let s = smtp();
-    config(
-        &env,
-        &format!(
-            "[archive]\npublic_url = \"https://backups.example.com\"\n\n[email]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"daybook <daybook@example.com>\"\n",
-            s.port
-        ),
-    );
+    let s = common::smtp::start();
+    config(&env, &format!("[archive]\npublic_url = \"https://backups.example.com\"\n\n{}", s.config()));
     let out = create_named(&env, "Quarterly", &["--email", "admin@acme.example"]);
     assert_eq!(out["emailed"], true, "{out}");
-    let mail = received(&s);
+    let mail = s.received();
     assert_eq!(mail.len(), 1);
     let m = &mail[0];
     assert!(m.contains("To: admin@acme.example"), "{m}");
     assert!(m.contains("Subject: Your archive \"Quarterly\" is ready"), "{m}");
     let link = out["links"][0].as_str().unwrap();
     assert!(link.starts_with("https://backups.example.com/downloads/"));
-    assert!(m.replace("=\n", "").contains(link), "the link is in the message: {m}");
+    assert!(m.contains(link), "the link is in the message: {m}");
 
     // A server that does not answer: the archive is still ready, and the reason is said.
     config(&env, "[email]\nhost = \"127.0.0.1\"\nport = 1\ntls = \"none\"\nfrom = \"daybook@example.com\"\n");

@@ -1,6 +1,8 @@
 //! `kill -9` at several moments of a backup: the next backup completes, `check --read-data`
 //! passes, and no record is lost or stored twice. The process kills itself with SIGKILL at
-//! a named point (DAYBOOK_FAULT), so each moment is hit exactly, without timing guesses.
+//! a named point (DAYBOOK_FAULT), so each moment is hit exactly, without timing guesses. On
+//! SQLite, PostgreSQL, and PostgreSQL with the blobs on S3 (a real S3-compatible server),
+//! where a pack the dead process wrote is an object that no commit names.
 
 mod common;
 
@@ -36,8 +38,22 @@ fn day2(env: &Env) {
 }
 
 fn assert_whole(env: &Env) {
-    let check = env.json(&["check", "--read-data"]);
+    let mut check = env.json(&["check", "--read-data"]);
     assert_eq!(check["problems"], json!([]), "{check}");
+    // A pack the dead process wrote is removed by a backup that started after it was written.
+    // S3 keeps an object's time in whole seconds, so one written in the second the next backup
+    // started cannot be told from a live backup's and is kept: the backup after removes it.
+    if env.store.starts_with("s3://") {
+        for _ in 0..10 {
+            if check["notes"] == json!([]) {
+                break;
+            }
+            assert!(check["notes"][0].as_str().unwrap().contains("not in the catalog"), "{check}");
+            env.ok(&["backup"]);
+            check = env.json(&["check", "--read-data"]);
+            assert_eq!(check["problems"], json!([]), "{check}");
+        }
+    }
     assert_eq!(check["notes"], json!([]), "leftovers of the crash are cleaned up: {check}");
 }
 
@@ -90,6 +106,7 @@ macro_rules! crashes {
     ($($name:ident: $day:ident($fault:expr)),* $(,)?) => {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$day(super::common::Backend::Sqlite, $fault).await } )* }
         mod postgres { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$day(super::common::Backend::Postgres, $fault).await } )* }
+        mod s3 { $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$day(super::common::Backend::S3, $fault).await } )* }
     };
 }
 

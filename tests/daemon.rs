@@ -1,16 +1,19 @@
 //! `daybook daemon` as an operator runs it: scheduled cycles through the job queue, status and
-//! job logs, `backup --now` and its 5-minute rule, /healthz and /metrics, SIGHUP with a bad
-//! config, SIGTERM; and the schedule's due runs across daylight-saving changes, with a clock
-//! the test moves.
+//! job logs, `backup --now` and its 5-minute rule, restore jobs and their email (a local
+//! Trello, tests/fake_trello, and a real SMTP server), /healthz and /metrics, SIGHUP with a
+//! bad config, SIGTERM; and the schedule's due runs across daylight-saving changes, with a
+//! clock the test moves.
 
 mod common;
+mod fake_trello;
 
+use axum::http::Method;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::{Backend, Env, task};
 use daybook::config::Config;
 use daybook::daemon::schedule::{TestClock, Ticker};
 use daybook::vault::catalog::Catalog;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -104,7 +107,10 @@ both_backends!(
     backup_now_asks_the_daemon_and_keeps_5_minutes,
     due_runs_across_daylight_saving_changes,
     a_failing_job_retries_then_stays_failed,
-    sigterm_parks_a_running_job_for_the_next_daemon
+    sigterm_parks_a_running_job_for_the_next_daemon,
+    a_restore_job_makes_the_copy_and_emails_the_requester,
+    a_429_from_an_app_shows_in_metrics,
+    scheduled_cycles_apply_retention
 );
 
 /// What systemd hears on its notify socket (`Type=notify`); and its log as JSON lines.
@@ -426,4 +432,193 @@ async fn due_runs_across_daylight_saving_changes(b: Backend) {
 
 fn clock_now(c: &TestClock) -> DateTime<Utc> {
     daybook::daemon::schedule::Clock::now(c)
+}
+
+/// acme with one Trello source on the fake (a board, a list, a card) and a schedule that is
+/// not due for months, so only the jobs a test asks for run; `extra` goes into the config.
+fn trello_org(env: &mut Env, f: &fake_trello::Fake, port: u16, extra: &str) {
+    env.vars = vec![("TRELLO_KEY".into(), fake_trello::KEY.into()), ("TRELLO_TOKEN".into(), fake_trello::TOKEN.into())];
+    env.write_config(&format!(
+        "{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\nadmin_email = \"it@acme.test\"\n\
+         [orgs.schedule]\ncron = \"0 3 29 2 *\"\n[[orgs.sources]]\nname = \"trello\"\nkind = \"trello\"\n\
+         base_url = \"{}\"\nrequests_per_minute = 30000\ntimeout_seconds = 10\ngive_up_after_seconds = 20\n\n{extra}",
+        daemon_section(port),
+        f.base
+    ));
+}
+
+fn job_messages(env: &Env, job: i64) -> Vec<String> {
+    let log = env.json(&["logs", "--job", &job.to_string()]);
+    log.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap().to_string()).collect()
+}
+
+async fn a_restore_job_makes_the_copy_and_emails_the_requester(b: Backend) {
+    let f = fake_trello::Fake::start();
+    let (card, list) = f.with(|a| {
+        let ws = a.workspace("Product");
+        let board = a.board("Roadmap", Some(&ws));
+        let list = a.list(&board, "To do");
+        let card = a.card(&list, "Launch the rocket");
+        a.edit_card(&card, |c| c["desc"] = "Count down from ten".into());
+        (card, list)
+    });
+    let smtp = common::smtp::start();
+    let mut env = Env::new(b).await;
+    let port = free_port();
+    trello_org(&mut env, &f, port, &smtp.config());
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    f.with(|a| a.delete_card(&card));
+    env.ok(&["backup"]);
+
+    // Without a daemon: refused, nothing queued.
+    let o = env.run(&["restore", &card, "--queue"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no daemon is running"), "{o:?}");
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the daemon's start", 30, || !env.json(&["status"])["daemons"].as_array().unwrap().is_empty());
+    let queued = env.json(&["restore", &card, "--queue", "--email", "ada@acme.test"]);
+    let job = queued["job"].as_i64().unwrap();
+    let mail = smtp.wait_for(1, 60);
+    until("the restore job's end", 30, || job_messages(&env, job).iter().any(|m| m.starts_with("done in ")));
+
+    // The copy is at the app, with the card's content.
+    let new_id = f.with(|a| {
+        let new = a.cards.iter().find(|c| c["name"] == "Launch the rocket").expect("the copy exists").clone();
+        assert_ne!(new["id"], card.as_str());
+        assert_eq!((new["desc"].as_str(), new["idList"].as_str()), (Some("Count down from ten"), Some(list.as_str())));
+        new["id"].as_str().unwrap().to_string()
+    });
+    let m = &mail[0];
+    assert!(m.contains("To: ada@acme.test"), "{m}");
+    assert!(m.contains("was restored") && m.contains(&new_id), "the email says the new id: {m}");
+    assert!(!m.contains("Launch the rocket"), "the email carries ids, not the record's content: {m}");
+    let lines = job_messages(&env, job);
+    assert!(lines.iter().any(|l| l.contains(&format!("as new id {new_id}"))), "{lines:?}");
+    let summaries: Vec<String> =
+        env.json(&["logs", "--job", &job.to_string()]).as_array().unwrap().iter().map(|l| l.to_string()).collect();
+    assert!(!summaries.concat().contains("Launch the rocket"), "no content in the job's log: {summaries:?}");
+
+    // Again: refused by the engine (already restored); the org's admin is told why.
+    let again = env.json(&["restore", &card, "--queue"])["job"].as_i64().unwrap();
+    let mail = smtp.wait_for(2, 60);
+    let m = mail.iter().find(|m| m.contains("To: it@acme.test")).expect("the admin's email");
+    assert!(m.contains("could not be restored") && m.contains("already restored"), "{m}");
+    until("the second job's end", 30, || {
+        env.json(&["status"])["failed"].as_array().unwrap().iter().any(|j| j["id"] == again)
+    });
+    assert_eq!(f.with(|a| a.cards.iter().filter(|c| c["name"] == "Launch the rocket").count()), 1, "no second copy");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
+async fn a_429_from_an_app_shows_in_metrics(b: Backend) {
+    let f = fake_trello::Fake::start();
+    f.with(|a| {
+        let board = a.board("Roadmap", None);
+        let list = a.list(&board, "To do");
+        a.card(&list, "Launch");
+        let limited = json!({"error": "API_TOKEN_LIMIT_EXCEEDED", "message": "Rate limit exceeded"});
+        a.rule(Method::GET, "/lists", None, 0, Some(1), fake_trello::Act::Json(429, limited));
+    });
+    let mut env = Env::new(b).await;
+    let port = free_port();
+    trello_org(&mut env, &f, port, "");
+    env.ok(&["init"]);
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the daemon's start", 30, || !env.json(&["status"])["daemons"].as_array().unwrap().is_empty());
+    let job = env.json(&["backup", "--now", "--org", "acme"])[0]["job"].as_i64().unwrap();
+    until("the backup", 60, || {
+        let st = env.json(&["status"]);
+        org_status(&st, "acme")["last"]["id"] == job && org_status(&st, "acme")["last"]["state"] == "done"
+    });
+    let (sent, limited) = f.with(|a| (a.seen.len(), a.seen.iter().filter(|r| r.status == 429).count()));
+    assert_eq!(limited, 1, "the app answered 429 once");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("daybook_api_429_total{connector=\"trello\"} 1\n"), "{metrics}");
+    assert!(metrics.contains(&format!("daybook_api_requests_total{{connector=\"trello\"}} {sent}\n")), "{metrics}");
+    assert_eq!(env.latest()["Roadmap/cards"].1, 1, "the 429 was waited out");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
+/// The daemon's scheduler and a worker, in-process, over four days of a clock the test moves:
+/// each day's scheduled cycle ends by applying `keep_last = 2` (forget, then prune), so only
+/// the last two snapshots remain, whole, and the vault checks clean.
+async fn scheduled_cycles_apply_retention(b: Backend) {
+    use daybook::daemon::queue::Queue;
+    use daybook::daemon::worker::{self, Handlers, Shared, Stop};
+    let env = Env::new(b).await;
+    env.write_config(
+        "[daemon]\npoll_ms = 50\nlease_seconds = 8\n\n[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n\
+         [orgs.schedule]\nat = \"06:00\"\nwindow_minutes = 0\n[orgs.retention]\nkeep_last = 2\n\
+         [[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n",
+    );
+    env.ok(&["init"]);
+    let cfg = std::sync::Arc::new(Config::load(&env.path().join("daybook.toml")).unwrap());
+    let vault = std::sync::Arc::new(daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap());
+    let catalog = Catalog::connect(&cfg.vault.catalog, &cfg.base).await.unwrap();
+    let shared = std::sync::Arc::new(Shared {
+        queue: Queue::new(catalog.clone(), Duration::from_secs(8)),
+        vault,
+        config: std::sync::RwLock::new(cfg.clone()),
+        handlers: Handlers::standard(),
+        wake: Default::default(),
+        reschedule: Default::default(),
+        running: Default::default(),
+    });
+    let (stop, stop_rx) = tokio::sync::watch::channel(Stop::Run);
+    let w = tokio::spawn(worker::run(shared.clone(), stop_rx));
+    let clock = TestClock::at(utc(2026, 5, 1) + TimeDelta::hours(7));
+    let mut ticker = Ticker::default();
+    let mut jobs = Vec::new();
+    for day in 1..=4u64 {
+        env.write_records("tasks", &[task(1, &format!("as of day {day}")), task(2, "the same every day")]);
+        env.write_attachment("photo.jpg", &common::noise(day, 200_000));
+        let queued = ticker.tick(&catalog, &cfg, &clock).await.unwrap();
+        assert_eq!(queued.len(), 1, "day {day}: its scheduled run");
+        shared.wake.notify_waiters();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let j = catalog.jobs(Some("acme"), 10).await.unwrap().into_iter().find(|j| j.id == queued[0]).unwrap();
+            if j.state == "done" {
+                break;
+            }
+            assert!(j.state != "failed" && std::time::Instant::now() < deadline, "day {day}: {j:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        jobs.push(queued[0]);
+        clock.advance(TimeDelta::days(1));
+    }
+    stop.send(Stop::Drain).unwrap();
+    w.await.unwrap();
+
+    let snaps = env.json(&["snapshots"]);
+    let cycles = |ty: &str| -> Vec<i64> {
+        snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["data_type"] == ty)
+            .map(|s| s["cycle"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(cycles("tasks"), [3, 4], "only the last two cycles are kept: {snaps}");
+    assert_eq!(cycles("attachments"), [3, 4], "{snaps}");
+    for (i, job) in jobs.iter().enumerate() {
+        let lines = job_messages(&env, *job);
+        assert!(lines.iter().any(|l| l.contains("snapshots forgotten")), "day {}: retention ran: {lines:?}", i + 1);
+    }
+    let last = job_messages(&env, jobs[3]);
+    assert!(last.iter().any(|l| l.starts_with("2 snapshots forgotten")), "{last:?}");
+    // Pruned: nothing is left for a prune to remove, and what is kept reads whole.
+    let dry = env.json(&["prune", "--dry-run"]);
+    let dry = dry.as_array().map_or(&dry, |a| &a[0]);
+    assert_eq!((dry["packs_removed"].as_i64(), dry["files_removed"].as_i64()), (Some(0), Some(0)), "{dry}");
+    assert_eq!(env.json(&["check", "--read-data"])["problems"], json!([]));
+    assert_eq!(env.json(&["show", "t1"])["content"]["data"]["title"], "as of day 4");
+    let photo = env.json(&["show", "photo.jpg"]);
+    let uid = photo["content"]["files"][0]["uid"].as_str().unwrap().to_string();
+    let vault = daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap();
+    assert_eq!(common::read_file(&vault, "acme", &uid).await, common::noise(4, 200_000));
+    assert_eq!(env.json(&["history", "t1"])["versions"].as_array().unwrap().len(), 2, "days 3 and 4");
 }

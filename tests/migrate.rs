@@ -2,6 +2,8 @@
 //! tests/fixtures/vault-v2, both made by tests/fixtures/make-vault.sh from the same exports)
 //! open with this one: the catalog is upgraded in place, every version and file reads back as
 //! it was, SIDs stay, the backup log is sealed, and nothing an app said stays in the clear.
+//! On SQLite, on PostgreSQL, and on PostgreSQL with the fixture's blobs moved to S3 (a real
+//! S3-compatible server), as an operator moving to several machines would have them.
 
 mod common;
 
@@ -65,7 +67,8 @@ async fn sqlite_pool(path: &Path) -> sqlx::AnyPool {
 }
 
 /// The fixture in a fresh folder, its catalog in SQLite or copied row by row into a fresh
-/// PostgreSQL schema built with the first release's DDL.
+/// PostgreSQL schema built with the first release's DDL; for S3, its blobs copied object by
+/// object under a prefix of its own in the test bucket (and gone from the folder).
 async fn old_vault(b: Backend, release: u32) -> Old {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture(release), dir.path());
@@ -86,11 +89,27 @@ async fn old_vault(b: Backend, release: u32) -> Old {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    if let Backend::Postgres = b {
+    if let Backend::Postgres | Backend::S3 = b {
         let url = to_postgres(&pool, release).await;
         std::fs::remove_file(&db).unwrap();
         let cfg = std::fs::read_to_string(dir.path().join("daybook.toml")).unwrap();
         std::fs::write(dir.path().join("daybook.toml"), cfg.replace("sqlite://vault/catalog.db", &url)).unwrap();
+    }
+    if let Backend::S3 = b {
+        let at = format!("{}/v{release}_{}_{}", common::s3::server().bucket, std::process::id(), rand_suffix());
+        let blobs = dir.path().join("vault/blobs");
+        let mut files = Vec::new();
+        walk(&blobs, &mut files);
+        for f in &files {
+            let name = f.strip_prefix(&blobs).unwrap().to_str().unwrap().to_string();
+            common::s3::put(&at, &name, std::fs::read(f).unwrap());
+        }
+        assert!(!files.is_empty());
+        std::fs::remove_dir_all(&blobs).unwrap();
+        let cfg = std::fs::read_to_string(dir.path().join("daybook.toml")).unwrap();
+        let moved = cfg.replace("store = \"vault/blobs\"", &format!("store = \"s3://{at}\""));
+        assert_ne!(moved, cfg, "the fixture's config names its store");
+        std::fs::write(dir.path().join("daybook.toml"), moved).unwrap();
     }
     pool.close().await;
     Old { dir, sids, log }
@@ -161,11 +180,17 @@ async fn to_postgres(from: &sqlx::AnyPool, release: u32) -> String {
     url
 }
 
+fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() { walk(&e.path(), out) } else { out.push(e.path()) }
+    }
+}
+
 fn rand_suffix() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
 }
 
-catalog_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole, a_schema_3_catalog_gains_the_new_tables);
+both_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole, a_schema_3_catalog_gains_the_new_tables);
 
 async fn a_schema_1_vault_opens_whole(b: Backend) {
     opens_whole(b, 1).await

@@ -1,10 +1,12 @@
 //! The dashboard and its API, served in-process on 127.0.0.1 over a vault made by the real
 //! binary (two orgs, two days of backups): sign-in with its cookie and CSRF, every API route,
 //! org isolation (another org's snapshots, records and types answer 404), the limiter,
-//! identity verification before a restore, sign-out, and no secret in a page, an answer or
-//! the catalog.
+//! identity verification before a restore, a restore that succeeds (a card of a local Trello,
+//! tests/fake_trello, back as a copy, its completion emailed through a real SMTP server),
+//! sign-out, and no secret in a page, an answer or the catalog.
 
 mod common;
+mod fake_trello;
 
 use common::{Backend, Env, PASS, task};
 use daybook::http::{HttpState, web};
@@ -440,11 +442,12 @@ async fn totp_enrollment_and_restore_code(b: Backend) {
     let bytes = totp_rs::Secret::try_from_base32(&secret).unwrap();
     let totp = totp_rs::Builder::new().with_secret(bytes.to_vec()).with_account_name("x").build().unwrap();
     let csrf = csrf_in(&html);
+    let enrolled_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let r = site
         .http
         .post(site.url("/account/totp"))
         .header(COOKIE, &cookie)
-        .form(&[("csrf", csrf.as_str()), ("code", totp.generate_current().to_string().as_str())])
+        .form(&[("csrf", csrf.as_str()), ("code", totp.generate(enrolled_at).to_string().as_str())])
         .send()
         .await
         .unwrap();
@@ -460,9 +463,16 @@ async fn totp_enrollment_and_restore_code(b: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let (s, _) = site.post_json(&url, &c, Some(csrf), json!({"code": "000000"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, e) =
-        site.post_json(&url, &c, Some(csrf), json!({"code": totp.generate_current().to_string().as_str()})).await;
+    // The enrollment used the current code: it is not good again. The next step's code (one
+    // step of clock skew is allowed) is, once.
+    let (s, e) = site.post_json(&url, &c, Some(csrf), json!({"code": totp.generate(enrolled_at).to_string()})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let next = totp.generate(totp.next_step(enrolled_at)).to_string();
+    let (s, e) = site.post_json(&url, &c, Some(csrf), json!({"code": next.as_str()})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "verified; the jsonl source refuses: {e}");
+    let (s, e) = site.post_json(&url, &c, Some(csrf), json!({"code": next.as_str()})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a code accepted once is refused after: {e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("used already"), "{e}");
     // The secret is sealed in the catalog.
     assert!(!common::contains(&common::catalog_bytes(&env).await, &secret));
 }
@@ -737,6 +747,74 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     assert!(html.contains("Next scheduled backup") && html.contains("Back up now"));
 }
 
+/// A Trello card deleted at the app comes back through the API, as a copy with the same
+/// content; the answer carries the new id, and the admin is emailed it.
+async fn a_deleted_card_comes_back_through_the_api(b: Backend) {
+    let f = fake_trello::Fake::start();
+    let (card, old) = f.with(|a| {
+        let ws = a.workspace("Product");
+        let board = a.board("Roadmap", Some(&ws));
+        let list = a.list(&board, "To do");
+        let urgent = a.label(&board, "urgent", "red");
+        let card = a.card(&list, "Launch the rocket");
+        a.edit_card(&card, |c| {
+            c["desc"] = "Count down from **ten**".into();
+            c["due"] = "2026-03-01T12:00:00.000Z".into();
+            c["idLabels"] = json!([urgent]);
+        });
+        (card.clone(), a.cards.iter().find(|c| c["id"] == card.as_str()).unwrap().clone())
+    });
+    let smtp = common::smtp::start();
+    let env = Env::new(b).await;
+    for (name, value) in [("key", fake_trello::KEY), ("token", fake_trello::TOKEN)] {
+        std::fs::write(env.path().join(name), value).unwrap();
+    }
+    env.write_config(&format!(
+        "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\n\n[[orgs.sources]]\nname = \"trello\"\nkind = \"trello\"\n\
+         base_url = \"{}\"\nkey_file = \"{}\"\ntoken_file = \"{}\"\nrequests_per_minute = 30000\n\n{}",
+        f.base,
+        env.path().join("key").display(),
+        env.path().join("token").display(),
+        smtp.config()
+    ));
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    f.with(|a| a.delete_card(&card));
+    env.ok(&["backup"]);
+    let o = env
+        .cmd(&["user", "add", "--org", "acme", "--email", "admin@acme.test"])
+        .env("DAYBOOK_USER_PASSWORD", ADMIN_PW)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let site = serve(&env).await;
+    let cookie = site.session("admin@acme.test", ADMIN_PW).await;
+    let c = Auth::Cookie(&cookie);
+    let csrf = site.json("/api/v1/me", &c).await["csrf_token"].as_str().unwrap().to_string();
+    let d = site.json("/api/v1/orgs/acme/deleted?q=rocket", &c).await;
+    let gone = &d["records"][0];
+    assert_eq!(gone["source_id"], card.as_str(), "{d}");
+    let (ty, sid) = (gone["type_id"].as_i64().unwrap(), gone["sid"].as_str().unwrap().to_string());
+    let url = format!("/api/v1/orgs/acme/types/{ty}/records/{sid}/restore");
+    let (s, done) = site.post_json(&url, &c, Some(&csrf), json!({"password": ADMIN_PW})).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let new_id = done["new_id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, card);
+    f.with(|a| {
+        let new = a.cards.iter().find(|c| c["id"] == new_id.as_str()).expect("the copy exists at the app");
+        for k in ["name", "desc", "due", "idList", "idLabels"] {
+            assert_eq!(new[k], old[k], "{k}");
+        }
+    });
+    assert_eq!(done["emailed"], "admin@acme.test", "{done}");
+    let mail = smtp.wait_for(1, 30);
+    assert!(mail[0].contains("To: admin@acme.test") && mail[0].contains(&new_id), "{}", mail[0]);
+    // Recovery shows the copy made.
+    let d = site.json("/api/v1/orgs/acme/deleted?q=rocket", &c).await;
+    assert_eq!(d["records"][0]["restored_as"], json!([new_id]), "{d}");
+}
+
 both_backends!(
     api_pages_and_restore,
     orgs_are_isolated,
@@ -744,7 +822,8 @@ both_backends!(
     totp_enrollment_and_restore_code,
     openapi_is_true,
     archives_api_and_isolation,
-    daemon_builds_archives_and_backs_up_now
+    daemon_builds_archives_and_backs_up_now,
+    a_deleted_card_comes_back_through_the_api
 );
 
 /// chromedriver on a free port, and a WebDriver session of headless Chromium.
@@ -930,7 +1009,8 @@ async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
         .with_account_name("x")
         .build()
         .unwrap();
-    b.type_in("#code", &totp.generate_current().to_string()).await;
+    let enrolled_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    b.type_in("#code", &totp.generate(enrolled_at).to_string()).await;
     b.click(&b.css("form[action='/account/totp'] button").await).await;
     b.wait_for("second factor is enrolled").await;
 
@@ -952,7 +1032,8 @@ async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
     b.click(&b.css("#search").await).await;
     b.wait_for("Beta secret plan").await;
     b.shot("7-recovery").await;
-    b.type_in("article.deleted input[name=code]", &totp.generate_current().to_string()).await;
+    // The enrollment used the current code; a code is good once, so the next step's.
+    b.type_in("article.deleted input[name=code]", &totp.generate(totp.next_step(enrolled_at)).to_string()).await;
     b.click(&b.css("article.deleted button").await).await;
     // Verified by the code; the engine's restore answers (a jsonl source cannot create records).
     b.wait_for("Not restored: cannot restore").await;

@@ -240,6 +240,11 @@ impl LazyHttp {
     pub fn requests(&self) -> u64 {
         self.cell.get().map_or(0, Http::requests)
     }
+
+    /// Of them, those answered 429.
+    pub fn rate_limited(&self) -> u64 {
+        self.cell.get().map_or(0, Http::rate_limited)
+    }
 }
 
 /// Spaces requests evenly: at most `requests` per `per`, from the first one on.
@@ -277,6 +282,8 @@ struct Inner {
     pacer: Pacer,
     limits: Limits,
     requests: AtomicU64,
+    /// Of them, those the app answered 429 (rate limited).
+    rate_limited: AtomicU64,
     /// The app's clock (its Date header, Unix seconds) at its last answer; 0 before any.
     server_time: AtomicI64,
 }
@@ -391,6 +398,7 @@ impl Http {
                 pacer: Pacer { interval, next: Mutex::new(Instant::now()) },
                 limits,
                 requests: AtomicU64::new(0),
+                rate_limited: AtomicU64::new(0),
                 server_time: AtomicI64::new(0),
             }),
         })
@@ -399,6 +407,11 @@ impl Http {
     /// Requests sent so far (every attempt counts), for benchmarks and the cycle's log.
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests the app answered 429 so far (each was waited out or gave up).
+    pub fn rate_limited(&self) -> u64 {
+        self.inner.rate_limited.load(Ordering::Relaxed)
     }
 
     /// The app's own clock at its last answer, from the Date header. "Changed since" cursors
@@ -623,6 +636,7 @@ impl Http {
                     }
                     match status {
                         StatusCode::TOO_MANY_REQUESTS => {
+                            me.rate_limited.fetch_add(1, Ordering::Relaxed);
                             let wait = retry_after(resp.headers())
                                 .unwrap_or_else(|| backoff(att.tries).max(Duration::from_secs(1)));
                             (Some(wait), "HTTP 429".to_string(), true)

@@ -205,6 +205,11 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Of those requests, the ones the app answered 429 (rate limited), for `/metrics`.
+    fn rate_limited(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether `restore` can create a record of this data type; the error says plainly why
     /// not (the app's API cannot create it, say).
     fn restorable(&self, data_type: &str) -> Result<(), String> {

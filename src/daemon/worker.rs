@@ -2,8 +2,7 @@
 //! and records how it ended (done; queued again after a backoff; failed for good).
 //!
 //! A job's work is a handler registered by kind name, so parts built elsewhere (archive
-//! builds, restores, prune) plug theirs in with `Handlers::register` without the worker
-//! knowing them.
+//! builds) plug theirs in with `Handlers::register` without the worker knowing them.
 
 use anyhow::{Result, anyhow};
 use futures::future::BoxFuture;
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::metrics;
+use super::notify::RestoreEnd;
 use super::queue::{Kind, Queue, backoff};
 use crate::config::Config;
 use crate::engine::{self, Filter};
@@ -54,14 +54,15 @@ pub type Handler = Arc<dyn Fn(JobCtx) -> BoxFuture<'static, Result<Outcome>> + S
 pub struct Handlers(HashMap<String, Handler>);
 
 impl Handlers {
-    /// The handlers daybook has itself: backup, mirror, check; prune is a placeholder.
-    /// `archive` and `restore` are registered by their parts.
+    /// The handlers daybook has itself: backup, mirror, check, prune and restore. `archive`
+    /// is registered by its part.
     pub fn standard() -> Handlers {
         let mut h = Handlers(HashMap::new());
         h.register(Kind::Backup, Arc::new(|ctx| Box::pin(backup(ctx))));
         h.register(Kind::Mirror, Arc::new(|ctx| Box::pin(mirror(ctx))));
         h.register(Kind::Check, Arc::new(|ctx| Box::pin(check(ctx))));
         h.register(Kind::Prune, Arc::new(|ctx| Box::pin(prune(ctx))));
+        h.register(Kind::Restore, Arc::new(|ctx| Box::pin(restore(ctx))));
         h
     }
 
@@ -314,7 +315,7 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
         if let Some(n) = s.requests {
             let kind =
                 org_cfg.sources.iter().find(|c| *c.name.get_ref() == s.source).map(|c| c.kind.get_ref().as_str());
-            m.api_requests(kind.unwrap_or("unknown"), n, 0);
+            m.api_requests(kind.unwrap_or("unknown"), n, s.rate_limited.unwrap_or(0));
         }
         if !s.missing.is_empty() {
             ctx.log(
@@ -419,4 +420,74 @@ async fn check(ctx: JobCtx) -> Result<Outcome> {
         summary: format!("{} packs, {} blobs, {} problems", rep.packs, rep.blobs, rep.problems.len()),
         failure: (!rep.ok()).then(|| format!("{} problems found", rep.problems.len())),
     })
+}
+
+/// A restore job's args: which record and version, and who to tell.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+pub struct RestoreArgs {
+    pub sid: String,
+    pub version: Option<i64>,
+    pub again: bool,
+    /// Emailed when it ends (default: the org's admin_email).
+    pub email: Option<String>,
+}
+
+/// `daybook restore`'s function: a copy made in the app, its new id in the job's log (sealed,
+/// as the log's messages are), and the requester told by email when `[email]` is set: at
+/// once when done, after the last attempt when it failed.
+async fn restore(ctx: JobCtx) -> Result<Outcome> {
+    let args: RestoreArgs = serde_json::from_str(&ctx.job.args)
+        .map_err(|e| anyhow!("a restore job's args are not ones this daybook writes: {e}"))?;
+    let cfg = &ctx.config;
+    let to = args.email.clone().or_else(|| {
+        let org = ctx.job.org.as_deref()?;
+        cfg.orgs.iter().find(|o| o.sid.get_ref() == org)?.admin_email.clone()
+    });
+    let req =
+        engine::restore::RestoreRequest { sid: &args.sid, version: args.version, dry_run: false, again: args.again };
+    let source = ctx.job.source.clone().unwrap_or_default();
+    let (email, to) = (cfg.email.as_ref(), to.as_deref());
+    let out = match engine::restore::restore(&ctx.vault, cfg, &req, &crate::connectors::build).await {
+        Ok(o) => o,
+        Err(e) => {
+            let why = format!("{e:#}");
+            if ctx.job.attempts >= ctx.job.max_attempts {
+                let end = RestoreEnd::Failed { why: &why };
+                let told = super::notify::restore_finished(email, to, &args.sid, &source, end).await;
+                ctx.log("warn", email_line(&told), &email_detail(&told)).await?;
+            }
+            return Err(e);
+        }
+    };
+    let done = out.restored.as_ref().ok_or_else(|| anyhow!("the restore made no copy"))?;
+    ctx.log(
+        "info",
+        &format!("restored 1 record, {} of {} files uploaded", done.files_uploaded, out.files.len()),
+        &format!(
+            "{} version {} restored into {}/{} as new id {}{}",
+            out.record.sid,
+            out.version,
+            out.record.source,
+            out.record.data_type,
+            done.new_id,
+            done.notes.iter().map(|n| format!("; note: {n}")).collect::<String>()
+        ),
+    )
+    .await?;
+    let end = RestoreEnd::Done { new_id: &done.new_id, files_uploaded: done.files_uploaded };
+    let told = super::notify::restore_finished(email, to, &args.sid, &source, end).await;
+    ctx.log(if told.is_ok() { "info" } else { "warn" }, email_line(&told), &email_detail(&told)).await?;
+    Ok(Outcome::ok(format!("restored 1 record, {} files uploaded", done.files_uploaded)))
+}
+
+fn email_line(told: &std::result::Result<String, String>) -> &'static str {
+    if told.is_ok() { "requester emailed" } else { "requester not emailed" }
+}
+
+fn email_detail(told: &std::result::Result<String, String>) -> String {
+    match told {
+        Ok(to) => format!("emailed {to} how the restore ended"),
+        Err(why) => format!("the requester was not emailed: {why}"),
+    }
 }

@@ -66,6 +66,8 @@ pub struct SourceOutcome {
     pub skipped: Vec<String>,
     /// API requests, every attempt counted (none for exports).
     pub requests: Option<u64>,
+    /// Of them, those the app answered 429.
+    pub rate_limited: Option<u64>,
     /// Data types backed up before that the source no longer has.
     pub missing: Vec<String>,
 }
@@ -245,6 +247,7 @@ async fn backup_source(
         visible: vis.kept,
         skipped: vis.skipped,
         requests: connector.requests(),
+        rate_limited: connector.rate_limited(),
         missing,
     };
     log_source(vault, org, cycle, &done).await?;
@@ -262,7 +265,10 @@ async fn log_source(vault: &Vault, org: &Org, cycle: i64, s: &SourceOutcome) -> 
         parts.push(format!("left out by scope: {}", s.skipped.join(", ")));
     }
     if let Some(n) = s.requests {
-        parts.push(format!("{n} API requests"));
+        match s.rate_limited.unwrap_or(0) {
+            0 => parts.push(format!("{n} API requests")),
+            r => parts.push(format!("{n} API requests ({r} answered 429, waited out or given up)")),
+        }
     }
     if !s.missing.is_empty() {
         let msg = format!(

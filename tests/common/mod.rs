@@ -19,6 +19,7 @@ pub enum Backend {
 
 #[path = "../s3/server.rs"]
 pub mod s3;
+pub mod smtp;
 
 pub struct Env {
     pub dir: tempfile::TempDir,

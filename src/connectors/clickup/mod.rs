@@ -511,6 +511,10 @@ impl Connector for ClickUp {
         Some(self.http.requests())
     }
 
+    fn rate_limited(&self) -> Option<u64> {
+        Some(self.http.rate_limited())
+    }
+
     fn restorable(&self, data_type: &str) -> Result<(), String> {
         restore::restorable(data_type.rsplit_once('-').map(|(_, k)| k).unwrap_or(data_type))
     }

@@ -448,6 +448,10 @@ impl Connector for NocoDb {
         Some(self.http.requests())
     }
 
+    fn rate_limited(&self) -> Option<u64> {
+        Some(self.http.rate_limited())
+    }
+
     fn restorable(&self, data_type: &str) -> Result<(), String> {
         restore::restorable(data_type, self.kind(data_type).ok().as_ref())
     }

@@ -600,6 +600,10 @@ impl Connector for Trello {
         Some(self.http.requests())
     }
 
+    fn rate_limited(&self) -> Option<u64> {
+        Some(self.http.rate_limited())
+    }
+
     fn restorable(&self, data_type: &str) -> Result<(), String> {
         restore::restorable(data_type)
     }

@@ -330,32 +330,34 @@ pub async fn verify_identity(state: &HttpState, who: &Who, proof: &Proof, act: &
     let u = state.vault.catalog.user_by_id(uid).await?.ok_or(WebError::SignIn)?;
     let acct = account_subject(&u.email);
     check_limit(state, &acct, state.config.web.failures_per_account).await?;
-    let ok =
-        match &u.totp {
-            Some(sealed) => {
-                let code =
-                    proof.code.as_deref().map(str::trim).filter(|c| !c.is_empty()).ok_or_else(|| {
-                        WebError::BadRequest("enter the 6-digit code from your authenticator app".into())
-                    })?;
-                let secret = state.vault.open_user_secret(uid, sealed)?;
-                totp(&secret, &u.email)?.check_current(code).is_some()
+    let refused = match &u.totp {
+        Some(sealed) => {
+            let code = proof
+                .code
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| WebError::BadRequest("enter the 6-digit code from your authenticator app".into()))?;
+            let secret = state.vault.open_user_secret(uid, sealed)?;
+            match totp(&secret, &u.email)?.check_current(code) {
+                None => Some("that code is not the current one: check your authenticator app's clock and try again"),
+                // A code is good once: one seen before (here or by another daemon) proves nothing.
+                Some(step) => (!state.vault.catalog.use_totp_step(uid, step as i64).await?)
+                    .then_some("that code was used already: wait for the next one your authenticator app shows"),
             }
-            None => {
-                let p = proof
-                    .password
-                    .as_deref()
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| WebError::BadRequest("enter your password again to confirm it is you".into()))?;
-                password_matches(Some(u.password_hash.clone()), p).await?
-            }
-        };
-    if !ok {
+        }
+        None => {
+            let p = proof
+                .password
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| WebError::BadRequest("enter your password again to confirm it is you".into()))?;
+            (!password_matches(Some(u.password_hash.clone()), p).await?).then_some("wrong password")
+        }
+    };
+    if let Some(why) = refused {
         state.vault.catalog.add_login_failure(&[&acct]).await?;
-        return Err(WebError::Forbidden(if u.totp.is_some() {
-            "that code is not the current one: check your authenticator app's clock and try again".into()
-        } else {
-            "wrong password".into()
-        }));
+        return Err(WebError::Forbidden(why.into()));
     }
     Ok(())
 }

@@ -154,12 +154,14 @@ pub async fn start_totp(vault: &Vault, user_id: i64) -> Result<Enrollment> {
     Ok(Enrollment { secret_base32: t.secret().to_base32(), url, qr_svg })
 }
 
-/// Confirms the pending second factor with a code from the app; false if the code is wrong.
+/// Confirms the pending second factor with a code from the app; false if the code is wrong
+/// (or was used already: its time step then counts as used, as a restore's code does).
 pub async fn confirm_totp(vault: &Vault, user_id: i64, code: &str) -> Result<bool> {
     let u = vault.catalog.user_by_id(user_id).await?.ok_or_else(|| anyhow!("the user is gone"))?;
     let Some(p) = &u.totp_pending else { bail!("no second factor is being enrolled: open the account page first") };
     let secret = vault.open_user_secret(u.id, p)?;
-    if auth::totp(&secret, &u.email)?.check_current(code.trim()).is_none() {
+    let Some(step) = auth::totp(&secret, &u.email)?.check_current(code.trim()) else { return Ok(false) };
+    if !vault.catalog.use_totp_step(u.id, step as i64).await? {
         return Ok(false);
     }
     vault.catalog.set_totp(u.id, Some(p), None).await?;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::WebError;
+use crate::daemon::notify::RestoreEnd;
 use crate::engine::query;
 use crate::engine::restore::{self, Deleted, RecoverFilter, RestoreOutcome, RestoreRequest};
 use crate::http::HttpState;
@@ -567,11 +568,13 @@ pub struct RestoreDone {
     pub new_id: String,
     pub files_uploaded: usize,
     pub notes: Vec<String>,
+    /// The address told by email (with `[email]`), as the daemon's restore jobs do.
+    pub emailed: Option<String>,
 }
 
 /// Restores a record of the org as a copy (after the caller verified the user), through the
 /// same function as `daybook restore`; an app's or a data type's refusal is `Refused`, in
-/// the engine's words.
+/// the engine's words. Either way the user is emailed how it ended when `[email]` is set.
 pub async fn restore(
     state: &HttpState,
     who: &super::Who,
@@ -589,10 +592,13 @@ pub async fn restore(
             let why = format!("{e:#}");
             super::audit(state, Some(org), &who.actor, "restore-failed", &format!("{} ({}): {why}", r.sid, ty.name))
                 .await;
+            tell(state, who, &r, RestoreEnd::Failed { why: &why }).await;
             return Err(WebError::Refused(why));
         }
     };
     let done = out.restored.as_ref().ok_or_else(|| anyhow::anyhow!("the restore made no copy"))?;
+    let emailed =
+        tell(state, who, &r, RestoreEnd::Done { new_id: &done.new_id, files_uploaded: done.files_uploaded }).await;
     super::audit(
         state,
         Some(org),
@@ -608,7 +614,15 @@ pub async fn restore(
         new_id: done.new_id.clone(),
         files_uploaded: done.files_uploaded,
         notes: done.notes.clone(),
+        emailed,
     })
+}
+
+/// Emails the user (not an API token) how their restore ended, when `[email]` is set.
+async fn tell(state: &HttpState, who: &super::Who, r: &RecordInfo, end: RestoreEnd<'_>) -> Option<String> {
+    let email = state.config.email.as_ref()?;
+    who.user_id?;
+    crate::daemon::notify::restore_finished(Some(email), Some(&who.actor), &r.sid, &r.source, end).await.ok()
 }
 
 #[derive(Debug, Serialize)]

@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS archive_charges (
     amount_micros BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     id {pk}, org_id BIGINT, email TEXT NOT NULL UNIQUE, role TEXT NOT NULL, password_hash TEXT NOT NULL,
-    totp {blob}, totp_pending {blob}, created_at TEXT NOT NULL);
+    totp {blob}, totp_pending {blob}, created_at TEXT NOT NULL, totp_step BIGINT);
 CREATE TABLE IF NOT EXISTS sessions (
     token_hash TEXT PRIMARY KEY, user_id BIGINT NOT NULL, created_at TEXT NOT NULL, seen_at TEXT NOT NULL,
     expires_at TEXT NOT NULL);

@@ -125,6 +125,18 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records that a TOTP code of time step `step` was accepted for the user, unless that
+    /// step (or a later one) already was: false then, and the code must be refused, as RFC
+    /// 6238 section 5.2 asks. One statement, so two daemons given the same code accept it once.
+    pub async fn use_totp_step(&self, id: i64, step: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET totp_step = $1 WHERE id = $2 AND (totp_step IS NULL OR totp_step < $1)")
+            .bind(step)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Sets the enrolled and the pending TOTP secrets (sealed).
     pub async fn set_totp(&self, id: i64, totp: Option<&[u8]>, pending: Option<&[u8]>) -> Result<()> {
         sqlx::query("UPDATE users SET totp = $1, totp_pending = $2 WHERE id = $3")
