@@ -11,4 +11,4 @@ if [ ! -f "$data/params.json" ]; then
   python3 "$py" generate --out "$data" --days 2
 fi
 cd "$here"
-BENCH_WORKLOAD="$data" BENCH_WORKLOAD_PY="$py" cargo test --test mirror_bench -- --ignored --nocapture 2>&1 | grep -E "^day|^peak|test result"
+BENCH_WORKLOAD="$data" BENCH_WORKLOAD_PY="$py" cargo test --release --test mirror_bench -- --ignored --nocapture 2>&1 | grep -E "^day|^peak|test result"

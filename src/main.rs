@@ -486,7 +486,7 @@ async fn main() -> ExitCode {
             commands::backup::run(cfg, Filter { org, source, allow_deletions }, !no_mirror, json).await
         }
         Command::Mirror { action: None, org, target, rebuild, json } => {
-            commands::mirror::run(cfg, &daybook::mirror::Options { org, target, rebuild }, json).await
+            commands::mirror::run(cfg, &daybook::mirror::Options { org, target, rebuild, now: None }, json).await
         }
         Command::Mirror { action: Some(MirrorAction::Status { org, json }), .. } => {
             commands::mirror::status(cfg, org.as_deref(), json).await.map(|_| true)

@@ -144,6 +144,45 @@ async fn first_mirror_and_a_day_of_changes(b: Backend) {
     assert!(t["error"].is_null());
 }
 
+/// Records leave the Deleted tab 30 days after their deletion was noticed, on the first
+/// mirror after that, although no new snapshot came; until then nothing is sent.
+async fn the_deleted_tab_forgets_after_30_days(b: Backend) {
+    use daybook::mirror::{Options, run};
+    let g = google(b, "").await;
+    let env = &g.env;
+    day1(env);
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    day2(env);
+    env.ok(&["backup"]);
+    let deleted_ids = || {
+        g.fake.with(|a| {
+            let t = a.sheet_at(&["Acme Inc", "export", "tasks"]).unwrap().tab("Deleted").unwrap().clone();
+            (1..t.rows()).map(|r| t.row_text(r)[0].clone()).filter(|id| !id.is_empty()).collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(deleted_ids(), ["t5"]);
+    let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
+    let vault = daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap();
+    let at = |days: i64| Options { now: Some(chrono::Utc::now() + chrono::Duration::days(days)), ..Default::default() };
+    let tasks = |r: &daybook::mirror::Report| r.targets[0].types.iter().find(|t| t.data_type == "tasks").unwrap().clone();
+
+    let r = run(&vault, &cfg, &at(29)).await.unwrap();
+    assert_eq!((tasks(&r).status, r.targets[0].requests), ("unchanged", 0), "29 days on, nothing to send");
+    assert_eq!(deleted_ids(), ["t5"]);
+
+    let r = run(&vault, &cfg, &at(31)).await.unwrap();
+    assert_eq!(r.failed(), 0, "{r:?}");
+    assert_eq!(tasks(&r).status, "written");
+    assert!(deleted_ids().is_empty(), "31 days on, t5 has left the Deleted tab: {:?}", deleted_ids());
+    let comments = r.targets[0].types.iter().find(|t| t.data_type == "comments").unwrap();
+    assert_eq!(comments.requests, 0, "a data type without deletions is not written");
+    assert_eq!(sheet_rows(&g.fake, &["Acme Inc", "export", "tasks"]).len(), 42, "the rows are untouched");
+
+    let r = run(&vault, &cfg, &at(32)).await.unwrap();
+    assert_eq!((tasks(&r).status, r.targets[0].requests), ("unchanged", 0), "and then nothing again");
+}
+
 async fn a_readers_column_stays_with_its_record(b: Backend) {
     let g = google(b, "").await;
     day1(&g.env);
@@ -399,6 +438,10 @@ both_backends!(first_mirror_and_a_day_of_changes, a_crash_mid_mirror_leaves_no_d
 
 mod single {
     use super::*;
+    #[tokio::test(flavor = "multi_thread")]
+    async fn deleted_tab_ages() {
+        the_deleted_tab_forgets_after_30_days(Backend::Sqlite).await
+    }
     #[tokio::test(flavor = "multi_thread")]
     async fn readers_columns() {
         a_readers_column_stays_with_its_record(Backend::Sqlite).await

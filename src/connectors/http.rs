@@ -387,7 +387,9 @@ impl Http {
             .user_agent(concat!("daybook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SourceError::Config(format!("the HTTP client: {e}")))?;
-        let interval = limits.per / limits.requests.max(1);
+        // Apps count requests where they arrive, and the network delays some more than
+        // others: a 4% margin keeps a late request from landing inside the next window.
+        let interval = (limits.per / limits.requests.max(1)).mul_f64(1.04);
         Ok(Http {
             inner: Arc::new(Inner {
                 client,

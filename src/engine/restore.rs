@@ -51,6 +51,7 @@ pub struct Deleted {
 pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<Vec<Deleted>> {
     let needle = f.search.as_ref().map(|s| s.to_lowercase());
     let mut out = Vec::new();
+    let restored = vault.restored_sids().await?;
     for d in vault.deleted_records(f.org.as_deref()).await? {
         let r = &d.record;
         if f.source.as_ref().is_some_and(|s| *s != r.source)
@@ -84,7 +85,10 @@ pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<V
         {
             continue;
         }
-        let restored_as = vault.restores_of(r).await?.into_iter().map(|x| x.new_id).collect();
+        let restored_as = match restored.contains(&r.sid) {
+            true => vault.restores_of(r).await?.into_iter().map(|x| x.new_id).collect(),
+            false => Vec::new(),
+        };
         out.push(Deleted {
             sid: r.sid.clone(),
             type_id: r.type_id.0,

@@ -162,6 +162,10 @@ struct TypeState {
     header: Vec<String>,
     /// Its files by UID, under their names in `files/`.
     files: BTreeMap<String, (String, u64)>,
+    /// A hash of the Deleted tab as written: records leave it 30 days after their deletion,
+    /// so it changes with the date even on a day without a new snapshot.
+    #[serde(default)]
+    deleted: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -169,6 +173,8 @@ pub struct Options {
     pub org: Option<String>,
     pub target: Option<String>,
     pub rebuild: bool,
+    /// What time it is for the Deleted tab's 30 days (the system's when None).
+    pub now: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,7 +258,7 @@ pub async fn run(vault: &Vault, cfg: &Config, opts: &Options) -> Result<Report> 
     for org in cfg.orgs.iter().filter(|o| opts.org.as_deref().is_none_or(|s| o.sid.get_ref() == s)) {
         for m in org.mirrors.iter().filter(|m| opts.target.as_deref().is_none_or(|t| m.name.get_ref() == t)) {
             named = true;
-            report.targets.push(run_target(vault, org, m, opts.rebuild).await);
+            report.targets.push(run_target(vault, org, m, opts).await);
         }
     }
     if let (Some(t), false) = (&opts.target, named) {
@@ -272,7 +278,7 @@ fn root_of(m: &MirrorConfig) -> String {
     .unwrap_or_default()
 }
 
-async fn run_target(vault: &Vault, org: &OrgConfig, m: &MirrorConfig, rebuild: bool) -> TargetReport {
+async fn run_target(vault: &Vault, org: &OrgConfig, m: &MirrorConfig, opts: &Options) -> TargetReport {
     let started = std::time::Instant::now();
     let mut tr = TargetReport {
         org: org.sid.get_ref().clone(),
@@ -286,7 +292,7 @@ async fn run_target(vault: &Vault, org: &OrgConfig, m: &MirrorConfig, rebuild: b
         seconds: 0.0,
         error: None,
     };
-    if let Err(e) = mirror_org(vault, org, m, rebuild, &mut tr).await {
+    if let Err(e) = mirror_org(vault, org, m, opts, &mut tr).await {
         tr.error = Some(format!("{e:#}"));
     }
     tr.seconds = started.elapsed().as_secs_f64();
@@ -303,6 +309,7 @@ struct Ctx<'a> {
     org: std::sync::Arc<Org>,
     oref: OrgRef,
     target: String,
+    now: DateTime<Utc>,
 }
 
 impl Ctx<'_> {
@@ -326,7 +333,7 @@ async fn mirror_org(
     vault: &Vault,
     org: &OrgConfig,
     m: &MirrorConfig,
-    rebuild: bool,
+    opts: &Options,
     tr: &mut TargetReport,
 ) -> Result<()> {
     let sid = org.sid.get_ref();
@@ -338,8 +345,9 @@ async fn mirror_org(
         org: o,
         oref: OrgRef { sid: sid.clone(), name: org.name.clone(), tz: org.tz() },
         target: m.name.get_ref().clone(),
+        now: opts.now.unwrap_or_else(Utc::now),
     };
-    if rebuild {
+    if opts.rebuild {
         vault.catalog.forget_mirror(ctx.org.id, &ctx.target).await?;
     }
     let mut target = build(m)?;
@@ -452,15 +460,20 @@ async fn mirror_type(
         was: st.place.clone().filter(|p| *p != place),
     };
     let before = target.counts();
+    let deleted = deleted_rows(ctx, t, deleted);
+    let deleted_hash = hash_rows(&deleted);
     let r: Result<TypeReport> = async {
         let known = row.cycle.filter(|_| !st.header.is_empty() && st.place.is_some());
         let intact = known.is_some() && target.intact(&tref).await?;
-        if intact && known == Some(latest.cycle.0) && tref.was.is_none() && row.error.is_none() {
+        let same_deleted = st.deleted == deleted_hash;
+        if intact && known == Some(latest.cycle.0) && tref.was.is_none() && row.error.is_none() && same_deleted {
             return Ok(report.clone());
         }
         let mut rep = report.clone();
         let from = known.filter(|_| intact).map(CycleId);
-        let Some(job) = prepare(ctx, t, &tref, from, latest.cycle, &st, deleted, taken, &mut rep).await? else {
+        let Some(job) =
+            prepare(ctx, t, &tref, from, latest.cycle, &st, deleted, same_deleted, taken, &mut rep).await?
+        else {
             // A new snapshot with nothing new in it: the target holds it already.
             ctx.save(&MirrorRow { cycle: Some(latest.cycle.0), error: None, ..row.clone() }).await?;
             rep.cycle = Some(latest.cycle.0);
@@ -468,7 +481,12 @@ async fn mirror_type(
         };
         // What the job will name is known before it is written: a crash while writing
         // leaves a state whose files and names the next run takes up, never doubles.
-        let mut next = TypeState { place: st.place.clone(), header: st.header.clone(), files: st.files.clone() };
+        let mut next = TypeState {
+            place: st.place.clone(),
+            header: st.header.clone(),
+            files: st.files.clone(),
+            deleted: st.deleted.clone(),
+        };
         for f in &job.files {
             next.files.insert(f.uid.clone(), (f.name.clone(), f.size));
         }
@@ -486,6 +504,7 @@ async fn mirror_type(
         }
         next.place = Some(place.clone());
         next.header = job.header.clone();
+        next.deleted = deleted_hash;
         let now = crate::util::now_rfc3339();
         let c = target.counts() - before;
         ctx.save(&MirrorRow {
@@ -509,6 +528,32 @@ async fn mirror_type(
     r.map_err(|e| (partial(&report), e))
 }
 
+fn local_time(ctx: &Ctx<'_>, t: DateTime<Utc>) -> String {
+    t.with_timezone(&ctx.oref.tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// The Deleted tab's rows: the data type's records deleted in the last `DELETED_DAYS`.
+fn deleted_rows(ctx: &Ctx<'_>, t: &TypeInfo, deleted: &[crate::vault::read::DeletedRecord]) -> Vec<Vec<String>> {
+    let since = ctx.now - chrono::Duration::days(DELETED_DAYS);
+    deleted
+        .iter()
+        .filter(|d| d.record.type_id == t.id && d.noticed >= since)
+        .map(|d| vec![d.record.source_id.clone(), d.last.content.data.to_string(), local_time(ctx, d.noticed)])
+        .collect()
+}
+
+fn hash_rows(rows: &[Vec<String>]) -> String {
+    let mut h = blake3::Hasher::new();
+    for r in rows {
+        for c in r {
+            h.update(&(c.len() as u64).to_le_bytes());
+            h.update(c.as_bytes());
+        }
+        h.update(b"\n");
+    }
+    hex::encode(&h.finalize().as_bytes()[..16])
+}
+
 /// A stable tag of a data type, short enough for Drive's appProperties.
 pub fn type_tag(source: &str, key: &str) -> String {
     let h = blake3::hash(format!("{source}\u{0}{key}").as_bytes());
@@ -523,7 +568,8 @@ async fn prepare(
     from: Option<CycleId>,
     to: CycleId,
     st: &TypeState,
-    deleted: &[crate::vault::read::DeletedRecord],
+    deleted: Vec<Vec<String>>,
+    same_deleted: bool,
     taken: &mut HashSet<String>,
     rep: &mut TypeReport,
 ) -> Result<Option<Job>> {
@@ -531,25 +577,21 @@ async fn prepare(
     let app_fields = |h: &[String]| -> BTreeSet<String> {
         h.iter().filter(|c| c.as_str() != layout::ID && !layout::OURS.contains(&c.as_str())).cloned().collect()
     };
-    // The rows, and the header they need.
-    let (header, rows) = match from {
+    // The header first (a whole snapshot's fields, or the sheet's and the changes'), then
+    // one pass over the snapshot writes the CSV, finds the files and, for a whole write,
+    // makes the rows: parsed records are never all held at once.
+    let (header, delta) = match from {
         None => {
             let mut fields = BTreeSet::new();
-            let mut all = Vec::new();
             let mut s = vault.records_at(t.id, to);
             while let Some(r) = s.next().await {
-                let r = r?;
-                fields.extend(layout::fields(&r.content.data));
-                all.push(r);
+                fields.extend(layout::fields(&r?.content.data));
             }
-            let header = layout::header(&fields);
-            let rows = all.iter().map(|r| Row::of(r, &header)).collect();
-            rep.full = true;
-            (header, Rows::Full(rows))
+            (layout::header(&fields), None)
         }
         Some(from) => {
             let changes = vault.changes_between(t.id, Some(from), to).await?;
-            if changes.is_empty() && tref.was.is_none() {
+            if changes.is_empty() && tref.was.is_none() && same_deleted {
                 return Ok(None);
             }
             let mut fields = app_fields(&st.header);
@@ -567,45 +609,38 @@ async fn prepare(
                     (_, Some(a)) => upsert.push(Row::of(a, &header)),
                 }
             }
-            (header, Rows::Delta { upsert, delete })
+            (header, Some(Rows::Delta { upsert, delete }))
         }
     };
-    match &rows {
-        Rows::Full(r) => rep.rows_written = r.len() as u64,
-        Rows::Delta { upsert, delete } => {
-            rep.rows_written = upsert.len() as u64;
-            rep.rows_deleted = delete.len() as u64;
-        }
-    }
-    // The CSV of the whole snapshot, and the files it refers to.
     let tmp = tempfile::Builder::new().prefix("daybook-mirror-").suffix(".csv").tempfile()?;
     let (file, csv_path) = tmp.keep().context("keeping the CSV's temporary file")?;
     let mut out = layout::CsvOut::new(std::io::BufWriter::new(file), &header)?;
     let mut files: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let mut csv_rows = 0;
+    let mut full = Vec::new();
+    let mut s = vault.records_at(t.id, to);
+    while let Some(r) = s.next().await {
+        let r = r?;
+        let row = Row::of(&r, &header);
+        out.row(&row)?;
+        csv_rows += 1;
+        for f in r.content.files {
+            files.entry(f.uid).or_insert((f.name, f.size));
+        }
+        if delta.is_none() {
+            full.push(row);
+        }
+    }
+    drop(s);
+    let rows = delta.unwrap_or(Rows::Full(full));
     match &rows {
         Rows::Full(r) => {
-            for row in r {
-                out.row(row)?;
-            }
-            csv_rows = r.len() as u64;
-            let mut s = vault.records_at(t.id, to);
-            while let Some(r) = s.next().await {
-                for f in r?.content.files {
-                    files.entry(f.uid).or_insert((f.name, f.size));
-                }
-            }
+            rep.full = true;
+            rep.rows_written = r.len() as u64;
         }
-        Rows::Delta { .. } => {
-            let mut s = vault.records_at(t.id, to);
-            while let Some(r) = s.next().await {
-                let r = r?;
-                out.row(&Row::of(&r, &header))?;
-                csv_rows += 1;
-                for f in r.content.files {
-                    files.entry(f.uid).or_insert((f.name, f.size));
-                }
-            }
+        Rows::Delta { upsert, delete } => {
+            rep.rows_written = upsert.len() as u64;
+            rep.rows_deleted = delete.len() as u64;
         }
     }
     std::io::Write::flush(&mut out.finish()?)?;
@@ -626,21 +661,14 @@ async fn prepare(
             PlacedFile { uid: uid.clone(), name: name.clone(), size: *size }
         })
         .collect();
-    let since = Utc::now() - chrono::Duration::days(DELETED_DAYS);
-    let tz = ctx.oref.tz;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
-    let deleted_rows = deleted
-        .iter()
-        .filter(|d| d.record.type_id == t.id && d.noticed >= since)
-        .map(|d| vec![d.record.source_id.clone(), d.last.content.data.to_string(), local(d.noticed)])
-        .collect();
+    let local = |t: DateTime<Utc>| local_time(ctx, t);
     let snap = vault.snapshot_at(t.id, At::Cycle(to)).await?.ok_or_else(|| anyhow!("snapshot {to} vanished"))?;
     let about = vec![
         vec!["data type".into(), t.full_name()],
         vec!["snapshot".into(), format!("cycle {to}")],
         vec!["snapshot taken".into(), local(snap.taken_at)],
         vec!["live records".into(), snap.live.to_string()],
-        vec!["written".into(), local(Utc::now())],
+        vec!["written".into(), local(ctx.now)],
         vec!["note".into(), "written by daybook from its vault; edits here are not backed up".into()],
     ];
     Ok(Some(Job {
@@ -649,7 +677,7 @@ async fn prepare(
         cycle: to,
         header,
         rows,
-        deleted: deleted_rows,
+        deleted,
         about,
         csv: csv_path,
         csv_rows,

@@ -116,6 +116,9 @@ pub struct Vault {
     blobs: BlobReader,
     /// Data types' states lately read.
     states: Mutex<Vec<(StateKey, Arc<State>)>>,
+    /// Each data type's deleted records, computed for its latest snapshot and the number of
+    /// snapshots it had (forget changes when the deleted were last seen).
+    deleted: Mutex<HashMap<i64, ((i64, usize), Arc<Vec<read::DeletedRecord>>)>>,
 }
 
 /// A data type and the cycle of one of its snapshots.
@@ -316,6 +319,7 @@ impl Vault {
             orgs: Mutex::new(HashMap::new()),
             blobs,
             states: Mutex::new(Vec::new()),
+            deleted: Mutex::new(HashMap::new()),
         }
     }
 

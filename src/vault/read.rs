@@ -208,6 +208,14 @@ pub struct RawRecordVersion {
     pub files: Vec<StoredFile>,
 }
 
+/// Records of a snapshot as JSON lines, and the files they refer to (`snapshot_lines`).
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub text: Vec<u8>,
+    pub records: u64,
+    pub files: Vec<StoredFile>,
+}
+
 /// A record and where it belongs.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordInfo {
@@ -636,6 +644,47 @@ impl Vault {
         self.stream_of(ty, cycle, false, raw_version)
     }
 
+    /// One page of a data type's live records at a cycle, ordered by id at the source: the
+    /// `limit` first after the id `after`, unparsed, and how many live records there are.
+    /// Only the page's contents are read, so a page costs the same whatever the snapshot's
+    /// size (its state is cached after the first read).
+    pub async fn records_page(
+        &self,
+        ty: TypeId,
+        cycle: CycleId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<RawRecordVersion>, usize)> {
+        let t = self.catalog.type_record(ty.0).await?;
+        let org = self.org_of(&t.org).await?;
+        let starts = self.catalog.cycle_starts().await?;
+        let (state, _) = self.state_at(ty, Some(cycle.0)).await?;
+        let order = |a: &(&Key, &Entry), b: &(&Key, &Entry)| (&a.1.id, a.0).cmp(&(&b.1.id, b.0));
+        let mut rest: Vec<(&Key, &Entry)> =
+            state.live().filter(|(_, e)| after.is_none_or(|a| e.id.as_str() > a)).collect();
+        let live = state.live_count();
+        // The page's entries without sorting all of them.
+        if rest.len() > limit && limit > 0 {
+            rest.select_nth_unstable_by(limit - 1, order);
+        }
+        rest.truncate(limit);
+        rest.sort_unstable_by(order);
+        let mut out = Vec::with_capacity(rest.len());
+        for (k, e) in rest {
+            let p = Picked {
+                key: *k,
+                id: e.id.clone(),
+                version: e.version,
+                since: e.since,
+                blob: content_ref(e),
+                files: e.has_files,
+            };
+            let bytes = self.blobs_at(&org, &p.blob).await?;
+            out.push(raw_version(p, &bytes, &starts)?);
+        }
+        Ok((out, live))
+    }
+
     /// `versions_until`, unparsed.
     pub fn versions_until_raw(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<RawRecordVersion>> {
         self.stream_of(ty, cycle, true, raw_version)
@@ -649,6 +698,26 @@ impl Vault {
         cycle: CycleId,
         history: bool,
         make: MakeVersion<T>,
+    ) -> BoxStream<'_, Result<T>> {
+        self.stream_groups(ty, cycle, history, move |group, plain, starts| {
+            group.into_iter().map(|(p, b)| make(p, &plain[b], starts)).collect::<Result<Vec<T>>>()
+        })
+        .flat_map(|r: Result<Vec<T>>| match r {
+            Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
+            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+        })
+        .boxed()
+    }
+
+    /// `selection`'s versions grouped by the chunk that holds them, in store order: each
+    /// chunk fetched, opened and its blobs checked off the async threads, two in flight, then
+    /// handed whole to `make` (the picked versions with their places in the plaintext).
+    fn stream_groups<T: Send + 'static, F: MakeGroup<T>>(
+        &self,
+        ty: TypeId,
+        cycle: CycleId,
+        history: bool,
+        make: F,
     ) -> BoxStream<'_, Result<T>> {
         let start = async move {
             let t = self.catalog.type_record(ty.0).await?;
@@ -671,15 +740,34 @@ impl Vault {
                             async move { read_group(&reader, org, starts, g, make).await }
                         })
                         .buffered(2)
-                        .flat_map(|r: Result<Vec<T>>| match r {
-                            Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
-                            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                        })
                         .boxed()
                 }
             })
             .flatten()
             .boxed()
+    }
+
+    /// A snapshot's records as JSON lines, as the app gave them (one record a line, in store
+    /// order), with the files they refer to: what an export writes, made without a value per
+    /// record, a chunk's worth at a time.
+    pub fn snapshot_lines(&self, ty: TypeId, cycle: CycleId) -> BoxStream<'_, Result<Lines>> {
+        self.stream_groups(ty, cycle, false, |group, plain, _| {
+            let mut out = Lines { text: Vec::with_capacity(plain.len()), records: 0, files: Vec::new() };
+            for (p, b) in group {
+                let b = &plain[b];
+                match (p.files, b.strip_prefix(b"{\"data\":").and_then(|d| d.strip_suffix(b"}"))) {
+                    (false, Some(data)) => out.text.extend_from_slice(data),
+                    _ => {
+                        let r = RawStoredVersion::decode(b)?;
+                        out.text.extend_from_slice(r.data.get().as_bytes());
+                        out.files.extend(r.files);
+                    }
+                }
+                out.text.push(b'\n');
+                out.records += 1;
+            }
+            Ok(out)
+        })
     }
 
     /// The files the live records of a data type refer to at a cycle (with `history`: that
@@ -787,40 +875,9 @@ impl Vault {
 
     /// Records deleted at their source and not back since, newest deletions first.
     pub async fn deleted_records(&self, org: Option<&str>) -> Result<Vec<DeletedRecord>> {
-        let starts = self.catalog.cycle_starts().await?;
         let mut out = Vec::new();
         for t in self.types(org).await? {
-            let o = self.org_of(&t.org).await?;
-            let (state, _) = self.state_at(t.id, None).await?;
-            if !state.entries.iter().any(|(_, e)| e.deleted) {
-                continue;
-            }
-            let snaps = self.snapshots(Some(t.id)).await?;
-            let steps = self.steps(t.id, None).await?;
-            // In store order, each chunk read once.
-            let mut gone: Vec<&(Key, Entry)> = state.entries.iter().filter(|(_, e)| e.deleted).collect();
-            gone.sort_by_key(|(_, e)| e.loc);
-            for (k, e) in gone {
-                let noticed_cycle = CycleId(e.since as i64);
-                let last_seen = snaps.iter().rev().find(|s| s.cycle < noticed_cycle).map(|s| s.taken_at);
-                let content = StoredVersion::decode(&self.blobs_at(&o, &content_ref(e)).await?)?;
-                let last_since =
-                    steps.get(k).and_then(|(_, s)| s.iter().rev().find(|s| !s.deleted)).map_or(e.since, |s| s.since);
-                out.push(DeletedRecord {
-                    record: record_info(&t, k, e),
-                    last: RecordVersion {
-                        sid: crate::util::base32(k),
-                        source_id: e.id.clone(),
-                        version: e.version.saturating_sub(1),
-                        captured_at: captured(&starts, last_since)?,
-                        since: CycleId(last_since as i64),
-                        content,
-                    },
-                    last_seen,
-                    noticed: captured(&starts, e.since)?,
-                    noticed_cycle,
-                });
-            }
+            out.extend(self.deleted_of(&t).await?.iter().cloned());
         }
         out.sort_by(|a, b| {
             (b.noticed_cycle, &a.record.source, &a.record.data_type, &a.record.source_id).cmp(&(
@@ -831,6 +888,58 @@ impl Vault {
             ))
         });
         Ok(out)
+    }
+
+    /// A data type's deleted records, remembered for its latest snapshot: the search of the
+    /// dashboard's Recovery page reads the vault once per new snapshot, not once a request.
+    async fn deleted_of(&self, t: &TypeInfo) -> Result<Arc<Vec<DeletedRecord>>> {
+        let snaps = self.snapshots(Some(t.id)).await?;
+        let Some(latest) = snaps.last() else { return Ok(Arc::default()) };
+        let key = (latest.cycle.0, snaps.len());
+        if let Some((k, d)) = self.deleted.lock().unwrap().get(&t.id.0) {
+            if *k == key {
+                return Ok(d.clone());
+            }
+        }
+        let starts = self.catalog.cycle_starts().await?;
+        let mut out = Vec::new();
+        let o = self.org_of(&t.org).await?;
+        let (state, _) = self.state_at(t.id, None).await?;
+        if !state.entries.iter().any(|(_, e)| e.deleted) {
+            return Ok(self.keep_deleted(t, key, out));
+        }
+        let steps = self.steps(t.id, None).await?;
+        // In store order, each chunk read once.
+        let mut gone: Vec<&(Key, Entry)> = state.entries.iter().filter(|(_, e)| e.deleted).collect();
+        gone.sort_by_key(|(_, e)| e.loc);
+        for (k, e) in gone {
+            let noticed_cycle = CycleId(e.since as i64);
+            let last_seen = snaps.iter().rev().find(|s| s.cycle < noticed_cycle).map(|s| s.taken_at);
+            let content = StoredVersion::decode(&self.blobs_at(&o, &content_ref(e)).await?)?;
+            let last_since =
+                steps.get(k).and_then(|(_, s)| s.iter().rev().find(|s| !s.deleted)).map_or(e.since, |s| s.since);
+            out.push(DeletedRecord {
+                record: record_info(t, k, e),
+                last: RecordVersion {
+                    sid: crate::util::base32(k),
+                    source_id: e.id.clone(),
+                    version: e.version.saturating_sub(1),
+                    captured_at: captured(&starts, last_since)?,
+                    since: CycleId(last_since as i64),
+                    content,
+                },
+                last_seen,
+                noticed: captured(&starts, e.since)?,
+                noticed_cycle,
+            });
+        }
+        Ok(self.keep_deleted(t, key, out))
+    }
+
+    fn keep_deleted(&self, t: &TypeInfo, key: (i64, usize), d: Vec<DeletedRecord>) -> Arc<Vec<DeletedRecord>> {
+        let d = Arc::new(d);
+        self.deleted.lock().unwrap().insert(t.id.0, (key, d.clone()));
+        d
     }
 
     /// A stored file as an async reader over its pieces, and its size. Never the whole file
@@ -857,6 +966,22 @@ impl Vault {
 /// Makes a stream's item from a picked version and its bytes (and the cycles' start times).
 type MakeVersion<T> = fn(Picked, &[u8], &HashMap<i64, String>) -> Result<T>;
 
+/// Makes a stream's item from one chunk's picked versions (each with its place in the chunk's
+/// plaintext, already checked), the plaintext, and the cycles' start times.
+trait MakeGroup<T>:
+    Fn(Vec<(Picked, std::ops::Range<usize>)>, &[u8], &HashMap<i64, String>) -> Result<T> + Copy + Send + Sync + 'static
+{
+}
+
+impl<T, F> MakeGroup<T> for F where
+    F: Fn(Vec<(Picked, std::ops::Range<usize>)>, &[u8], &HashMap<i64, String>) -> Result<T>
+        + Copy
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A version picked for reading, and where its content is.
 #[derive(Debug, Clone)]
 struct Picked {
@@ -869,32 +994,32 @@ struct Picked {
     files: bool,
 }
 
-async fn read_group<T: Send + 'static>(
+async fn read_group<T: Send + 'static, F: MakeGroup<T>>(
     reader: &super::BlobReader,
     org: Arc<Org>,
     starts: Arc<HashMap<i64, String>>,
     group: Vec<Picked>,
-    make: MakeVersion<T>,
-) -> Result<Vec<T>> {
-    let Some(first) = group.first() else { return Ok(Vec::new()) };
+    make: F,
+) -> Result<T> {
+    let Some(first) = group.first() else { return make(Vec::new(), &[], &starts) };
     let sealed = reader.fetch_chunk(&org, first.blob.loc.pack, first.blob.loc.chunk).await?;
     tokio::task::spawn_blocking(move || {
         let (pack, chunk) = (group[0].blob.loc.pack, group[0].blob.loc.chunk);
         let plain = super::pack::open_chunk(&org.keys.seal, chunk, &sealed)
             .with_context(|| format!("pack {pack:016x} is damaged"))?;
-        group
+        let placed = group
             .into_iter()
             .map(|p| {
                 let l = p.blob.loc;
-                let b = plain
-                    .get(l.offset as usize..l.offset as usize + l.len as usize)
-                    .ok_or_else(|| anyhow!("pack {pack:016x}: a blob lies outside its chunk"))?;
+                let at = l.offset as usize..l.offset as usize + l.len as usize;
+                let b = plain.get(at.clone()).ok_or_else(|| anyhow!("pack {pack:016x}: a blob lies outside its chunk"))?;
                 if org.keys.blob_id(b)[..p.blob.check.len()] != p.blob.check {
                     bail!("pack {pack:016x}: a blob does not match its id {}", hex::encode(p.blob.check));
                 }
-                make(p, b, &starts)
+                Ok((p, at))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        make(placed, &plain, &starts)
     })
     .await?
 }

@@ -27,6 +27,11 @@ pub struct RestoreInfo {
 }
 
 impl Vault {
+    /// The SIDs of records restored at least once (one query for a whole list).
+    pub async fn restored_sids(&self) -> Result<std::collections::HashSet<String>> {
+        self.catalog.restored_sids().await
+    }
+
     pub async fn restores_of(&self, r: &RecordInfo) -> Result<Vec<RestoreInfo>> {
         let org = self.existing_org(&r.org).await?.context("the record's org is gone")?;
         self.catalog

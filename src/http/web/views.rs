@@ -318,34 +318,42 @@ pub async fn records_at(
         return Err(WebError::NotFound);
     }
     let needle = search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
-    let mut stream = state.vault.records_at_raw(ty.id, snap.cycle);
-    let mut hits = Vec::new();
-    while let Some(r) = stream.next().await {
-        let r = r?;
-        if needle.as_ref().is_some_and(|n| !r.data.to_lowercase().contains(n)) {
-            continue;
-        }
-        hits.push(r);
-    }
-    hits.sort_by(|a, b| (&a.source_id, &a.sid).cmp(&(&b.source_id, &b.sid)));
-    let matched = hits.len();
-    let start = match after {
-        Some(a) => hits.partition_point(|r| r.source_id.as_str() <= a),
-        None => 0,
-    };
     let tz = tz(state, org);
-    let page: Vec<RecordRow> = hits[start..]
-        .iter()
-        .take(limit)
-        .map(|r| RecordRow {
-            sid: r.sid.clone(),
-            source_id: r.source_id.clone(),
-            version: r.version,
-            captured_at: when(r.captured_at, tz),
-            label: serde_json::from_str(&r.data).map(|v| label(&v)).unwrap_or_default(),
-        })
-        .collect();
-    let next_cursor = (start + page.len() < matched).then(|| page.last().map(|r| cursor_of(&r.source_id))).flatten();
+    let row = |r: &crate::vault::read::RawRecordVersion| RecordRow {
+        sid: r.sid.clone(),
+        source_id: r.source_id.clone(),
+        version: r.version,
+        captured_at: when(r.captured_at, tz),
+        label: serde_json::from_str(&r.data).map(|v| label(&v)).unwrap_or_default(),
+    };
+    let (page, matched, more) = match &needle {
+        // Without a search, only the page is read.
+        None => {
+            let (mut hits, live) = state.vault.records_page(ty.id, snap.cycle, after, limit + 1).await?;
+            let more = hits.len() > limit;
+            hits.truncate(limit);
+            (hits.iter().map(row).collect(), live, more)
+        }
+        Some(n) => {
+            let mut stream = state.vault.records_at_raw(ty.id, snap.cycle);
+            let mut hits = Vec::new();
+            while let Some(r) = stream.next().await {
+                let r = r?;
+                if r.data.to_lowercase().contains(n) {
+                    hits.push(r);
+                }
+            }
+            hits.sort_by(|a, b| (&a.source_id, &a.sid).cmp(&(&b.source_id, &b.sid)));
+            let start = match after {
+                Some(a) => hits.partition_point(|r| r.source_id.as_str() <= a),
+                None => 0,
+            };
+            let page: Vec<RecordRow> = hits[start..].iter().take(limit).map(row).collect();
+            let more = start + page.len() < hits.len();
+            (page, hits.len(), more)
+        }
+    };
+    let next_cursor = more.then(|| page.last().map(|r| cursor_of(&r.source_id))).flatten();
     Ok(RecordsPage {
         type_id: ty.id.0,
         source: ty.source.clone(),

@@ -39,6 +39,8 @@ use sheets::{Sheets, Tab, a1, col};
 pub const MAX_CELLS: u64 = 10_000_000;
 /// Google recommends at most this much in one request.
 const REQUEST_BYTES: usize = 2_000_000;
+/// Rows made into cells at a time when a block of rows is sent.
+const ROWS_PER_PIECE: usize = 500;
 const DELETED_TAB: &str = "Deleted";
 const ABOUT_TAB: &str = "About";
 
@@ -175,11 +177,24 @@ struct Part {
     other_cells: u64,
 }
 
-/// What a part will get: its structure changes, then its values.
+/// What a part will get: its structure changes, then its values, then its rows (made into
+/// cells only as each request is sent, so memory holds one request's cells, not a sheet's).
 #[derive(Default)]
-struct Plan {
+struct Plan<'a> {
     structure: Vec<Request>,
     values: Vec<ValueRange>,
+    rows: Vec<RowBlock<'a>>,
+}
+
+/// Rows written to consecutive sheet rows from `first` (1-based) of a tab.
+struct RowBlock<'a> {
+    title: String,
+    first: usize,
+    rows: Vec<&'a Row>,
+}
+
+fn value_bytes(v: &ValueRange) -> usize {
+    v.values.iter().flatten().flatten().map(|c| c.to_string().len() + 1).sum::<usize>() + 64
 }
 
 fn part_name(name: &str, n: usize) -> String {
@@ -374,23 +389,42 @@ impl Google {
         ((free / ncols.max(1) as u64) as usize).saturating_sub(1)
     }
 
-    async fn send(&mut self, id: &str, plan: Plan) -> Result<()> {
+    async fn send(&mut self, id: &str, plan: Plan<'_>, cells_of: &(dyn Fn(&Row) -> Vec<Value> + Sync), last: &str) -> Result<()> {
         let s = &self.conn.as_ref().expect("connected").sheets;
         s.structure(&self.shared, id, plan.structure).await?;
         // Values in requests of at most ~2 MB each.
         let mut batch = Vec::new();
         let mut bytes = 0;
         let mut cells = 0u64;
-        for v in plan.values {
-            let size: usize = v.values.iter().flatten().flatten().map(|c| c.to_string().len() + 1).sum::<usize>() + 64;
-            if bytes + size > REQUEST_BYTES && !batch.is_empty() {
-                s.write(&self.shared, id, std::mem::take(&mut batch)).await?;
-                crate::fault::point("mirror-values-written");
+        let mut add = |v: ValueRange, batch: &mut Vec<ValueRange>| -> Option<Vec<ValueRange>> {
+            let size = value_bytes(&v);
+            let full = (bytes + size > REQUEST_BYTES && !batch.is_empty()).then(|| {
                 bytes = 0;
-            }
+                std::mem::take(batch)
+            });
             cells += v.values.iter().flatten().map(|r| r.len() as u64).sum::<u64>();
             bytes += size;
             batch.push(v);
+            full
+        };
+        for v in plan.values {
+            if let Some(b) = add(v, &mut batch) {
+                s.write(&self.shared, id, b).await?;
+                crate::fault::point("mirror-values-written");
+            }
+        }
+        for block in plan.rows {
+            // A block goes in pieces small enough to fill a request, each its own range.
+            let mut at = block.first;
+            for piece in block.rows.chunks(ROWS_PER_PIECE) {
+                let range = a1(&block.title, &format!("A{at}:{last}{}", at + piece.len() - 1));
+                at += piece.len();
+                let v = range_value(range, piece.iter().map(|r| cells_of(r)).collect());
+                if let Some(b) = add(v, &mut batch) {
+                    s.write(&self.shared, id, b).await?;
+                    crate::fault::point("mirror-values-written");
+                }
+            }
         }
         s.write(&self.shared, id, batch).await?;
         crate::fault::point("mirror-values-written");
@@ -512,14 +546,13 @@ impl Google {
                 }
             }
         }
-        let mut added: Vec<Vec<(usize, Vec<Value>)>> = parts.iter().map(|_| Vec::new()).collect();
+        let mut added: Vec<Vec<(usize, &Row)>> = parts.iter().map(|_| Vec::new()).collect();
         let mut pending: Vec<&Row> = Vec::new();
         for r in upsert {
             match at.get(r.sid.as_str()) {
-                Some(&(pi, ri)) => plans[pi].values.push(range_value(
-                    a1(&parts[pi].data.title, &format!("A{}:{last}{}", ri + 2, ri + 2)),
-                    vec![cells_of(r)],
-                )),
+                Some(&(pi, ri)) => {
+                    plans[pi].rows.push(RowBlock { title: parts[pi].data.title.clone(), first: ri + 2, rows: vec![r] })
+                }
                 None => pending.push(r),
             }
         }
@@ -547,7 +580,7 @@ impl Google {
                     None => break,
                 };
                 p.rows[slot] = Some(r.sid.clone());
-                added[pi].push((slot, cells_of(r)));
+                added[pi].push((slot, *r));
                 rest.next();
             }
             pi += 1;
@@ -561,25 +594,20 @@ impl Google {
             // Contiguous new rows go as one range.
             let mut adds = std::mem::take(&mut added[pi]);
             adds.sort_by_key(|(slot, _)| *slot);
-            let mut block: Vec<Vec<Value>> = Vec::new();
+            let mut block: Vec<&Row> = Vec::new();
             let mut start = 0;
-            for (slot, cells) in adds {
+            for (slot, r) in adds {
                 if !block.is_empty() && slot != start + block.len() {
-                    plans[pi].values.push(range_value(
-                        a1(&p.data.title, &format!("A{}:{last}{}", start + 2, start + 1 + block.len())),
-                        std::mem::take(&mut block),
-                    ));
+                    let rows = std::mem::take(&mut block);
+                    plans[pi].rows.push(RowBlock { title: p.data.title.clone(), first: start + 2, rows });
                 }
                 if block.is_empty() {
                     start = slot;
                 }
-                block.push(cells);
+                block.push(r);
             }
             if !block.is_empty() {
-                plans[pi].values.push(range_value(
-                    a1(&p.data.title, &format!("A{}:{last}{}", start + 2, start + 1 + block.len())),
-                    block,
-                ));
+                plans[pi].rows.push(RowBlock { title: p.data.title.clone(), first: start + 2, rows: block });
             }
         }
         // The first spreadsheet's Deleted and About tabs.
@@ -614,7 +642,7 @@ impl Google {
         }
         for (p, plan) in parts.iter().zip(plans) {
             let id = p.file.id.clone();
-            self.send(&id, plan).await?;
+            self.send(&id, plan, &cells_of, &last).await?;
         }
         Ok(())
     }

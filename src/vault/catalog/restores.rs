@@ -26,6 +26,12 @@ impl Catalog {
             .collect())
     }
 
+    /// The SIDs that have been restored at least once.
+    pub async fn restored_sids(&self) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT DISTINCT sid FROM restores").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn add_restore(&self, type_id: i64, sid: &str, r: &RestoreRecord) -> Result<()> {
         sqlx::query("INSERT INTO restores (at, type_id, sid, version, files, sealed) VALUES ($1,$2,$3,$4,$5,$6)")
             .bind(&r.at)
