@@ -264,7 +264,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve archive downloads over HTTP (the links archives are sent with point here).
+    /// Serve archive downloads (the links archives are sent with point here), the dashboard
+    /// and its API over HTTP; archives ordered on the dashboard are built by this process.
     Serve {
         /// Address and port to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]

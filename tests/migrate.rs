@@ -190,7 +190,12 @@ fn rand_suffix() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
 }
 
-both_backends!(a_schema_1_vault_opens_whole, a_schema_2_vault_opens_whole, a_schema_3_catalog_gains_the_new_tables);
+both_backends!(
+    a_schema_1_vault_opens_whole,
+    a_schema_2_vault_opens_whole,
+    a_schema_3_catalog_gains_the_new_tables,
+    a_schema_4_catalog_gains_the_totp_step
+);
 
 async fn a_schema_1_vault_opens_whole(b: Backend) {
     opens_whole(b, 1).await
@@ -304,6 +309,35 @@ async fn opens_whole(b: Backend, release: u32) {
     assert_eq!((t["stats"]["changed"].as_i64(), t["stats"]["added"].as_i64()), (Some(1), Some(0)), "{r}");
     let c = r["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "comments").unwrap();
     assert_eq!(c["stats"]["unchanged"], 2, "{r}");
+}
+
+/// Schema 4 to 5 adds the column that keeps a TOTP code from being used twice: a schema-4
+/// catalog opens, gains it, and its users' codes are checked as before.
+async fn a_schema_4_catalog_gains_the_totp_step(b: Backend) {
+    let env = common::Env::new(b).await;
+    env.write_records("tasks", &[common::task(1, "alpha")]);
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    let o = env
+        .cmd(&["user", "add", "--org", "acme", "--email", "a@acme.test"])
+        .env("DAYBOOK_USER_PASSWORD", "a long enough password")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
+    let catalog = daybook::vault::catalog::Catalog::connect(&cfg.vault.catalog, &cfg.base).await.unwrap();
+    sqlx::query("ALTER TABLE users DROP COLUMN totp_step").execute(&catalog.pool).await.unwrap();
+    sqlx::query("UPDATE meta SET value = '4' WHERE key = 'schema_version'").execute(&catalog.pool).await.unwrap();
+
+    assert!(env.ok(&["user", "list"]).contains("a@acme.test"));
+    let version: String = sqlx::query("SELECT value FROM meta WHERE key = 'schema_version'")
+        .fetch_one(&catalog.pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "5");
+    let step: Option<i64> = sqlx::query("SELECT totp_step FROM users").fetch_one(&catalog.pool).await.unwrap().get(0);
+    assert_eq!(step, None, "the column is there, empty until a code is used");
 }
 
 /// Schema 3 to 4 only adds tables: a catalog of schema 3 (this vault with the tables schema 4

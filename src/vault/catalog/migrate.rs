@@ -33,9 +33,15 @@ impl Catalog {
                 Ok(2)
             }
             Some(3) => {
-                tracing::info!("catalog {}: upgrading schema 3 to 4 (new tables only)", self.display);
-                self.run(&schema::statements(self.postgres), Some(4)).await?;
-                Ok(4)
+                // The tables schema 4 added are made as this release has them.
+                tracing::info!("catalog {}: upgrading schema 3 to 5 (new tables only)", self.display);
+                self.run(&schema::statements(self.postgres), Some(5)).await?;
+                Ok(5)
+            }
+            Some(4) => {
+                tracing::info!("catalog {}: upgrading schema 4 to 5 (users remember their last TOTP step)", self.display);
+                self.run(&["ALTER TABLE users ADD COLUMN totp_step BIGINT".to_string()], Some(5)).await?;
+                Ok(5)
             }
             // Up to date, or at 2 for the vault to upgrade: nothing runs here (DDL would
             // wait for the locks of running backups).

@@ -10,7 +10,7 @@
 /// 3: records and versions in sealed state pages; no plain ids or names.
 /// 4: tables for archives, the daemon's jobs and the web's users (3 to 4 only adds tables:
 /// every `CREATE ... IF NOT EXISTS` of the DDL runs again).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Every table, for what is done to all of them.
 pub const TABLES: &[&str] = &[
