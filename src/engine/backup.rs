@@ -74,6 +74,8 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let t0 = std::time::Instant::now();
     let (state, chain) = job.vault.state_at(job.ty.id, None).await?;
     let delta = Delta::new(&state, job.cycle as u64);
+    // The delta holds what the state did: the state itself goes now, not after the commit.
+    job.vault.forget_states_of(job.ty.id.0);
     drop(state);
     tracing::debug!(data_type = %job.ty.name, "loaded current state in {:?}", t0.elapsed());
     let writer = TypeWriter::new(job.vault, job.org, job.ty, job.cycle, job.lease, index, chain);

@@ -450,10 +450,19 @@ impl Vault {
     fn keep_state(&self, ty: i64, cycle: i64, s: Arc<State>) {
         let mut cache = self.states.lock().unwrap();
         cache.retain(|(k, _)| *k != (ty, cycle));
-        if cache.len() >= 3 {
+        // At most three states, and not many records in all: a data type of a million
+        // records is cached alone.
+        while !cache.is_empty()
+            && (cache.len() >= 3 || cache.iter().map(|(_, c)| c.entries.len()).sum::<usize>() + s.entries.len() > CACHED_ENTRIES)
+        {
             cache.remove(0);
         }
         cache.push(((ty, cycle), s));
+    }
+
+    /// Forgets the states remembered of a data type (a backup is about to replace them).
+    pub(crate) fn forget_states_of(&self, ty: i64) {
+        self.states.lock().unwrap().retain(|((t, _), _)| *t != ty);
     }
 
     /// Forgets every remembered state (their pages were just written anew).
@@ -1044,6 +1053,9 @@ fn raw_version(p: Picked, b: &[u8], starts: &HashMap<i64, String>) -> Result<Raw
         files,
     })
 }
+
+/// Records, over all the data type states a vault remembers.
+const CACHED_ENTRIES: usize = 400_000;
 
 fn captured(starts: &HashMap<i64, String>, cycle: u64) -> Result<DateTime<Utc>> {
     ts(starts.get(&(cycle as i64)).ok_or_else(|| anyhow!("catalog: cycle {cycle} is missing"))?)
