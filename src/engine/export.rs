@@ -34,7 +34,7 @@ pub fn safe_name(name: &str) -> String {
 /// Files copied at once: enough to keep both cores opening pieces while others write.
 const FILES_AT_ONCE: usize = 4;
 /// Data types exported at once.
-const TYPES_AT_ONCE: usize = 4;
+const TYPES_AT_ONCE: usize = 2;
 
 pub async fn export_org(vault: &Vault, org: &str, at: At, to: &Path) -> Result<Exported> {
     // Several data types at a time: the chunks of one open while another's files are

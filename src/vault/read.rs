@@ -738,10 +738,17 @@ impl Vault {
             .map(move |r| match r {
                 Err(e) => futures::stream::once(async { Err(e) }).boxed(),
                 Ok((org, starts, picked)) => {
-                    let groups: Vec<Vec<Picked>> = picked
-                        .chunk_by(|a, b| (a.blob.loc.pack, a.blob.loc.chunk) == (b.blob.loc.pack, b.blob.loc.chunk))
-                        .map(<[Picked]>::to_vec)
-                        .collect();
+                    // Groups taken off the selection as they are read, not copied out of it.
+                    let mut rest = picked.into_iter().peekable();
+                    let groups = std::iter::from_fn(move || {
+                        let first = rest.next()?;
+                        let at = (first.blob.loc.pack, first.blob.loc.chunk);
+                        let mut g = vec![first];
+                        while let Some(p) = rest.next_if(|p| (p.blob.loc.pack, p.blob.loc.chunk) == at) {
+                            g.push(p);
+                        }
+                        Some(g)
+                    });
                     let reader = self.reader_handle();
                     futures::stream::iter(groups)
                         .map(move |g| {
