@@ -165,7 +165,8 @@ async fn the_deleted_tab_forgets_after_30_days(b: Backend) {
     let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
     let vault = daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap();
     let at = |days: i64| Options { now: Some(chrono::Utc::now() + chrono::Duration::days(days)), ..Default::default() };
-    let tasks = |r: &daybook::mirror::Report| r.targets[0].types.iter().find(|t| t.data_type == "tasks").unwrap().clone();
+    let tasks =
+        |r: &daybook::mirror::Report| r.targets[0].types.iter().find(|t| t.data_type == "tasks").unwrap().clone();
 
     let r = run(&vault, &cfg, &at(29)).await.unwrap();
     assert_eq!((tasks(&r).status, r.targets[0].requests), ("unchanged", 0), "29 days on, nothing to send");

@@ -471,8 +471,7 @@ async fn mirror_type(
         }
         let mut rep = report.clone();
         let from = known.filter(|_| intact).map(CycleId);
-        let Some(job) =
-            prepare(ctx, t, &tref, from, latest.cycle, &st, deleted, same_deleted, taken, &mut rep).await?
+        let Some(job) = prepare(ctx, t, &tref, from, latest.cycle, &st, deleted, same_deleted, taken, &mut rep).await?
         else {
             // A new snapshot with nothing new in it: the target holds it already.
             ctx.save(&MirrorRow { cycle: Some(latest.cycle.0), error: None, ..row.clone() }).await?;

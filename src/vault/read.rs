@@ -453,7 +453,8 @@ impl Vault {
         // At most three states, and not many records in all: a data type of a million
         // records is cached alone.
         while !cache.is_empty()
-            && (cache.len() >= 3 || cache.iter().map(|(_, c)| c.entries.len()).sum::<usize>() + s.entries.len() > CACHED_ENTRIES)
+            && (cache.len() >= 3
+                || cache.iter().map(|(_, c)| c.entries.len()).sum::<usize>() + s.entries.len() > CACHED_ENTRIES)
         {
             cache.remove(0);
         }
@@ -1028,7 +1029,8 @@ async fn read_group<T: Send + 'static, F: MakeGroup<T>>(
             .map(|p| {
                 let l = p.blob.loc;
                 let at = l.offset as usize..l.offset as usize + l.len as usize;
-                let b = plain.get(at.clone()).ok_or_else(|| anyhow!("pack {pack:016x}: a blob lies outside its chunk"))?;
+                let b =
+                    plain.get(at.clone()).ok_or_else(|| anyhow!("pack {pack:016x}: a blob lies outside its chunk"))?;
                 if org.keys.blob_id(b)[..p.blob.check.len()] != p.blob.check {
                     bail!("pack {pack:016x}: a blob does not match its id {}", hex::encode(p.blob.check));
                 }

@@ -389,7 +389,13 @@ impl Google {
         ((free / ncols.max(1) as u64) as usize).saturating_sub(1)
     }
 
-    async fn send(&mut self, id: &str, plan: Plan<'_>, cells_of: &(dyn Fn(&Row) -> Vec<Value> + Sync), last: &str) -> Result<()> {
+    async fn send(
+        &mut self,
+        id: &str,
+        plan: Plan<'_>,
+        cells_of: &(dyn Fn(&Row) -> Vec<Value> + Sync),
+        last: &str,
+    ) -> Result<()> {
         let s = &self.conn.as_ref().expect("connected").sheets;
         s.structure(&self.shared, id, plan.structure).await?;
         // Values in requests of at most ~2 MB each.

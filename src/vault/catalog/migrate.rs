@@ -39,7 +39,10 @@ impl Catalog {
                 Ok(5)
             }
             Some(4) => {
-                tracing::info!("catalog {}: upgrading schema 4 to 5 (users remember their last TOTP step)", self.display);
+                tracing::info!(
+                    "catalog {}: upgrading schema 4 to 5 (users remember their last TOTP step)",
+                    self.display
+                );
                 self.run(&["ALTER TABLE users ADD COLUMN totp_step BIGINT".to_string()], Some(5)).await?;
                 Ok(5)
             }
