@@ -2,6 +2,8 @@
 //! gives the content and file bytes; the source's connector creates the copy; the catalog
 //! remembers it, so the same version is not copied twice by accident.
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::Value;
@@ -49,42 +51,62 @@ pub struct Deleted {
 
 /// Records deleted at the source, newest deletions first.
 pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<Vec<Deleted>> {
+    Ok(recover_page(vault, cfg, f, None, usize::MAX).await?.0)
+}
+
+/// The deleted records `recover` finds, `limit` of them after the one whose SID is `after`,
+/// and whether more follow: a page costs the filtering of references, and the building of
+/// its own records only.
+pub async fn recover_page(
+    vault: &Vault,
+    cfg: &Config,
+    f: &RecoverFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Deleted>, bool)> {
     let needle = f.search.as_ref().map(|s| s.to_lowercase());
-    let mut out = Vec::new();
-    let restored = vault.restored_sids().await?;
-    for d in vault.deleted_records(f.org.as_deref()).await? {
+    let all = vault.deletions(f.org.as_deref()).await?;
+    // The bounds, parsed once per org (they are in its timezone).
+    let mut bounds: HashMap<String, (Option<At>, Option<At>)> = HashMap::new();
+    let mut hits = Vec::new();
+    for d in all.sorted() {
         let r = &d.record;
         if f.source.as_ref().is_some_and(|s| *s != r.source)
             || f.data_type.as_ref().is_some_and(|t| *t != r.data_type && *t != r.type_key)
         {
             continue;
         }
-        if let Some(since) = &f.since {
-            let keep = match At::parse_since(since, query::org_tz(cfg, &r.org))? {
-                At::Cycle(c) => d.noticed_cycle >= c,
-                At::Instant(t) => d.noticed >= t,
-                At::Latest => true,
-            };
-            if !keep {
-                continue;
-            }
+        if !bounds.contains_key(&r.org) {
+            let tz = query::org_tz(cfg, &r.org);
+            let since = f.since.as_ref().map(|s| At::parse_since(s, tz)).transpose()?;
+            let until = f.until.as_ref().map(|s| At::parse(s, tz)).transpose()?;
+            bounds.insert(r.org.clone(), (since, until));
         }
-        if let Some(until) = &f.until {
-            let keep = match At::parse(until, query::org_tz(cfg, &r.org))? {
-                At::Cycle(c) => d.noticed_cycle <= c,
-                At::Instant(t) => d.noticed <= t,
-                At::Latest => true,
-            };
-            if !keep {
-                continue;
-            }
-        }
-        let content = serde_json::to_value(&d.last.content)?;
-        if let Some(n) = &needle
-            && !content.to_string().to_lowercase().contains(n)
-        {
+        let (since, until) = &bounds[&r.org];
+        let after_since = match since {
+            Some(At::Cycle(c)) => d.noticed_cycle >= *c,
+            Some(At::Instant(t)) => d.noticed >= *t,
+            _ => true,
+        };
+        let before_until = match until {
+            Some(At::Cycle(c)) => d.noticed_cycle <= *c,
+            Some(At::Instant(t)) => d.noticed <= *t,
+            _ => true,
+        };
+        if !after_since || !before_until || needle.as_ref().is_some_and(|n| !d.text.contains(n)) {
             continue;
         }
+        hits.push(d);
+    }
+    let start = match after {
+        Some(sid) => hits.iter().position(|d| d.record.sid == sid).map_or(0, |i| i + 1),
+        None => 0,
+    };
+    let more = hits.len() > start.saturating_add(limit);
+    let restored = vault.restored_sids().await?;
+    let mut out = Vec::new();
+    for d in hits.into_iter().skip(start).take(limit) {
+        let r = &d.record;
         let restored_as = match restored.contains(&r.sid) {
             true => vault.restores_of(r).await?.into_iter().map(|x| x.new_id).collect(),
             false => Vec::new(),
@@ -99,11 +121,11 @@ pub async fn recover(vault: &Vault, cfg: &Config, f: &RecoverFilter) -> Result<V
             last_version: d.last.version as i64,
             last_seen: d.last_seen.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             deletion_noticed: d.noticed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            content,
+            content: serde_json::to_value(&d.last.content)?,
             restored_as,
         });
     }
-    Ok(out)
+    Ok((out, more))
 }
 
 #[derive(Debug, Serialize)]

@@ -301,6 +301,27 @@ pub struct DeletedRecord {
     /// When the backup that found it gone started, and that cycle.
     pub noticed: DateTime<Utc>,
     pub noticed_cycle: CycleId,
+    /// The last content as JSON text in lower case, for searches.
+    pub text: String,
+}
+
+/// Every data type's deleted records, as the vault remembers them (`deletions`).
+pub struct Deletions(Vec<Arc<Vec<DeletedRecord>>>);
+
+impl Deletions {
+    /// Newest deletions first, then by source, data type and id.
+    pub fn sorted(&self) -> Vec<&DeletedRecord> {
+        let mut all: Vec<&DeletedRecord> = self.0.iter().flat_map(|t| t.iter()).collect();
+        all.sort_by(|a, b| {
+            (b.noticed_cycle, &a.record.source, &a.record.data_type, &a.record.source_id).cmp(&(
+                a.noticed_cycle,
+                &b.record.source,
+                &b.record.data_type,
+                &b.record.source_id,
+            ))
+        });
+        all
+    }
 }
 
 fn ts(s: &str) -> Result<DateTime<Utc>> {
@@ -892,19 +913,16 @@ impl Vault {
 
     /// Records deleted at their source and not back since, newest deletions first.
     pub async fn deleted_records(&self, org: Option<&str>) -> Result<Vec<DeletedRecord>> {
+        Ok(self.deletions(org).await?.sorted().into_iter().cloned().collect())
+    }
+
+    /// `deleted_records` without copying them: what a search over them reads.
+    pub async fn deletions(&self, org: Option<&str>) -> Result<Deletions> {
         let mut out = Vec::new();
         for t in self.types(org).await? {
-            out.extend(self.deleted_of(&t).await?.iter().cloned());
+            out.push(self.deleted_of(&t).await?);
         }
-        out.sort_by(|a, b| {
-            (b.noticed_cycle, &a.record.source, &a.record.data_type, &a.record.source_id).cmp(&(
-                a.noticed_cycle,
-                &b.record.source,
-                &b.record.data_type,
-                &b.record.source_id,
-            ))
-        });
-        Ok(out)
+        Ok(Deletions(out))
     }
 
     /// A data type's deleted records, remembered for its latest snapshot: the search of the
@@ -933,6 +951,7 @@ impl Vault {
             let noticed_cycle = CycleId(e.since as i64);
             let last_seen = snaps.iter().rev().find(|s| s.cycle < noticed_cycle).map(|s| s.taken_at);
             let content = StoredVersion::decode(&self.blobs_at(&o, &content_ref(e)).await?)?;
+            let text = serde_json::to_string(&content)?.to_lowercase();
             let last_since =
                 steps.get(k).and_then(|(_, s)| s.iter().rev().find(|s| !s.deleted)).map_or(e.since, |s| s.since);
             out.push(DeletedRecord {
@@ -948,6 +967,7 @@ impl Vault {
                 last_seen,
                 noticed: captured(&starts, e.since)?,
                 noticed_cycle,
+                text,
             });
         }
         Ok(self.keep_deleted(t, key, out))

@@ -534,16 +534,16 @@ pub async fn deleted(state: &HttpState, org: &str, q: &DeletedQuery) -> Result<D
         since: blank(&q.since),
         until: blank(&q.until),
     };
-    let all = restore::recover(&state.vault, &state.config, &f).await?;
     let after = parse_cursor(q.cursor.as_deref())?;
     let limit = limit(q.limit)?;
-    let start = match &after {
-        Some(sid) => all.iter().position(|d| &d.sid == sid).map_or(0, |i| i + 1),
-        None => 0,
-    };
+    let (page, more) = restore::recover_page(&state.vault, &state.config, &f, after.as_deref(), limit).await?;
     let mut records = Vec::new();
-    for d in all.into_iter().skip(start).take(limit + 1) {
-        let r = state.vault.record_in(&state.vault.type_info(TypeId(d.type_id)).await?, &d.sid).await?;
+    for d in page {
+        // Only a record copied before has restores to show (looking it up reads its state).
+        let r = match d.restored_as.is_empty() {
+            true => None,
+            false => state.vault.record_in(&state.vault.type_info(TypeId(d.type_id)).await?, &d.sid).await?,
+        };
         let restores = match &r {
             Some(r) => state.vault.restores_of(r).await?,
             None => Vec::new(),
@@ -556,12 +556,7 @@ pub async fn deleted(state: &HttpState, org: &str, q: &DeletedQuery) -> Result<D
             record: d,
         });
     }
-    let next_cursor = if records.len() > limit {
-        records.truncate(limit);
-        records.last().map(|r| cursor_of(&r.record.sid))
-    } else {
-        None
-    };
+    let next_cursor = more.then(|| records.last().map(|r| cursor_of(&r.record.sid))).flatten();
     let mut data_types: Vec<String> = state.vault.types(Some(org)).await?.into_iter().map(|t| t.name).collect();
     data_types.sort();
     data_types.dedup();
