@@ -118,11 +118,13 @@ pub struct Vault {
     states: Mutex<Vec<(StateKey, Arc<State>)>>,
     /// Each data type's deleted records, computed for its latest snapshot and the number of
     /// snapshots it had (forget changes when the deleted were last seen).
-    deleted: Mutex<HashMap<i64, ((i64, usize), Arc<Vec<read::DeletedRecord>>)>>,
+    deleted: Mutex<HashMap<i64, DeletedOfType>>,
 }
 
 /// A data type and the cycle of one of its snapshots.
 type StateKey = (i64, i64);
+/// A data type's deleted records, and the (latest cycle, snapshot count) they were read at.
+type DeletedOfType = ((i64, usize), Arc<Vec<read::DeletedRecord>>);
 /// The last chunks read, with their pack and offset.
 type ChunkCache = Arc<Mutex<Vec<((u64, u32), Arc<Vec<u8>>)>>>;
 

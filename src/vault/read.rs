@@ -931,10 +931,10 @@ impl Vault {
         let snaps = self.snapshots(Some(t.id)).await?;
         let Some(latest) = snaps.last() else { return Ok(Arc::default()) };
         let key = (latest.cycle.0, snaps.len());
-        if let Some((k, d)) = self.deleted.lock().unwrap().get(&t.id.0) {
-            if *k == key {
-                return Ok(d.clone());
-            }
+        if let Some((k, d)) = self.deleted.lock().unwrap().get(&t.id.0)
+            && *k == key
+        {
+            return Ok(d.clone());
         }
         let starts = self.catalog.cycle_starts().await?;
         let mut out = Vec::new();
