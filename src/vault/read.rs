@@ -641,16 +641,7 @@ impl Vault {
             }
         } else {
             let (state, _) = self.state_at(ty, Some(cycle.0)).await?;
-            for (k, e) in state.live() {
-                out.push(Picked {
-                    key: *k,
-                    id: e.id.clone(),
-                    version: e.version,
-                    since: e.since,
-                    blob: content_ref(e),
-                    files: e.has_files,
-                });
-            }
+            out.extend(state.live().map(|(k, e)| Picked::current(k, e)));
         }
         out.sort_by_key(|p| p.blob.loc);
         Ok(out)
@@ -702,14 +693,7 @@ impl Vault {
         rest.sort_unstable_by(order);
         let mut out = Vec::with_capacity(rest.len());
         for (k, e) in rest {
-            let p = Picked {
-                key: *k,
-                id: e.id.clone(),
-                version: e.version,
-                since: e.since,
-                blob: content_ref(e),
-                files: e.has_files,
-            };
+            let p = Picked::current(k, e);
             let bytes = self.blobs_at(&org, &p.blob).await?;
             out.push(raw_version(p, &bytes, &starts)?);
         }
@@ -1029,6 +1013,20 @@ struct Picked {
     blob: Content,
     /// Its content may refer to files.
     files: bool,
+}
+
+impl Picked {
+    /// A record's current version, as its state entry gives it.
+    fn current(k: &Key, e: &Entry) -> Picked {
+        Picked {
+            key: *k,
+            id: e.id.clone(),
+            version: e.version,
+            since: e.since,
+            blob: content_ref(e),
+            files: e.has_files,
+        }
+    }
 }
 
 async fn read_group<T: Send + 'static, F: MakeGroup<T>>(
