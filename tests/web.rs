@@ -745,6 +745,19 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     let cookie = site.session("admin@acme.test", ADMIN_PW).await;
     let (_, html) = site.get("/orgs/acme", &Auth::Cookie(&cookie)).await;
     assert!(html.contains("Next scheduled backup") && html.contains("Back up now"));
+    // The page's button, refused: the overview again, the reason beside the button.
+    let r = site
+        .http
+        .post(site.url("/orgs/acme/backup-now"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf_in(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<h1>Overview</h1>") && html.contains("Not backed up now:"), "{html}");
+    assert!(html.contains("already queued"), "{html}");
 }
 
 /// A Trello card deleted at the app comes back through the API, as a copy with the same

@@ -245,9 +245,14 @@ async fn confirm_totp(State(s): S, headers: HeaderMap, Form(f): Form<CodeForm>) 
 
 async fn overview(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> PageResult {
     let (who, _) = auth::org_access(&s, &headers, &org).await?;
-    let o = views::overview(&s, &org).await?;
-    let ctx = context! { title => "Overview", overview => sv(&o) };
-    page("overview.html", merge(frame(&who, Some(&o.org), "overview"), ctx))
+    overview_page(&s, &who, &org, None).await
+}
+
+/// The overview, with why "Back up now" was refused when it was (shown beside the button).
+async fn overview_page(s: &HttpState, who: &Who, org: &str, refused: Option<String>) -> PageResult {
+    let o = views::overview(s, org).await?;
+    let ctx = context! { title => "Overview", overview => sv(&o), refused => refused };
+    page("overview.html", merge(frame(who, Some(&o.org), "overview"), ctx))
 }
 
 async fn backup_now(State(s): S, Path(org): Path<String>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> PageResult {
@@ -263,7 +268,7 @@ async fn backup_now(State(s): S, Path(org): Path<String>, headers: HeaderMap, Fo
             super::audit(&s, Some(&org), &who.actor, "backup-now", &format!("jobs {:?}", job.jobs)).await;
             Ok(Redirect::to(&format!("/orgs/{org}/logs")).into_response())
         }
-        Err(why) => Err(WebError::Refused(why).into()),
+        Err(why) => overview_page(&s, &who, &org, Some(why)).await,
     }
 }
 
