@@ -100,23 +100,26 @@ impl Noco {
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        // NocoDB's schema calls race each other on its own metadata database ("Cannot read
-        // properties of undefined (reading 'id')" from a table created beside another): the
-        // tests, which share one server, make them one at a time.
+        let (status, text) = self.send(method.clone(), path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (reqwest::StatusCode, String) {
+        // NocoDB's schema calls race each other on its own metadata database: the tests,
+        // which share one server, make them one at a time.
         static META: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _one = match path.starts_with("api/v2/meta/") && method != reqwest::Method::GET {
             true => Some(META.lock().await),
             false => None,
         };
-        let mut r = self.c.request(method.clone(), format!("{}/{path}", self.url)).header("xc-token", &self.token);
+        let mut r = self.c.request(method, format!("{}/{path}", self.url)).header("xc-token", &self.token);
         if let Some(b) = body {
             r = r.json(&b);
         }
         let resp = r.send().await.unwrap();
         let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status}: {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        (status, resp.text().await.unwrap())
     }
 
     pub async fn create_base(&self, title: &str) -> String {
@@ -139,14 +142,25 @@ impl Noco {
             columns.push(f);
         }
         let path = format!("api/v2/meta/bases/{base}/tables");
-        let t = self
-            .call(
-                reqwest::Method::POST,
-                &path,
-                Some(json!({"table_name": title.to_lowercase(), "title": title, "columns": columns})),
-            )
-            .await;
-        t["id"].as_str().unwrap().to_string()
+        let body = json!({"table_name": title.to_lowercase(), "title": title, "columns": columns});
+        // NocoDB now and then answers a table creation in a new base with 400 "Cannot read
+        // properties of undefined (reading 'id')" (seen under load, one table in hundreds):
+        // a few tries, each after looking whether the table was made anyway.
+        let mut last = String::new();
+        for attempt in 1..=5u64 {
+            let (status, text) = self.send(reqwest::Method::POST, &path, Some(body.clone())).await;
+            if status.is_success() {
+                let t: Value = serde_json::from_str(&text).unwrap();
+                return t["id"].as_str().unwrap().to_string();
+            }
+            let list = self.call(reqwest::Method::GET, &path, None).await;
+            if let Some(t) = list["list"].as_array().into_iter().flatten().find(|t| t["title"] == title) {
+                return t["id"].as_str().unwrap().to_string();
+            }
+            last = format!("{status}: {text}");
+            tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+        }
+        panic!("POST {path}: {last} (5 tries)")
     }
 
     /// Renames a table (Update Table: `PATCH /api/v2/meta/tables/{tableId}`).
