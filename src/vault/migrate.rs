@@ -51,16 +51,7 @@ impl PageWriter<'_> {
     }
 
     async fn write(&mut self, p: FinishedPack) -> Result<()> {
-        let size = p.bytes.len() as u64;
-        self.vault.put_pack(self.org, &p.name, p.bytes).await?;
-        self.written.push(PackRecord {
-            org_id: self.org.id,
-            pid: p.pid,
-            name: p.name,
-            size,
-            cycle: self.cycle,
-            chunks: p.chunks,
-        });
+        self.written.push(self.vault.put_pack(self.org, self.cycle, p).await?);
         Ok(())
     }
 

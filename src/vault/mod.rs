@@ -429,8 +429,11 @@ impl Vault {
     }
 
     /// Writes a pack durably: the catalog may name it once this returns.
-    pub async fn put_pack(&self, org: &Org, name: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store.put_durable(&Self::pack_path(org, name), bytes.into()).await
+    /// Stores a finished pack; its catalog row, for the transaction that names it.
+    pub(crate) async fn put_pack(&self, org: &Org, cycle: i64, p: pack::FinishedPack) -> Result<catalog::PackRecord> {
+        let size = p.bytes.len() as u64;
+        self.store.put_durable(&Self::pack_path(org, &p.name), p.bytes.into()).await?;
+        Ok(catalog::PackRecord { org_id: org.id, pid: p.pid, name: p.name, size, cycle, chunks: p.chunks })
     }
 
     /// What reads blobs, without borrowing the vault (for readers that outlive a call).

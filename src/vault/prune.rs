@@ -379,16 +379,7 @@ impl<'a> Rewrite<'a> {
     }
 
     async fn write(&mut self, vault: &Vault, p: FinishedPack) -> Result<()> {
-        let size = p.bytes.len() as u64;
-        vault.put_pack(self.org, &p.name, p.bytes).await?;
-        self.written.push(PackRecord {
-            org_id: self.org.id,
-            pid: p.pid,
-            name: p.name,
-            size,
-            cycle: self.cycle,
-            chunks: p.chunks,
-        });
+        self.written.push(vault.put_pack(self.org, self.cycle, p).await?);
         Ok(())
     }
 }
