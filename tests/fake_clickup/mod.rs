@@ -105,8 +105,8 @@ pub struct World {
     /// Workspaces listed by GET /team whose contents the token was not given.
     pub not_authorized: Vec<String>,
     window: (i64, u32),
-    /// (request, X-RateLimit-Reset it was told) of each 429.
-    pub limited: Vec<(Req, i64)>,
+    /// (index in `log` of the request, X-RateLimit-Reset it was told) of each 429.
+    pub limited: Vec<(usize, i64)>,
     pub created_tasks: Vec<(String, Value)>,
     pub created_comments: Vec<(String, Value)>,
     /// (task id, file name, bytes)
@@ -502,7 +502,8 @@ async fn handle(
     let remaining = limit.saturating_sub(w.window.1);
     let reset = sec + 1;
     let mut resp = if w.per_second.is_some() && w.window.1 > limit {
-        w.limited.push((req.clone(), reset));
+        let at = w.log.len() - 1;
+        w.limited.push((at, reset));
         err(429, "Rate limit reached", "APP_002")
     } else {
         let ctype = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
