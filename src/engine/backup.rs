@@ -3,14 +3,17 @@
 //! whole listing arrived and the counts agree.
 
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::HashMap;
 use tokio::sync::mpsc;
 
 use super::delta::{Arrival, Content, Delta, Outcome};
 use super::files;
 use crate::connectors::{Connector, ReadMode, Record, Vanished};
+use crate::vault::crypto::IdKey;
 use crate::vault::files::FileIndex;
+use crate::vault::pack::BlobId;
 use crate::vault::read::{StoredVersion, TypeInfo};
-use crate::vault::state::Check;
+use crate::vault::state::{Check, Key, RawHash};
 use crate::vault::write::{SnapshotStats, TypeWriter};
 use crate::vault::{Org, Vault, catalog::Lease};
 
@@ -74,6 +77,12 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let t0 = std::time::Instant::now();
     let (state, chain) = job.vault.state_at(job.ty.id, None).await?;
     let delta = Delta::new(&state, job.cycle as u64);
+    let prepare = Prepare {
+        ids: job.org.keys.ids.clone(),
+        source: job.ty.source.clone(),
+        seed: job.ty.seed.clone(),
+        before: state.entries.iter().filter(|(_, e)| !e.deleted).map(|(k, e)| (*k, e.raw)).collect(),
+    };
     // The delta holds what the state did: the state itself goes now, not after the commit.
     job.vault.forget_states_of(job.ty.id.0);
     drop(state);
@@ -92,16 +101,27 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let mode = st.plan().await?;
     st.stats.full_read = matches!(mode, ReadMode::Full);
 
+    // Three stages on their own threads: the connector reads, `prepare` hashes and parses
+    // (the half of the work that needs no state), the consumer compares, compresses and
+    // stores. Each channel's receiver goes with its stage: when a stage stops, on an error
+    // or not, the one before it fails its next send at once (a stage left sending into a
+    // full channel nobody reads would wait for ever).
     let (sender, rx) = mpsc::channel(4);
+    let (prepared, mut prx) = mpsc::channel::<Vec<Arrived>>(4);
     let reader = job.connector.read(&job.ty.key, mode, sender);
-    let st_ref = &mut st;
-    // The consumer owns the receiver: when it stops, on an error or not, the receiver goes
-    // with it and the reader's next send fails at once (a reader left sending into a full
-    // channel nobody reads would wait for ever).
-    let consumer = async move {
+    let preparing = tokio::task::spawn_blocking(move || {
         let mut rx = rx;
+        while let Some(batch) = rx.blocking_recv() {
+            let batch: Vec<Arrived> = batch.into_iter().map(|r| prepare.one(r)).collect();
+            if prepared.blocking_send(batch).is_err() {
+                break;
+            }
+        }
+    });
+    let st_ref = &mut st;
+    let consumer = async move {
         let mut n = 0usize;
-        while let Some(batch) = rx.recv().await {
+        while let Some(batch) = prx.recv().await {
             for r in batch {
                 st_ref.take(r).await?;
             }
@@ -110,9 +130,11 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
                 crate::fault::point("batch-flushed");
             }
         }
+        drop(prx);
         anyhow::Ok(())
     };
     let (read, consumed) = tokio::join!(reader, consumer);
+    preparing.await.map_err(|e| anyhow!("preparing the records read: {e}"))?;
     consumed?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
     tracing::debug!(data_type = %job.ty.name, "read and compared in {:?}", t0.elapsed());
@@ -122,6 +144,45 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let stats = st.finish(summary.cursor).await;
     tracing::debug!(data_type = %job.ty.name, "done in {:?}", t0.elapsed());
     stats
+}
+
+/// A record as the consumer takes it, with what could be worked out without the delta.
+struct Arrived {
+    rec: Record,
+    key: Key,
+    raw: Option<RawHash>,
+    /// For a record without files whose text is not the one of the last snapshot: its
+    /// canonical bytes and content id, or why its JSON could not be parsed.
+    canon: Option<Result<Canon, serde_json::Error>>,
+}
+
+struct Canon {
+    bytes: Vec<u8>,
+    id: BlobId,
+}
+
+/// What the preparing thread needs, owned.
+struct Prepare {
+    ids: IdKey,
+    source: String,
+    seed: String,
+    /// Each live record's text hash in the last snapshot.
+    before: HashMap<Key, RawHash>,
+}
+
+impl Prepare {
+    fn one(&self, rec: Record) -> Arrived {
+        let key = self.ids.record_key(&self.source, &self.seed, &rec.id);
+        let raw = files::raw_hash(&self.ids, &rec);
+        let unchanged = raw.is_some() && self.before.get(&key) == raw.as_ref();
+        let canon = (rec.files.is_empty() && !unchanged).then(|| {
+            let data: serde_json::Value = serde_json::from_str(&rec.json)?;
+            let mut bytes = Vec::with_capacity(rec.json.len() + 16);
+            StoredVersion { data, files: Vec::new() }.encode_into(&mut bytes);
+            Ok(Canon { id: self.ids.blob_id(&bytes), bytes })
+        });
+        Arrived { rec, key, raw, canon }
+    }
 }
 
 impl State<'_, '_> {
@@ -169,11 +230,10 @@ impl State<'_, '_> {
         Ok(())
     }
 
-    async fn take(&mut self, rec: Record) -> Result<()> {
+    async fn take(&mut self, a: Arrived) -> Result<()> {
         let j = self.job;
         self.stats.listed += 1;
-        let key = self.key(&rec.id);
-        let raw = files::raw_hash(j.org, &rec);
+        let Arrived { rec, key, raw, canon } = a;
         match self.delta.arrive(&key, raw) {
             Arrival::Duplicate => {
                 let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
@@ -186,22 +246,31 @@ impl State<'_, '_> {
             Arrival::Compare => {}
         }
         let at = || rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
-        let data: serde_json::Value = serde_json::from_str(&rec.json).map_err(|e| {
-            anyhow!("{}{}: record {:?}: malformed JSON: {e}", j.connector.location(&j.ty.key), at(), rec.id)
-        })?;
-        let mut stored_files = Vec::with_capacity(rec.files.len());
-        for f in &rec.files {
-            let s = files::store(j, &mut self.writer, &mut self.delta, f).await.with_context(|| {
-                format!("{}: record {:?}: file {:?}", j.connector.location(&j.ty.key), rec.id, f.name)
-            })?;
-            self.stats.files_fetched += u64::from(s.1);
-            stored_files.push(s.0);
-        }
-        let has_files = !stored_files.is_empty();
-        let version = StoredVersion { data, files: stored_files };
-        self.buf.clear();
-        version.encode_into(&mut self.buf);
-        let id = j.org.keys.blob_id(&self.buf);
+        let malformed =
+            |e| anyhow!("{}{}: record {:?}: malformed JSON: {e}", j.connector.location(&j.ty.key), at(), rec.id);
+        let (id, has_files) = match canon {
+            Some(c) => {
+                let c = c.map_err(malformed)?;
+                self.buf = c.bytes;
+                (c.id, false)
+            }
+            None => {
+                let data: serde_json::Value = serde_json::from_str(&rec.json).map_err(malformed)?;
+                let mut stored_files = Vec::with_capacity(rec.files.len());
+                for f in &rec.files {
+                    let s = files::store(j, &mut self.writer, &mut self.delta, f).await.with_context(|| {
+                        format!("{}: record {:?}: file {:?}", j.connector.location(&j.ty.key), rec.id, f.name)
+                    })?;
+                    self.stats.files_fetched += u64::from(s.1);
+                    stored_files.push(s.0);
+                }
+                let has_files = !stored_files.is_empty();
+                let version = StoredVersion { data, files: stored_files };
+                self.buf.clear();
+                version.encode_into(&mut self.buf);
+                (j.org.keys.blob_id(&self.buf), has_files)
+            }
+        };
         let check: Check = id[..3].try_into().expect("3 bytes");
         let raw = raw.unwrap_or_default();
         let drift = self.drift_cursor.as_ref().is_some_and(|c| rec.modified.as_ref().is_some_and(|m| m <= c));

@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 use super::backup::TypeJob;
 use super::delta::Delta;
 use crate::connectors::{FileRef, Record};
-use crate::vault::Org;
+use crate::vault::crypto::IdKey;
 use crate::vault::pack::FILE_PIECE;
 use crate::vault::read::StoredFile;
 use crate::vault::state::{CachedFile, RawHash};
@@ -16,8 +16,8 @@ use crate::vault::write::TypeWriter;
 
 /// Keyed hash of a record's text and its files' fingerprints; None when a file has no
 /// fingerprint (then only its bytes can tell whether it changed).
-pub fn raw_hash(org: &Org, rec: &Record) -> Option<RawHash> {
-    let mut h = org.keys.hasher();
+pub fn raw_hash(ids: &IdKey, rec: &Record) -> Option<RawHash> {
+    let mut h = ids.hasher();
     h.update(rec.json.as_bytes());
     for f in &rec.files {
         h.update(b"\0");

@@ -121,8 +121,13 @@ impl KeyFile {
 /// An org's keys: one seals its blobs, one keys its content ids and record SIDs.
 pub struct OrgKeys {
     pub seal: SealKey,
-    id_key: Zeroizing<[u8; 32]>,
+    pub ids: IdKey,
 }
+
+/// The key of an org's content ids and record SIDs, on its own so that work which only
+/// hashes can take a copy to another thread.
+#[derive(Clone)]
+pub struct IdKey(Zeroizing<[u8; 32]>);
 
 impl OrgKeys {
     pub fn generate() -> Zeroizing<[u8; 64]> {
@@ -136,7 +141,7 @@ impl OrgKeys {
         id_key.copy_from_slice(&m[32..64]);
         let seal = SealKey::new(&s);
         zeroize::Zeroize::zeroize(&mut s);
-        OrgKeys { seal, id_key }
+        OrgKeys { seal, ids: IdKey(id_key) }
     }
 
     pub fn wrap(master: &SealKey, org_sid: &str, material: &[u8]) -> Vec<u8> {
@@ -151,13 +156,27 @@ impl OrgKeys {
         Ok(OrgKeys::from_material(&m))
     }
 
-    /// Content id of a blob: 128 bits of keyed BLAKE3.
     pub fn blob_id(&self, data: &[u8]) -> [u8; 16] {
-        blake3::keyed_hash(&self.id_key, data).as_bytes()[..16].try_into().unwrap()
+        self.ids.blob_id(data)
     }
 
     pub fn hasher(&self) -> blake3::Hasher {
-        blake3::Hasher::new_keyed(&self.id_key)
+        self.ids.hasher()
+    }
+
+    pub fn record_key(&self, source: &str, data_type: &str, id: &str) -> [u8; 10] {
+        self.ids.record_key(source, data_type, id)
+    }
+}
+
+impl IdKey {
+    /// Content id of a blob: 128 bits of keyed BLAKE3.
+    pub fn blob_id(&self, data: &[u8]) -> [u8; 16] {
+        blake3::keyed_hash(&self.0, data).as_bytes()[..16].try_into().unwrap()
+    }
+
+    pub fn hasher(&self) -> blake3::Hasher {
+        blake3::Hasher::new_keyed(&self.0)
     }
 
     /// A record's key: 80 bits of keyed hash of its identity at its source. Its base32

@@ -56,7 +56,7 @@ impl PageWriter<'_> {
     }
 
     async fn finish(mut self) -> Result<Vec<PackRecord>> {
-        if let Some(p) = self.packer.finish(&self.org.keys.seal) {
+        for p in self.packer.finish(&self.org.keys.seal) {
             self.write(p).await?;
         }
         Ok(self.written)

@@ -58,15 +58,40 @@ pub struct FinishedPack {
     pub entries: Vec<PackEntry>,
 }
 
+/// Gathers blobs into chunks and chunks into packs. A full chunk is compressed on a thread of
+/// its own while the next one fills, in the other of two packs: a blob's place names its
+/// chunk's offset, which is known only once the chunk before it in the same pack is sealed,
+/// and two packs in turn leave a whole chunk's time for that.
 pub struct Packer {
     sealed: u64,
-    pid: u64,
+    pack_target: usize,
+    lanes: [Lane; LANES],
+    /// The lane of the open chunk.
+    cur: usize,
     chunk: Vec<u8>,
     chunk_kind: u8,
-    chunk_blobs: Vec<(BlobId, u8, u32, u32)>,
+    chunk_blobs: Vec<ChunkBlob>,
+}
+
+/// Packs filled in turn: chunks being compressed at once.
+const LANES: usize = 3;
+
+/// (content id, kind, offset in the chunk, length).
+type ChunkBlob = (BlobId, u8, u32, u32);
+
+struct Lane {
+    pid: u64,
     pack: Vec<u8>,
     chunks: Vec<(u32, u32)>,
     entries: Vec<PackEntry>,
+    /// A chunk being compressed, and its blobs.
+    pending: Option<(std::thread::JoinHandle<Vec<u8>>, Vec<ChunkBlob>)>,
+}
+
+impl Lane {
+    fn new() -> Lane {
+        Lane { pid: rand::random(), pack: Vec::new(), chunks: Vec::new(), entries: Vec::new(), pending: None }
+    }
 }
 
 impl Default for Packer {
@@ -79,13 +104,12 @@ impl Packer {
     pub fn new() -> Self {
         Packer {
             sealed: 0,
-            pid: rand::random(),
+            pack_target: PACK_TARGET,
+            lanes: std::array::from_fn(|_| Lane::new()),
+            cur: 0,
             chunk: Vec::new(),
             chunk_kind: 0,
             chunk_blobs: Vec::new(),
-            pack: Vec::new(),
-            chunks: Vec::new(),
-            entries: Vec::new(),
         }
     }
 
@@ -95,75 +119,94 @@ impl Packer {
         if !self.chunk_blobs.is_empty()
             && (self.chunk.len() + data.len() > CHUNK_TARGET || self.chunk_kind != kind as u8)
         {
-            self.flush_chunk(seal);
+            self.flush_chunk();
+        }
+        let mut full = None;
+        if self.chunk_blobs.is_empty() {
+            // A new chunk: its lane's last chunk must be sealed to know where this one goes.
+            self.settle(seal, self.cur);
+            if self.lanes[self.cur].pack.len() >= self.pack_target {
+                full = self.close(seal, self.cur);
+            }
         }
         self.chunk_kind = kind as u8;
+        let lane = &self.lanes[self.cur];
         let loc = Loc {
-            pack: self.pid,
-            chunk: self.pack.len() as u32,
+            pack: lane.pid,
+            chunk: lane.pack.len() as u32,
             offset: self.chunk.len() as u32,
             len: data.len() as u32,
         };
         self.chunk_blobs.push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
         self.chunk.extend_from_slice(data);
         if self.chunk.len() >= CHUNK_TARGET {
-            self.flush_chunk(seal);
+            self.flush_chunk();
         }
-        (loc, if self.pack.len() >= PACK_TARGET { self.finish(seal) } else { None })
+        (loc, full)
     }
 
-    /// Bytes sealed into chunks so far, over all packs.
+    /// Bytes sealed into chunks so far, over all packs (of chunks still being compressed, once
+    /// they are sealed: after `finish`, all).
     pub fn sealed_bytes(&self) -> u64 {
         self.sealed
     }
 
-    /// Seals the open chunk now (at a data type's end: chunks do not mix data types).
-    pub fn end_chunk(&mut self, seal: &SealKey) {
-        self.flush_chunk(seal)
+    /// Ends the open chunk now (at a data type's end: chunks do not mix data types).
+    pub fn end_chunk(&mut self) {
+        self.flush_chunk()
     }
 
-    fn flush_chunk(&mut self, seal: &SealKey) {
+    /// Hands the open chunk to a thread that compresses it; the next chunk goes to the other
+    /// lane.
+    fn flush_chunk(&mut self) {
         if self.chunk_blobs.is_empty() {
             return;
         }
-        let mut compressed = zstd::bulk::compress(&self.chunk, level(self.chunk_kind)).unwrap_or_default();
-        // File pieces that do compress (text, CSV, JSON) are worth the slower level; most do
-        // not (images, PDFs), and cost only the fast try.
-        if self.chunk_kind == BlobKind::FilePiece as u8 && compressed.len() < self.chunk.len() / 10 * 9 {
-            let better = zstd::bulk::compress(&self.chunk, 7).unwrap_or_default();
-            if !better.is_empty() && better.len() < compressed.len() {
-                compressed = better;
-            }
-        }
-        let mut plain = Vec::with_capacity(compressed.len().min(self.chunk.len()) + 1);
-        if !compressed.is_empty() && compressed.len() < self.chunk.len() {
-            plain.push(1);
-            plain.extend_from_slice(&compressed);
-        } else {
-            plain.push(0);
-            plain.extend_from_slice(&self.chunk);
-        }
-        let sealed = seal.seal(CHUNK_AAD, &plain);
-        let chunk_off = self.pack.len() as u32;
-        for (id, kind, inner_off, len) in self.chunk_blobs.drain(..) {
-            self.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
-        }
-        self.sealed += sealed.len() as u64;
-        self.chunks.push((chunk_off, sealed.len() as u32));
-        self.pack.extend_from_slice(&sealed);
-        self.chunk.clear();
+        let chunk = std::mem::take(&mut self.chunk);
+        let kind = self.chunk_kind;
+        let work = std::thread::spawn(move || compress(&chunk, kind));
+        let lane = &mut self.lanes[self.cur];
+        debug_assert!(lane.pending.is_none());
+        lane.pending = Some((work, std::mem::take(&mut self.chunk_blobs)));
+        self.cur = (self.cur + 1) % LANES;
     }
 
-    /// Closes the current pack, if it holds anything.
-    pub fn finish(&mut self, seal: &SealKey) -> Option<FinishedPack> {
-        self.flush_chunk(seal);
-        if self.entries.is_empty() {
+    /// Seals the lane's chunk being compressed, if any, into its pack.
+    fn settle(&mut self, seal: &SealKey, lane: usize) {
+        let lane = &mut self.lanes[lane];
+        let Some((work, blobs)) = lane.pending.take() else { return };
+        let plain = work.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let sealed = seal.seal(CHUNK_AAD, &plain);
+        let chunk_off = lane.pack.len() as u32;
+        for (id, kind, inner_off, len) in blobs {
+            lane.entries.push(PackEntry { id, kind, chunk_off, chunk_len: sealed.len() as u32, inner_off, len });
+        }
+        self.sealed += sealed.len() as u64;
+        lane.chunks.push((chunk_off, sealed.len() as u32));
+        lane.pack.extend_from_slice(&sealed);
+    }
+
+    /// Closes every pack that holds anything (one per lane at most).
+    pub fn finish(&mut self, seal: &SealKey) -> Vec<FinishedPack> {
+        self.flush_chunk();
+        (0..LANES)
+            .filter_map(|i| {
+                self.settle(seal, i);
+                self.close(seal, i)
+            })
+            .collect()
+    }
+
+    /// Closes a lane's pack (its chunks all sealed), if it holds anything.
+    fn close(&mut self, seal: &SealKey, lane: usize) -> Option<FinishedPack> {
+        let lane = &mut self.lanes[lane];
+        if lane.entries.is_empty() {
             return None;
         }
         // Per chunk: offset, length, kind, blob count; per blob its length (the offsets
         // follow). About 2 bytes a blob: the content ids are where the blobs are named.
-        let mut header = Vec::with_capacity(self.entries.len() * 2 + 64);
-        for chunk in self.entries.chunk_by(|a, b| a.chunk_off == b.chunk_off) {
+        let mut header = Vec::with_capacity(lane.entries.len() * 2 + 64);
+        for chunk in lane.entries.chunk_by(|a, b| a.chunk_off == b.chunk_off) {
             for v in [chunk[0].chunk_off as u64, chunk[0].chunk_len as u64, chunk[0].kind as u64, chunk.len() as u64] {
                 put_varint(&mut header, v);
             }
@@ -172,19 +215,36 @@ impl Packer {
             }
         }
         let sealed = seal.seal(HEADER_AAD, &header);
-        let mut bytes = std::mem::take(&mut self.pack);
+        let done = std::mem::replace(lane, Lane::new());
+        let mut bytes = done.pack;
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let name = blake3::hash(&bytes).to_hex().to_string();
-        let pid = std::mem::replace(&mut self.pid, rand::random());
-        Some(FinishedPack {
-            pid,
-            name,
-            bytes,
-            chunks: std::mem::take(&mut self.chunks),
-            entries: std::mem::take(&mut self.entries),
-        })
+        Some(FinishedPack { pid: done.pid, name, bytes, chunks: done.chunks, entries: done.entries })
     }
+}
+
+/// A chunk's plaintext before sealing: a format byte, then the zstd frame (or the chunk as it
+/// is, when it does not compress).
+fn compress(chunk: &[u8], kind: u8) -> Vec<u8> {
+    let mut compressed = zstd::bulk::compress(chunk, level(kind)).unwrap_or_default();
+    // File pieces that do compress (text, CSV, JSON) are worth the slower level; most do
+    // not (images, PDFs), and cost only the fast try.
+    if kind == BlobKind::FilePiece as u8 && compressed.len() < chunk.len() / 10 * 9 {
+        let better = zstd::bulk::compress(chunk, 7).unwrap_or_default();
+        if !better.is_empty() && better.len() < compressed.len() {
+            compressed = better;
+        }
+    }
+    let mut plain = Vec::with_capacity(compressed.len().min(chunk.len()) + 1);
+    if !compressed.is_empty() && compressed.len() < chunk.len() {
+        plain.push(1);
+        plain.extend_from_slice(&compressed);
+    } else {
+        plain.push(0);
+        plain.extend_from_slice(chunk);
+    }
+    plain
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -349,7 +409,9 @@ mod tests {
             assert!(full.is_none());
             locs.push(loc);
         }
-        let pack = p.finish(&keys.seal).unwrap();
+        let mut packs = p.finish(&keys.seal);
+        assert_eq!(packs.len(), 1, "one chunk, one pack");
+        let pack = packs.pop().unwrap();
         let raw: usize = ids.iter().map(|(_, d)| d.len()).sum();
         assert!(pack.bytes.len() < raw / 2 + 2000 * 21, "packed records must compress: {} of {raw}", pack.bytes.len());
         let (entries, bad) = verify(&keys, &pack.bytes).unwrap();
@@ -377,5 +439,53 @@ mod tests {
             !bad.iter().any(|(c, o, _)| (*c, *o) == (first.chunk_off, first.inner_off))
                 || first.chunk_off == e.chunk_off
         );
+    }
+
+    /// Chunks compressed while the next ones fill, packs filled in turn: every blob is still
+    /// where `add` said, in whichever pack it went to, and full packs come out as they fill.
+    #[test]
+    fn blobs_of_many_chunks_are_where_add_said() {
+        let keys = OrgKeys::from_material(&[5u8; 64]);
+        let mut p = Packer::new();
+        let mut packs = Vec::new();
+        let mut added = Vec::new();
+        // 4.5 MB of poorly compressible records: more chunks than lanes, and full packs.
+        p.pack_target = 500_000;
+        let mut x = 1u64;
+        for i in 0..4_500u32 {
+            let noise: String = (0..1000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'a' + (x % 26) as u8)
+                })
+                .collect();
+            let data = format!("{{\"id\":{i},\"text\":\"{noise}\"}}");
+            let kind = if i % 2_000 == 1_999 { BlobKind::State } else { BlobKind::Record };
+            let id = keys.blob_id(data.as_bytes());
+            let (loc, full) = p.add(&keys.seal, kind, id, data.as_bytes());
+            packs.extend(full);
+            added.push((loc, data));
+        }
+        assert!(!packs.is_empty(), "a full pack comes out before the end");
+        packs.extend(p.finish(&keys.seal));
+        assert!(packs.len() >= 3, "{} packs", packs.len());
+        let by_pid: std::collections::HashMap<u64, &FinishedPack> = packs.iter().map(|p| (p.pid, p)).collect();
+        assert_eq!(by_pid.len(), packs.len(), "each pack has its own id");
+        let sealed: usize = packs.iter().map(|p| p.chunks.iter().map(|c| c.1 as usize).sum::<usize>()).sum();
+        assert_eq!(sealed as u64, p.sealed_bytes());
+        for p in &packs {
+            let (entries, bad) = verify(&keys, &p.bytes).unwrap();
+            assert_eq!(entries, p.entries);
+            assert!(bad.is_empty());
+        }
+        for (loc, data) in added.iter().step_by(97) {
+            let pack = by_pid[&loc.pack];
+            let (_, len) = *pack.chunks.iter().find(|c| c.0 == loc.chunk).expect("the chunk add named");
+            let chunk =
+                open_chunk(&keys.seal, loc.chunk, &pack.bytes[loc.chunk as usize..(loc.chunk + len) as usize]).unwrap();
+            assert_eq!(&chunk[loc.offset as usize..(loc.offset + loc.len) as usize], data.as_bytes());
+        }
     }
 }

@@ -209,7 +209,7 @@ impl Vault {
             let new = rw.put(self, kind, &data).await?;
             remap.insert(old, new.loc);
         }
-        rw.packer.end_chunk(&org.keys.seal);
+        rw.packer.end_chunk();
 
         for (ty, snaps) in &snaps_of {
             if snaps.is_empty() {
@@ -335,14 +335,14 @@ impl Vault {
             prev_was_kept = true;
             first = false;
         }
-        rw.packer.end_chunk(&rw.org.keys.seal);
+        rw.packer.end_chunk();
         Ok(())
     }
 
     /// Writes the last pack, then swaps old for new in one transaction. Returns the packs
     /// written.
     async fn finish(&self, org: &Org, lease: &Lease, mut rw: Rewrite<'_>) -> Result<u64> {
-        if let Some(p) = rw.packer.finish(&org.keys.seal) {
+        for p in rw.packer.finish(&org.keys.seal) {
             rw.write(self, p).await?;
         }
         crate::fault::point("prune-packs-written");

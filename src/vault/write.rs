@@ -140,7 +140,7 @@ impl<'a> TypeWriter<'a> {
         cursor: Option<String>,
     ) -> Result<u64> {
         // A data type's records share no chunk with its pages.
-        self.packer.end_chunk(&self.org.keys.seal);
+        self.packer.end_chunk();
         let changed = !delta.entries.is_empty() || !delta.files.is_empty();
         // A data type's first delta holds every record: it is its first checkpoint too.
         let whole = !self.chain.has_checkpoint
@@ -159,7 +159,7 @@ impl<'a> TypeWriter<'a> {
             };
             (Some(d), c)
         };
-        if let Some(p) = self.packer.finish(&self.org.keys.seal) {
+        for p in self.packer.finish(&self.org.keys.seal) {
             self.write(p).await?;
         }
         let stored = self.packer.sealed_bytes();
