@@ -76,16 +76,16 @@ struct State<'a, 'w> {
 pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<TypeStats> {
     let t0 = std::time::Instant::now();
     let (state, chain) = job.vault.state_at(job.ty.id, None).await?;
-    let delta = Delta::new(&state, job.cycle as u64);
+    // The delta takes the state over: the cached one goes now, not after the commit.
+    job.vault.forget_states_of(job.ty.id.0);
+    let state = std::sync::Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
     let prepare = Prepare {
         ids: job.org.keys.ids.clone(),
         source: job.ty.source.clone(),
         seed: job.ty.seed.clone(),
         before: state.entries.iter().filter(|(_, e)| !e.deleted).map(|(k, e)| (*k, e.raw)).collect(),
     };
-    // The delta holds what the state did: the state itself goes now, not after the commit.
-    job.vault.forget_states_of(job.ty.id.0);
-    drop(state);
+    let delta = Delta::of(state, job.cycle as u64);
     tracing::debug!(data_type = %job.ty.name, "loaded current state in {:?}", t0.elapsed());
     let writer = TypeWriter::new(job.vault, job.org, job.ty, job.cycle, job.lease, index, chain);
     let mut st = State {

@@ -55,10 +55,15 @@ pub struct Content {
 
 impl Delta {
     pub fn new(state: &State, cycle: u64) -> Delta {
-        let slots: HashMap<Key, Slot> =
-            state.entries.iter().map(|(k, e)| (*k, Slot { e: e.clone(), seen: false, touched: false })).collect();
+        Delta::of(state.clone(), cycle)
+    }
+
+    /// The delta over a state it takes (no copy of its entries).
+    pub fn of(state: State, cycle: u64) -> Delta {
         let live_before = state.live_count();
-        Delta { cycle, slots, files: state.files.clone(), new_files: Default::default(), live_before }
+        let slots: HashMap<Key, Slot> =
+            state.entries.into_iter().map(|(k, e)| (k, Slot { e, seen: false, touched: false })).collect();
+        Delta { cycle, slots, files: state.files, new_files: Default::default(), live_before }
     }
 
     pub fn live_before(&self) -> usize {

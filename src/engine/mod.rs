@@ -210,7 +210,7 @@ async fn backup_source(
         .map(|t| t.name)
         .collect();
     let mut index = vault.file_index(org).await?;
-    for ty in &types {
+    for (i, ty) in types.iter().enumerate() {
         let mut job = TypeJob {
             vault,
             org,
@@ -223,7 +223,14 @@ async fn backup_source(
             force_full: false,
             max_deleted_share: (!filter.allow_deletions).then_some(cfg.engine.max_deleted_share),
         };
-        let mut r = backup::backup_type(&job, &mut index).await;
+        // The next data type's state is read while this one's records come in (a read
+        // that fails here is only a cache not warmed: that backup reads it again).
+        let preload = async {
+            if let Some(next) = types.get(i + 1) {
+                let _ = vault.preload_state(next.id).await;
+            }
+        };
+        let (mut r, ()) = tokio::join!(backup::backup_type(&job, &mut index), preload);
         if let Some(missed) = r.as_ref().err().and_then(|e| e.downcast_ref::<MissedByFeed>()).map(|m| m.0) {
             tracing::warn!(org = %org_sid, source = %source, data_type = %ty.name, "the change feed missed {missed} records: reading the whole source");
             job.force_full = true;
