@@ -12,7 +12,8 @@ use super::crypto::{CryptoError, OrgKeys, SealKey};
 use super::state::Loc;
 
 pub const CHUNK_TARGET: usize = 1 << 20;
-pub const PACK_TARGET: usize = 16 << 20;
+/// Per lane: two packs of 8 MiB fill at once.
+pub const PACK_TARGET: usize = 8 << 20;
 /// Files are stored as pieces of this size, so no file is ever held whole in memory.
 pub const FILE_PIECE: usize = 1 << 20;
 /// zstd's level by kind of chunk: records and state pages are written once and read often,
@@ -74,7 +75,7 @@ pub struct Packer {
 }
 
 /// Packs filled in turn: chunks being compressed at once.
-const LANES: usize = 3;
+const LANES: usize = 2;
 
 /// (content id, kind, offset in the chunk, length).
 type ChunkBlob = (BlobId, u8, u32, u32);
@@ -116,10 +117,12 @@ impl Packer {
     /// Adds a blob: where it will be, and a pack when one is full and must be written out.
     /// (The open chunk goes after the sealed ones, so its offset is known before it is sealed.)
     pub fn add(&mut self, seal: &SealKey, kind: BlobKind, id: BlobId, data: &[u8]) -> (Loc, Option<FinishedPack>) {
-        if !self.chunk_blobs.is_empty()
-            && (self.chunk.len() + data.len() > CHUNK_TARGET || self.chunk_kind != kind as u8)
-        {
-            self.flush_chunk();
+        if !self.chunk_blobs.is_empty() {
+            if self.chunk.len() + data.len() > CHUNK_TARGET {
+                self.flush_chunk(true);
+            } else if self.chunk_kind != kind as u8 {
+                self.flush_chunk(false);
+            }
         }
         let mut full = None;
         if self.chunk_blobs.is_empty() {
@@ -140,7 +143,7 @@ impl Packer {
         self.chunk_blobs.push((id, kind as u8, self.chunk.len() as u32, data.len() as u32));
         self.chunk.extend_from_slice(data);
         if self.chunk.len() >= CHUNK_TARGET {
-            self.flush_chunk();
+            self.flush_chunk(true);
         }
         (loc, full)
     }
@@ -153,12 +156,13 @@ impl Packer {
 
     /// Ends the open chunk now (at a data type's end: chunks do not mix data types).
     pub fn end_chunk(&mut self) {
-        self.flush_chunk()
+        self.flush_chunk(false)
     }
 
-    /// Hands the open chunk to a thread that compresses it; the next chunk goes to the other
-    /// lane.
-    fn flush_chunk(&mut self) {
+    /// Hands the open chunk to a thread that compresses it. After a full chunk the next one
+    /// goes to the next lane; after one cut short (a data type's end, another kind of blob)
+    /// it stays in the same lane, so a small data type's records and pages share one pack.
+    fn flush_chunk(&mut self, full: bool) {
         if self.chunk_blobs.is_empty() {
             return;
         }
@@ -168,7 +172,9 @@ impl Packer {
         let lane = &mut self.lanes[self.cur];
         debug_assert!(lane.pending.is_none());
         lane.pending = Some((work, std::mem::take(&mut self.chunk_blobs)));
-        self.cur = (self.cur + 1) % LANES;
+        if full {
+            self.cur = (self.cur + 1) % LANES;
+        }
     }
 
     /// Seals the lane's chunk being compressed, if any, into its pack.
@@ -188,7 +194,7 @@ impl Packer {
 
     /// Closes every pack that holds anything (one per lane at most).
     pub fn finish(&mut self, seal: &SealKey) -> Vec<FinishedPack> {
-        self.flush_chunk();
+        self.flush_chunk(false);
         (0..LANES)
             .filter_map(|i| {
                 self.settle(seal, i);
