@@ -114,8 +114,8 @@ pub struct Vault {
     master: SealKey,
     orgs: Mutex<HashMap<String, Arc<Org>>>,
     blobs: BlobReader,
-    /// Data types' states lately read.
-    states: Mutex<Vec<(StateKey, Arc<State>)>>,
+    /// Data types' states lately read or committed, with the chain of pages they stand on.
+    states: Mutex<Vec<(StateKey, Arc<State>, write::Chain)>>,
     /// Each data type's deleted records, computed for its latest snapshot and the number of
     /// snapshots it had (forget changes when the deleted were last seen).
     deleted: Mutex<HashMap<i64, DeletedOfType>>,

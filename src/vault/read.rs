@@ -429,10 +429,8 @@ impl Vault {
         let deltas = chain.iter().skip(usize::from(chain[0].checkpoint.is_some())).filter(|s| s.delta.is_some());
         let mut info =
             Chain { deltas: deltas.clone().count(), entries: 0, has_checkpoint: chain[0].checkpoint.is_some() };
-        if let Some(s) = self.cached_state(ty.0, last.cycle) {
-            // What the chain holds is only counted when it is read.
-            info.entries = s.entries.len() / 4;
-            return Ok((s, info));
+        if let Some(cached) = self.cached_state(ty.0, last.cycle) {
+            return Ok(cached);
         }
         let t = self.catalog.type_record(ty.0).await?;
         let org = self.org_of(&t.org).await?;
@@ -449,7 +447,7 @@ impl Vault {
             }
         }
         let state = Arc::new(state);
-        self.keep_state(ty.0, last.cycle, state.clone());
+        self.keep_state(ty.0, last.cycle, state.clone(), info);
         Ok((state, info))
     }
 
@@ -474,27 +472,27 @@ impl Vault {
         self.reader_handle().read_at(org, &c.loc, &c.check).await
     }
 
-    fn cached_state(&self, ty: i64, cycle: i64) -> Option<Arc<State>> {
-        self.states.lock().unwrap().iter().find(|(k, _)| *k == (ty, cycle)).map(|(_, s)| s.clone())
+    fn cached_state(&self, ty: i64, cycle: i64) -> Option<(Arc<State>, Chain)> {
+        self.states.lock().unwrap().iter().find(|(k, ..)| *k == (ty, cycle)).map(|(_, s, c)| (s.clone(), *c))
     }
 
-    fn keep_state(&self, ty: i64, cycle: i64, s: Arc<State>) {
+    fn keep_state(&self, ty: i64, cycle: i64, s: Arc<State>, chain: Chain) {
         let mut cache = self.states.lock().unwrap();
-        cache.retain(|(k, _)| *k != (ty, cycle));
+        cache.retain(|(k, ..)| *k != (ty, cycle));
         // At most three states, and not many records in all: a data type of a million
         // records is cached alone.
         while !cache.is_empty()
             && (cache.len() >= 3
-                || cache.iter().map(|(_, c)| c.entries.len()).sum::<usize>() + s.entries.len() > CACHED_ENTRIES)
+                || cache.iter().map(|(_, c, _)| c.entries.len()).sum::<usize>() + s.entries.len() > CACHED_ENTRIES)
         {
             cache.remove(0);
         }
-        cache.push(((ty, cycle), s));
+        cache.push(((ty, cycle), s, chain));
     }
 
     /// Forgets the states remembered of a data type (a backup is about to replace them).
     pub(crate) fn forget_states_of(&self, ty: i64) {
-        self.states.lock().unwrap().retain(|((t, _), _)| *t != ty);
+        self.states.lock().unwrap().retain(|((t, _), ..)| *t != ty);
     }
 
     /// Forgets every remembered state (their pages were just written anew).
@@ -503,8 +501,8 @@ impl Vault {
     }
 
     /// The state a commit just made, for the next reader.
-    pub(crate) fn remember_state(&self, ty: i64, cycle: i64, s: State) {
-        self.keep_state(ty, cycle, Arc::new(s));
+    pub(crate) fn remember_state(&self, ty: i64, cycle: i64, s: State, chain: Chain) {
+        self.keep_state(ty, cycle, Arc::new(s), chain);
     }
 
     /// Every version of every record of a data type up to a cycle, from its deltas.

@@ -190,7 +190,18 @@ impl<'a> TypeWriter<'a> {
             self.index.files.insert(f.uid, f.size);
         }
         self.index.pieces.extend(self.new_pieces.drain());
-        self.vault.remember_state(self.ty.id.0, self.cycle, state);
+        // The chain the next backup of this data type stands on, so that a state it finds
+        // remembered is checkpointed when due, not at every cycle.
+        let chain = match (&delta_ref, &checkpoint_ref) {
+            (_, Some(_)) => Chain { deltas: 0, entries: 0, has_checkpoint: true },
+            (Some(_), None) => Chain {
+                deltas: self.chain.deltas + 1,
+                entries: self.chain.entries + delta.entries.len(),
+                has_checkpoint: self.chain.has_checkpoint,
+            },
+            (None, None) => self.chain,
+        };
+        self.vault.remember_state(self.ty.id.0, self.cycle, state, chain);
         Ok(stored)
     }
 }
