@@ -974,6 +974,20 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Ending the session is what makes chromedriver quit Chromium: killed, it would leave
+        // the browser running after the tests. (Drop cannot await: plain HTTP/1.1 by hand.)
+        use std::io::{Read, Write};
+        if let Ok(mut c) = std::net::TcpStream::connect(self.base.trim_start_matches("http://")) {
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let req = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.session,
+                self.base.trim_start_matches("http://")
+            );
+            if c.write_all(req.as_bytes()).is_ok() {
+                let _ = c.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
