@@ -146,6 +146,12 @@ impl Noco {
         // NocoDB now and then answers a table creation in a new base with 400 "Cannot read
         // properties of undefined (reading 'id')" (seen under load, one table in hundreds):
         // a few tries, each after looking whether the table was made anyway.
+        // The table can also appear later than that 400: a try after it may be refused as a
+        // duplicate, and then the listing shows the table within a few seconds.
+        let listed = || async {
+            let list = self.call(reqwest::Method::GET, &path, None).await;
+            list["list"].as_array().into_iter().flatten().find(|t| t["title"] == title).map(|t| t["id"].clone())
+        };
         let mut last = String::new();
         for attempt in 1..=5u64 {
             let (status, text) = self.send(reqwest::Method::POST, &path, Some(body.clone())).await;
@@ -153,12 +159,16 @@ impl Noco {
                 let t: Value = serde_json::from_str(&text).unwrap();
                 return t["id"].as_str().unwrap().to_string();
             }
-            let list = self.call(reqwest::Method::GET, &path, None).await;
-            if let Some(t) = list["list"].as_array().into_iter().flatten().find(|t| t["title"] == title) {
-                return t["id"].as_str().unwrap().to_string();
+            let code = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["error"].as_str().map(str::to_string));
+            let made = attempt > 1 && code.as_deref() == Some("DUPLICATE_ALIAS");
+            for wait in 1..=if made { 50 } else { 1 } {
+                if let Some(id) = listed().await {
+                    return id.as_str().unwrap().to_string();
+                }
+                let pause = if made { 200 * wait.min(2) } else { 200 * attempt };
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             }
             last = format!("{status}: {text}");
-            tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
         }
         panic!("POST {path}: {last} (5 tries)")
     }
