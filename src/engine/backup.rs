@@ -81,8 +81,7 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let state = std::sync::Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
     let prepare = Prepare {
         ids: job.org.keys.ids.clone(),
-        source: job.ty.source.clone(),
-        seed: job.ty.seed.clone(),
+        ty: job.ty.clone(),
         before: state.entries.iter().filter(|(_, e)| !e.deleted).map(|(k, e)| (*k, e.raw)).collect(),
     };
     let delta = Delta::of(state, job.cycle as u64);
@@ -130,7 +129,6 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
                 crate::fault::point("batch-flushed");
             }
         }
-        drop(prx);
         anyhow::Ok(())
     };
     let (read, consumed) = tokio::join!(reader, consumer);
@@ -164,15 +162,14 @@ struct Canon {
 /// What the preparing thread needs, owned.
 struct Prepare {
     ids: IdKey,
-    source: String,
-    seed: String,
+    ty: TypeInfo,
     /// Each live record's text hash in the last snapshot.
     before: HashMap<Key, RawHash>,
 }
 
 impl Prepare {
     fn one(&self, rec: Record) -> Arrived {
-        let key = self.ids.record_key(&self.source, &self.seed, &rec.id);
+        let key = self.ty.record_key(&self.ids, &rec.id);
         let raw = files::raw_hash(&self.ids, &rec);
         let unchanged = raw.is_some() && self.before.get(&key) == raw.as_ref();
         let canon = (rec.files.is_empty() && !unchanged).then(|| {

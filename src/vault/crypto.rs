@@ -163,10 +163,6 @@ impl OrgKeys {
     pub fn hasher(&self) -> blake3::Hasher {
         self.ids.hasher()
     }
-
-    pub fn record_key(&self, source: &str, data_type: &str, id: &str) -> [u8; 10] {
-        self.ids.record_key(source, data_type, id)
-    }
 }
 
 impl IdKey {

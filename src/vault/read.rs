@@ -93,6 +93,13 @@ pub struct TypeInfo {
 }
 
 impl TypeInfo {
+    /// A record's key in this data type (what its SID is the base32 of).
+    pub fn record_key(&self, ids: &super::crypto::IdKey, id: &str) -> Key {
+        ids.record_key(&self.source, &self.seed, id)
+    }
+}
+
+impl TypeInfo {
     /// "org/source/name", for messages.
     pub fn full_name(&self) -> String {
         format!("{}/{}/{}", self.org, self.source, self.name)
@@ -426,12 +433,11 @@ impl Vault {
     pub(crate) async fn state_at(&self, ty: TypeId, cycle: Option<i64>) -> Result<(Arc<State>, Chain)> {
         let chain = self.catalog.page_chain(ty.0, cycle.unwrap_or(i64::MAX)).await?;
         let Some(last) = chain.last() else { return Ok((Arc::default(), Chain::default())) };
-        let deltas = chain.iter().skip(usize::from(chain[0].checkpoint.is_some())).filter(|s| s.delta.is_some());
-        let mut info =
-            Chain { deltas: deltas.clone().count(), entries: 0, has_checkpoint: chain[0].checkpoint.is_some() };
         if let Some(cached) = self.cached_state(ty.0, last.cycle) {
             return Ok(cached);
         }
+        let deltas = chain.iter().skip(usize::from(chain[0].checkpoint.is_some())).filter(|s| s.delta.is_some());
+        let mut info = Chain { deltas: deltas.count(), entries: 0, has_checkpoint: chain[0].checkpoint.is_some() };
         let t = self.catalog.type_record(ty.0).await?;
         let org = self.org_of(&t.org).await?;
         let ti = Vault::type_info_of(&org, &t)?;

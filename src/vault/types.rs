@@ -161,6 +161,6 @@ impl Vault {
 
     /// A record's key in a data type: its SID is the base32 of it.
     pub fn record_key(org: &Org, ty: &TypeInfo, id: &str) -> super::state::Key {
-        org.keys.record_key(&ty.source, &ty.seed, id)
+        ty.record_key(&org.keys.ids, id)
     }
 }
