@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The archive benchmark: the shared workload (4 x 50,000 records, ~650 files after 30 days)
 # backed up day by day, then the archive of the last day built with and without --history,
-# beside Info-ZIP's `zip -r` of the same content written out as files (`daybook export`), in
-# one run. Prints wall times, the ratio to zip -r, peak memory (/usr/bin/time -v), sizes, and
-# the download throughput through `daybook serve` (curl to /dev/null). Figures, not a test.
+# beside Info-ZIP's `zip -r` of the same content written out as files (each archive unzipped
+# into a folder: one file per version, the files, manifest.json and index.csv), in one run.
+# Also `zip -r` of `daybook export` (a JSON-lines file per data type: fewer, larger files), for
+# reference. Prints wall times, the ratio to zip -r, peak memory (/usr/bin/time -v), sizes,
+# and the download throughput through `daybook serve` (curl to /dev/null). Figures, not a test.
 #
 #   bash bench/archive.sh            # BENCH_DAYS=30 (default); BENCH_PER_TYPE=50000
 # Needs: a release build (cargo build --release), zip, curl, /usr/bin/time.
@@ -15,7 +17,7 @@ per_type="${BENCH_PER_TYPE:-50000}"
 data="${BENCH_WORKLOAD:-$HOME/.cache/daybook/bench-archive-workload-$per_type-$days}"
 bin="${DAYBOOK_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/daybook}"
 [ -x "$bin" ] || { echo "no release binary at $bin: cargo build --release (or set DAYBOOK_BIN)" >&2; exit 1; }
-for t in zip curl /usr/bin/time; do command -v "$t" >/dev/null || { echo "needs $t (apt-get install zip curl time)" >&2; exit 1; }; done
+for t in zip unzip curl /usr/bin/time; do command -v "$t" >/dev/null || { echo "needs $t (apt-get install zip unzip curl time)" >&2; exit 1; }; done
 if [ ! -f "$data/params.json" ]; then
   python3 "$py" generate --out "$data" --days "$days" --per-type "$per_type" >&2
 fi
@@ -66,8 +68,23 @@ read -r a_s a_mb < <(measure "$bin" archive create --org bench --name day --yes 
 a_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["id"])' "$work/out.txt")
 a_bytes=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["file_size"])' "$work/out.txt")
 read -r h_s h_mb < <(measure "$bin" archive create --org bench --name history --history --yes --json)
+h_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["id"])' "$work/out.txt")
 h_bytes=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["file_size"])' "$work/out.txt")
 h_versions=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["archive"]["versions"])' "$work/out.txt")
+
+# The same content as files: each archive unzipped, then zipped again by Info-ZIP.
+same_content() {
+  local id=$1 dir="$work/content-$1"
+  "$bin" archive download "$id" --to "$work/a-$id.zip" >/dev/null
+  mkdir -p "$dir" && (cd "$dir" && unzip -q "$work/a-$id.zip") && rm "$work/a-$id.zip"
+  sync
+  local s mb
+  read -r s mb < <(cd "$dir" && measure zip -q -r "$work/z-$id.zip" .)
+  echo "$s $mb $(stat -c %s "$work/z-$id.zip")"
+  rm -rf "$dir" "$work/z-$id.zip"
+}
+read -r za_s za_mb za_bytes < <(same_content "$a_id")
+read -r zh_s zh_mb zh_bytes < <(same_content "$h_id")
 
 "$bin" serve --listen "127.0.0.1:$port" 2>/dev/null &
 srv=$!
@@ -76,7 +93,9 @@ link=$("$bin" archive link "$a_id" | head -n 1)
 speed=$(curl -s -o /dev/null -w '%{speed_download}' "$link")
 
 printf 'workload: %s records x %s days, %s\n' "$((per_type * 4))" "$days" "$data"
-printf 'zip -r of the export:        %6.2f s  %7.1f MB peak  %s bytes\n' "$zip_s" "$zip_mb" "$zip_bytes"
-printf 'archive of day %s:           %6.2f s  %7.1f MB peak  %s bytes  (%.2f x zip -r time)\n' "$days" "$a_s" "$a_mb" "$a_bytes" "$(echo "$a_s / $zip_s" | bc -l)"
-printf 'archive with --history:      %6.2f s  %7.1f MB peak  %s bytes, %s versions  (%.2f x zip -r time)\n' "$h_s" "$h_mb" "$h_bytes" "$h_versions" "$(echo "$h_s / $zip_s" | bc -l)"
+printf 'zip -r of the export (JSONL): %6.2f s  %7.1f MB peak  %s bytes  (reference only)\n' "$zip_s" "$zip_mb" "$zip_bytes"
+printf 'zip -r of day %s as files:    %6.2f s  %7.1f MB peak  %s bytes\n' "$days" "$za_s" "$za_mb" "$za_bytes"
+printf 'archive of day %s:            %6.2f s  %7.1f MB peak  %s bytes  (%.2f x zip -r time)\n' "$days" "$a_s" "$a_mb" "$a_bytes" "$(echo "$a_s / $za_s" | bc -l)"
+printf 'zip -r of history as files:   %6.2f s  %7.1f MB peak  %s bytes\n' "$zh_s" "$zh_mb" "$zh_bytes"
+printf 'archive with --history:       %6.2f s  %7.1f MB peak  %s bytes, %s versions  (%.2f x zip -r time)\n' "$h_s" "$h_mb" "$h_bytes" "$h_versions" "$(echo "$h_s / $zh_s" | bc -l)"
 printf 'download through serve:      %.0f MB/s\n' "$(echo "$speed / 1000000" | bc -l)"

@@ -5,23 +5,26 @@
 //!
 //! Versions are compressed in batches on the blocking threads (two at a time, one per core)
 //! and added to the zip as prepared entries; files stream through in 1 MiB pieces. A writer
-//! thread owns the zips. Part 1 stays open to the end: it receives `manifest.json` and
-//! `index.csv`, which list every part's entries.
+//! thread owns the zips (zipout.rs: flat memory whatever the number of entries) and seals each
+//! part's chunks as soon as no header before them can change. Part 1 stays open to the end: it
+//! receives `manifest.json` and `index.csv`, which list every part's entries and are deflated
+//! as they are written.
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use zip::write::{PreparedZipFile, SimpleFileOptions};
-use zip::{CompressionMethod, ZipWriter};
 
 use super::names::Namer;
 use super::quote::precompressed;
+use super::zipout::{self, Deflater, Deflating, Entry, Method, Prepared, ZipOut};
 use crate::vault::catalog::PartRow;
 use crate::vault::objects::{CHUNK, Objects};
 use crate::vault::read::{At, RawRecordVersion, StoredFile, TypeInfo};
@@ -29,8 +32,6 @@ use crate::vault::{Org, Vault};
 
 /// Versions compressed together on one blocking thread.
 const BATCH: usize = 512;
-/// Entries at or past this size get zip64 fields (the 32-bit fields end at 4 GiB).
-const LARGE: u64 = 0xF000_0000;
 
 /// What a build needs besides the vault.
 pub struct Plan {
@@ -91,7 +92,7 @@ pub fn object_prefix(archive_id: i64) -> String {
 }
 
 enum Item {
-    Versions(Vec<(PreparedZipFile, ManifestEntry)>),
+    Versions(Vec<(Prepared, ManifestEntry)>),
     FileStart { name: String, size: u64, entry: Box<ManifestEntry> },
     FileChunk(bytes::Bytes),
     FileEnd,
@@ -107,30 +108,9 @@ struct FileRef {
     ty: Arc<TypeInfo>,
 }
 
-fn zip_time(t: chrono::DateTime<chrono::Utc>) -> zip::DateTime {
-    use chrono::{Datelike, Timelike};
-    zip::DateTime::from_date_and_time(
-        t.year().clamp(1980, 2107) as u16,
-        t.month() as u8,
-        t.day() as u8,
-        t.hour() as u8,
-        t.minute() as u8,
-        t.second() as u8,
-    )
-    .unwrap_or_default()
-}
-
-fn options(method: CompressionMethod, size: u64, at: chrono::DateTime<chrono::Utc>) -> SimpleFileOptions {
-    SimpleFileOptions::default()
-        .compression_method(method)
-        .compression_level(if method == CompressionMethod::Stored { None } else { Some(6) })
-        .large_file(size >= LARGE)
-        .unix_permissions(0o644)
-        .last_modified_time(zip_time(at))
-}
-
-fn prepare(org: &str, ty: &TypeInfo, batch: Vec<RawRecordVersion>) -> Result<Vec<(PreparedZipFile, ManifestEntry)>> {
+fn prepare(org: &str, ty: &TypeInfo, batch: Vec<RawRecordVersion>) -> Result<Vec<(Prepared, ManifestEntry)>> {
     let namer = Namer::new(false);
+    let mut deflater = Deflater::default();
     batch
         .into_iter()
         .map(|r| {
@@ -153,12 +133,9 @@ fn prepare(org: &str, ty: &TypeInfo, batch: Vec<RawRecordVersion>) -> Result<Vec
                 file_name: None,
                 files: r.files.iter().map(|f| f.uid.clone()).collect(),
             };
-            let prepared = PreparedZipFile::from_data(
-                &path,
-                options(CompressionMethod::Deflated, data.len() as u64, r.captured_at),
-                data,
-            )
-            .with_context(|| format!("compressing {path}"))?;
+            let prepared = deflater
+                .prepare(Entry { name: path, method: Method::Deflated, modified: r.captured_at }, data)
+                .with_context(|| format!("compressing {}", entry.path))?;
             Ok((prepared, entry))
         })
         .collect()
@@ -170,9 +147,12 @@ pub async fn build(vault: &Vault, org: &Arc<Org>, plan: &Plan) -> Result<Output>
     let (tx, rx) = mpsc::channel::<Item>(4);
     let mut writer = Writer {
         org: org.clone(),
-        objects: vault.objects(),
-        runtime: tokio::runtime::Handle::current(),
-        archive_id: plan.archive_id,
+        sealer: Sealer {
+            org: org.clone(),
+            objects: vault.objects(),
+            runtime: tokio::runtime::Handle::current(),
+            archive_id: plan.archive_id,
+        },
         part_bytes: plan.part_bytes,
         temp_dir: plan.temp_dir.clone(),
         header: plan.header.clone(),
@@ -304,20 +284,68 @@ async fn feed(vault: &Vault, org: &Arc<Org>, plan: &Plan, tx: &mpsc::Sender<Item
     Ok(out)
 }
 
-/// A zip part being written into a temporary file.
+/// A zip part being written into a temporary file, and sealed from its start as it grows.
 struct Part {
     number: i64,
-    zip: ZipWriter<std::fs::File>,
+    zip: ZipOut<BufWriter<File>>,
+    sealing: Sealing,
     /// Content bytes in it (what `part_bytes` bounds).
     content: u64,
     entries: u64,
 }
 
-struct Writer {
+/// How far a part's file is sealed into the store.
+struct Sealing {
+    /// The part's file, read back to seal it (positioned reads: the writer's offset stays).
+    file: File,
+    /// Bytes sealed so far: whole chunks, up to where no header can change any more.
+    done: u64,
+    chunks: u64,
+    hash: Sha256,
+}
+
+/// Where parts' chunks go.
+struct Sealer {
     org: Arc<Org>,
     objects: Objects,
     runtime: tokio::runtime::Handle,
     archive_id: i64,
+}
+
+impl Sealer {
+    /// Seals the whole chunks of a part's first `end` bytes, which no later write changes;
+    /// with `all`, the finished part's last bytes too.
+    fn seal(&self, number: i64, s: &mut Sealing, end: u64, all: bool) -> Result<()> {
+        let name = object_name(self.archive_id, number);
+        while end - s.done >= CHUNK as u64 || (all && end > s.done) {
+            let n = (end - s.done).min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; n];
+            s.file.read_exact_at(&mut buf, s.done)?;
+            s.hash.update(&buf);
+            self.runtime.block_on(self.objects.put_object_chunk(&self.org, &name, s.chunks, buf))?;
+            crate::fault::point("archive-chunk-sealed");
+            s.chunks += 1;
+            s.done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Seals what is settled of a part being written (nothing while an entry's header waits
+    /// for its sizes).
+    fn seal_ready(&self, part: &mut Part) -> Result<()> {
+        if part.zip.in_entry() || part.zip.position() - part.sealing.done < CHUNK as u64 {
+            return Ok(());
+        }
+        part.zip.get_mut().flush()?;
+        self.seal(part.number, &mut part.sealing, part.zip.position(), false)
+    }
+}
+
+type Text = Deflating<BufWriter<File>>;
+
+struct Writer {
+    org: Arc<Org>,
+    sealer: Sealer,
     part_bytes: u64,
     temp_dir: Option<std::path::PathBuf>,
     header: serde_json::Value,
@@ -329,14 +357,15 @@ struct Writer {
     sealed: Vec<PartRow>,
     /// Parts sealed before the end, and their entries.
     sealed_entries: Vec<(i64, u64)>,
-    /// Manifest lines (JSON) and index rows of every entry so far, in temporary files.
-    manifest: Option<BufWriter<std::fs::File>>,
-    index: Option<csv::Writer<std::fs::File>>,
+    /// Manifest lines (JSON) and index rows of every entry so far, deflated into temporary
+    /// files.
+    manifest: Option<BufWriter<Text>>,
+    index: Option<csv::Writer<Text>>,
     entries: u64,
 }
 
 impl Writer {
-    fn temp(&self) -> Result<std::fs::File> {
+    fn temp(&self) -> Result<File> {
         // Unlinked from the start: nothing is left behind whatever stops the process.
         let f = match &self.temp_dir {
             Some(d) => tempfile::tempfile_in(d),
@@ -350,9 +379,17 @@ impl Writer {
         })
     }
 
+    fn text(&self) -> Result<Text> {
+        Ok(Deflating::new(BufWriter::with_capacity(1 << 16, self.temp()?)))
+    }
+
+    fn part(&mut self) -> &mut Part {
+        self.current.as_mut().or(self.first.as_mut()).expect("a part is open")
+    }
+
     fn run(&mut self, mut rx: mpsc::Receiver<Item>) -> Result<()> {
-        self.manifest = Some(BufWriter::with_capacity(1 << 16, self.temp()?));
-        let mut index = csv::Writer::from_writer(self.temp()?);
+        self.manifest = Some(BufWriter::with_capacity(1 << 16, self.text()?));
+        let mut index = csv::Writer::from_writer(self.text()?);
         index.write_record([
             "path",
             "kind",
@@ -380,19 +417,20 @@ impl Writer {
                         entry.part = part.number;
                         part.content += entry.size;
                         part.entries += 1;
-                        part.zip.add_prepared_file(prepared).with_context(|| format!("writing {}", entry.path))?;
+                        part.zip.add_prepared(&prepared).with_context(|| format!("writing {}", entry.path))?;
                         self.record(&entry)?;
                     }
+                    let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
+                    self.sealer.seal_ready(part)?;
                 }
                 Item::FileStart { name, size, entry } => {
-                    let method =
-                        if precompressed(&name) { CompressionMethod::Stored } else { CompressionMethod::Deflated };
-                    let at = chrono::DateTime::parse_from_rfc3339(&entry.captured_at)
+                    let method = if precompressed(&name) { Method::Stored } else { Method::Deflated };
+                    let modified = chrono::DateTime::parse_from_rfc3339(&entry.captured_at)
                         .map(|t| t.to_utc())
                         .unwrap_or_default();
                     let part = self.room_for(size)?;
                     part.zip
-                        .start_file(name.as_str(), options(method, size, at))
+                        .start(Entry { name: name.clone(), method, modified }, size)
                         .with_context(|| format!("writing {name}"))?;
                     file = Some((*entry, Sha256::new(), 0));
                 }
@@ -401,7 +439,7 @@ impl Writer {
                     hash.update(&b);
                     *n += b.len() as u64;
                     let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
-                    part.zip.write_all(&b).with_context(|| format!("writing {}", entry.path))?;
+                    part.zip.write(&b).with_context(|| format!("writing {}", entry.path))?;
                 }
                 Item::FileEnd => {
                     let (mut entry, hash, n) = file.take().ok_or_else(|| anyhow!("a file's end before its start"))?;
@@ -410,9 +448,11 @@ impl Writer {
                     }
                     entry.sha256 = hex::encode(hash.finalize());
                     let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
+                    part.zip.end().with_context(|| format!("writing {}", entry.path))?;
                     entry.part = part.number;
                     part.content += entry.size;
                     part.entries += 1;
+                    self.sealer.seal_ready(part)?;
                     self.record(&entry)?;
                 }
             }
@@ -425,24 +465,33 @@ impl Writer {
     }
 
     fn new_part(&self, number: i64) -> Result<Part> {
-        Ok(Part { number, zip: ZipWriter::new(self.temp()?), content: 0, entries: 0 })
+        let file = self.temp()?;
+        let reader = file.try_clone()?;
+        Ok(Part {
+            number,
+            zip: ZipOut::new(BufWriter::with_capacity(1 << 16, file), self.temp()?),
+            sealing: Sealing { file: reader, done: 0, chunks: 0, hash: Sha256::new() },
+            content: 0,
+            entries: 0,
+        })
     }
 
     /// The part an entry of `size` goes into: a new one when the current one would pass
     /// `part_bytes` (an entry larger than that has a part of its own).
     fn room_for(&mut self, size: u64) -> Result<&mut Part> {
+        let limit = self.part_bytes;
         let full = {
-            let p = self.current.as_ref().or(self.first.as_ref()).expect("a part is open");
-            p.entries > 0 && p.content + size > self.part_bytes
+            let p = self.part();
+            p.entries > 0 && p.content + size > limit
         };
         if full {
-            let next = self.current.as_ref().or(self.first.as_ref()).map_or(1, |p| p.number) + 1;
+            let next = self.part().number + 1;
             let fresh = self.new_part(next)?;
             if let Some(done) = self.current.replace(fresh) {
                 self.seal(done)?;
             }
         }
-        Ok(self.current.as_mut().or(self.first.as_mut()).expect("a part is open"))
+        Ok(self.part())
     }
 
     fn record(&mut self, e: &ManifestEntry) -> Result<()> {
@@ -488,24 +537,29 @@ impl Writer {
         let mut header = self.header.clone();
         header["parts"] = serde_json::Value::Array(parts);
         let org = self.org.sid.clone();
-        let mut manifest = self.manifest.take().expect("open").into_inner().map_err(|e| e.into_error())?;
-        let mut index = self.index.take().expect("open").into_inner().map_err(|e| e.into_error())?;
         let now = chrono::Utc::now();
-        let first = self.first.as_mut().expect("open");
+        let manifest = self.manifest.take().expect("open").into_inner().map_err(|e| e.into_error())?;
+        let (entries, entries_seg) = manifest.end(false)?;
+        // The header's object, its last brace replaced by the entries, deflated apart and put
+        // first.
         let head = serde_json::to_string(&header)?;
-        let mlen = manifest.stream_position()?;
-        first.zip.start_file(format!("{org}/manifest.json"), options(CompressionMethod::Deflated, mlen + 1024, now))?;
-        // The header's object, its last brace replaced by the entries.
-        first.zip.write_all(&head.as_bytes()[..head.len() - 1])?;
-        first.zip.write_all(b",\"entries\":[\n")?;
-        manifest.rewind()?;
-        std::io::copy(&mut manifest, &mut first.zip)?;
-        first.zip.write_all(b"\n]}\n")?;
-        let ilen = index.stream_position()?;
-        first.zip.start_file(format!("{org}/index.csv"), options(CompressionMethod::Deflated, ilen, now))?;
+        let head = [&head.as_bytes()[..head.len() - 1], b",\"entries\":[\n"].concat();
+        let (head, head_seg) = zipout::deflate_segment(&head, false)?;
+        let (tail, tail_seg) = zipout::deflate_segment(b"\n]}\n", true)?;
+        let (crc, size, csize) = zipout::join(&[&head_seg, &entries_seg, &tail_seg]);
+        let mut entries = entries.into_inner().map_err(|e| e.into_error())?;
+        entries.rewind()?;
+        let mut body = Read::chain(Read::chain(&head[..], entries), &tail[..]);
+        let e = Entry { name: format!("{org}/manifest.json"), method: Method::Deflated, modified: now };
+        let first = self.first.as_mut().expect("open");
+        first.zip.add_raw(&e, crc, size, csize, &mut body)?;
+        let index = self.index.take().expect("open").into_inner().map_err(|e| e.into_error())?;
+        let (index, seg) = index.end(true)?;
+        let (crc, size, csize) = zipout::join(&[&seg]);
+        let mut index = index.into_inner().map_err(|e| e.into_error())?;
         index.rewind()?;
-        std::io::copy(&mut index, &mut first.zip)?;
-        drop((manifest, index));
+        let e = Entry { name: format!("{org}/index.csv"), method: Method::Deflated, modified: now };
+        first.zip.add_raw(&e, crc, size, csize, &mut index)?;
         let first = self.first.take().expect("open");
         self.seal(first)?;
         if let Some(p) = last {
@@ -514,42 +568,19 @@ impl Writer {
         Ok(())
     }
 
-    /// Finishes a part's zip and seals it into the store, chunk by chunk; its temporary file
-    /// goes when this returns (it was never linked).
+    /// Finishes a part's zip and seals what is left of it; its temporary files go when this
+    /// returns (they were never linked).
     fn seal(&mut self, part: Part) -> Result<()> {
-        let mut file = part.zip.finish().with_context(|| format!("finishing part {}", part.number))?;
-        file.flush()?;
-        let size = file.stream_position()?;
-        file.rewind()?;
-        let name = object_name(self.archive_id, part.number);
-        let mut hash = Sha256::new();
-        let mut index = 0u64;
-        loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut n = 0;
-            while n < CHUNK {
-                let k = file.read(&mut buf[n..])?;
-                if k == 0 {
-                    break;
-                }
-                n += k;
-            }
-            if n == 0 {
-                break;
-            }
-            buf.truncate(n);
-            hash.update(&buf);
-            self.runtime.block_on(self.objects.put_object_chunk(&self.org, &name, index, buf))?;
-            crate::fault::point("archive-chunk-sealed");
-            index += 1;
-        }
+        let Part { number, zip, mut sealing, entries, .. } = part;
+        let size = zip.finish().with_context(|| format!("finishing part {number}"))?.1;
+        self.sealer.seal(number, &mut sealing, size, true)?;
         self.sealed.push(PartRow {
-            part: part.number,
+            part: number,
             size: size as i64,
             chunk_bytes: CHUNK as i64,
-            sha256: hex::encode(hash.finalize()),
+            sha256: hex::encode(sealing.hash.finalize()),
         });
-        self.sealed_entries.push((part.number, part.entries));
+        self.sealed_entries.push((number, entries));
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ pub mod job;
 pub mod links;
 pub mod names;
 pub mod quote;
+pub mod zipout;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
