@@ -10,6 +10,8 @@ use serde_json::json;
 
 /// Runs daybook with `args`; its stdout, and the peak memory (MiB) of that process alone
 /// (the children's maximum would count the workload generator's Python too).
+// wait4 reaps the child: Child::wait would not give its rusage.
+#[allow(clippy::zombie_processes)]
 fn run_measured(env: &Env, args: &[&str]) -> (serde_json::Value, f64) {
     use std::io::Read;
     let mut child = env.cmd(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
