@@ -234,6 +234,8 @@ async fn feed(vault: &Vault, org: &Arc<Org>, plan: &Plan, tx: &mpsc::Sender<Item
             }
             tx.send(Item::Versions(prepared)).await.map_err(|_| gone())?;
         }
+        drop(batches);
+        vault.done_with(ty.id);
     }
     let mut namer = Namer::new(plan.windows_safe);
     for f in files {

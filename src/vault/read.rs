@@ -496,6 +496,12 @@ impl Vault {
         cache.push(((ty, cycle), s, chain));
     }
 
+    /// Frees the states remembered of a data type, for a reader that reads each data type once
+    /// (an archive build): they would only crowd out the next ones.
+    pub fn done_with(&self, ty: TypeId) {
+        self.forget_states_of(ty.0);
+    }
+
     /// Forgets the states remembered of a data type (a backup is about to replace them).
     pub(crate) fn forget_states_of(&self, ty: i64) {
         self.states.lock().unwrap().retain(|((t, _), ..)| *t != ty);
