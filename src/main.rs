@@ -467,16 +467,11 @@ enum ArchiveAction {
 fn main() -> ExitCode {
     // glibc gives each thread that allocates under contention an arena of its own (up to 8
     // a core) and rarely hands their memory back: with two, a mirror of 200,000 records
-    // peaks at 151 MiB instead of 241. And once a large block is freed, glibc raises the
-    // size from which it maps blocks apart (up to 32 MiB): the 4 MiB chunk buffers then come
-    // from the arenas, which keep what is freed; a fixed threshold gives them back at once (an
-    // archive build of 200,000 versions: 68 MB instead of 88 once the vault is open). Set
-    // before the runtime starts its threads.
+    // peaks at 151 MiB instead of 241. Set before the runtime starts its threads.
     #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets allocator parameters; no thread allocates concurrently yet.
+    // SAFETY: mallopt only sets an allocator parameter; no thread allocates concurrently yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(run()),

@@ -59,6 +59,8 @@ pub struct CreateArgs<'a> {
 }
 
 pub async fn create(config: &Path, a: &CreateArgs<'_>) -> Result<bool> {
+    // Before the quote reads the data types' states: what it frees must go back too.
+    crate::util::give_back_large_blocks();
     let (cfg, vault) = open(config).await?;
     let at = archive::at_of(&cfg, a.org, a.at)?;
     let req = Request {
