@@ -146,7 +146,6 @@ fn prepare(org: &str, ty: &TypeInfo, batch: Vec<RawRecordVersion>) -> Result<Vec
 pub async fn build(vault: &Vault, org: &Arc<Org>, plan: &Plan) -> Result<Output> {
     let (tx, rx) = mpsc::channel::<Item>(4);
     let mut writer = Writer {
-        org: org.clone(),
         sealer: Sealer {
             org: org.clone(),
             objects: vault.objects(),
@@ -346,7 +345,6 @@ impl Sealer {
 type Text = Deflating<BufWriter<File>>;
 
 struct Writer {
-    org: Arc<Org>,
     sealer: Sealer,
     part_bytes: u64,
     temp_dir: Option<std::path::PathBuf>,
@@ -389,6 +387,12 @@ impl Writer {
         self.current.as_mut().or(self.first.as_mut()).expect("a part is open")
     }
 
+    /// Seals what is settled of the part being filled.
+    fn seal_settled(&mut self) -> Result<()> {
+        let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
+        self.sealer.seal_ready(part)
+    }
+
     fn run(&mut self, mut rx: mpsc::Receiver<Item>) -> Result<()> {
         self.manifest = Some(BufWriter::with_capacity(1 << 16, self.text()?));
         let mut index = csv::Writer::from_writer(self.text()?);
@@ -422,8 +426,7 @@ impl Writer {
                         part.zip.add_prepared(&prepared).with_context(|| format!("writing {}", entry.path))?;
                         self.record(&entry)?;
                     }
-                    let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
-                    self.sealer.seal_ready(part)?;
+                    self.seal_settled()?;
                 }
                 Item::FileStart { name, size, entry } => {
                     let method = if precompressed(&name) { Method::Stored } else { Method::Deflated };
@@ -440,8 +443,7 @@ impl Writer {
                     let (entry, hash, n) = file.as_mut().ok_or_else(|| anyhow!("a file's bytes before its start"))?;
                     hash.update(&b);
                     *n += b.len() as u64;
-                    let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
-                    part.zip.write(&b).with_context(|| format!("writing {}", entry.path))?;
+                    self.part().zip.write(&b).with_context(|| format!("writing {}", entry.path))?;
                 }
                 Item::FileEnd => {
                     let (mut entry, hash, n) = file.take().ok_or_else(|| anyhow!("a file's end before its start"))?;
@@ -449,12 +451,12 @@ impl Writer {
                         bail!("{}: {n} bytes read of {}", entry.path, entry.size);
                     }
                     entry.sha256 = hex::encode(hash.finalize());
-                    let part = self.current.as_mut().or(self.first.as_mut()).expect("a part is open");
+                    let part = self.part();
                     part.zip.end().with_context(|| format!("writing {}", entry.path))?;
                     entry.part = part.number;
                     part.content += entry.size;
                     part.entries += 1;
-                    self.sealer.seal_ready(part)?;
+                    self.seal_settled()?;
                     self.record(&entry)?;
                 }
             }
@@ -538,7 +540,7 @@ impl Writer {
             .collect();
         let mut header = self.header.clone();
         header["parts"] = serde_json::Value::Array(parts);
-        let org = self.org.sid.clone();
+        let org = self.sealer.org.sid.clone();
         let now = chrono::Utc::now();
         let manifest = self.manifest.take().expect("open").into_inner().map_err(|e| e.into_error())?;
         let (entries, entries_seg) = manifest.end(false)?;

@@ -195,12 +195,9 @@ impl<W: Write> Write for Deflating<W> {
 
 /// `data` deflated as one segment (see `Deflating`).
 pub fn deflate_segment(data: &[u8], last: bool) -> io::Result<(Vec<u8>, Segment)> {
-    let (out, seg) = {
-        let mut d = Deflating::new(Vec::new());
-        d.write_all(data)?;
-        d.end(last)?
-    };
-    Ok((out, seg))
+    let mut d = Deflating::new(Vec::new());
+    d.write_all(data)?;
+    d.end(last)
 }
 
 /// Segments in the order their bytes are concatenated: the entry's CRC and sizes.
@@ -427,10 +424,9 @@ impl<W: Write + Seek> ZipOut<W> {
         }
         if !o.zip64 && (o.size >= MAX32 || o.csize >= MAX32) {
             return Err(io::Error::other(format!(
-                "zip entry {}: {} bytes where {} were announced",
-                o.entry.name,
-                o.size,
-                LARGE.min(o.size)
+                "zip entry {}: {} bytes, more than it was announced with and than a header without \
+                 zip64 sizes can hold",
+                o.entry.name, o.size
             )));
         }
         let crc = o.crc.finalize();
