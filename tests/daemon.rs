@@ -107,6 +107,7 @@ both_backends!(
     backup_now_asks_the_daemon_and_keeps_5_minutes,
     due_runs_across_daylight_saving_changes,
     a_failing_job_retries_then_stays_failed,
+    a_daemon_takes_only_jobs_of_orgs_it_has,
     sigterm_parks_a_running_job_for_the_next_daemon,
     a_restore_job_makes_the_copy_and_emails_the_requester,
     a_429_from_an_app_shows_in_metrics,
@@ -178,6 +179,33 @@ async fn a_failing_job_retries_then_stays_failed(b: Backend) {
     env.ok(&["erase-org", "acme", "--confirm", "acme"]);
     assert!(env.json(&["status"])["failed"].as_array().unwrap().is_empty());
     assert!(env.json(&["logs"]).as_array().unwrap().is_empty());
+}
+
+/// A config change reaches daemons one by one: a job of an org that one daemon's config does
+/// not have yet is left for a daemon that has it, not taken, failed, and retried hours later.
+async fn a_daemon_takes_only_jobs_of_orgs_it_has(b: Backend) {
+    use daybook::daemon::queue::Queue;
+    use daybook::vault::catalog::NewJob;
+    let env = Env::new(b).await;
+    env.write_config("");
+    env.ok(&["init"]);
+    let catalog = Catalog::connect(&env.catalog, env.path()).await.unwrap();
+    let queue = Queue::new(catalog.clone(), Duration::from_secs(30));
+    let job = |org: Option<&str>| NewJob {
+        kind: "backup".into(),
+        org: org.map(str::to_string),
+        source: None,
+        args: "{}".into(),
+        manual: false,
+        max_attempts: 3,
+    };
+    let acme = queue.push(&job(Some("acme"))).await.unwrap();
+    assert!(queue.claim(&["globex"]).await.unwrap().is_none(), "a daemon without acme took its job");
+    assert_eq!(catalog.job(acme).await.unwrap().unwrap().attempts, 0, "no attempt counted");
+    let vault_wide = queue.push(&job(None)).await.unwrap();
+    assert_eq!(queue.claim(&[]).await.unwrap().map(|j| j.id), Some(vault_wide), "a job of no org is anyone's");
+    let got = queue.claim(&["globex", "acme"]).await.unwrap().expect("the daemon with acme takes it");
+    assert_eq!((got.id, got.attempts, got.state.as_str()), (acme, 1, "running"));
 }
 
 async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {

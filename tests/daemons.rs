@@ -35,10 +35,15 @@ fn start(env: &Env, name: &str, fault: Option<&str>) -> Daemon {
     Daemon(c.spawn().unwrap(), log)
 }
 
-fn until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+fn until(what: &str, secs: u64, done: impl FnMut() -> bool) {
+    until_or(what, secs, done, String::new);
+}
+
+/// `until`, saying on a timeout what `why` finds (the daemons' logs, what they report).
+fn until_or(what: &str, secs: u64, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "{what} did not happen within {secs} s");
+        assert!(std::time::Instant::now() < deadline, "{what} did not happen within {secs} s\n{}", why());
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -120,7 +125,15 @@ async fn three_daemons_split_a_day_of_thirty_orgs() {
             .iter()
             .all(|o| o["last"]["state"] == "done" && o["running"] == Value::Array(vec![]))
     };
-    until("every org's run", 180, all_done);
+    let logs = [doomed.1.clone(), b.1.clone(), c.1.clone()];
+    let why = || {
+        let mut s = format!("status: {:#}\nlogs: {:#}\n", env.json(&["status"]), env.json(&["logs"]));
+        for l in &logs {
+            s += &format!("---- {}:\n{}\n", l.display(), std::fs::read_to_string(l).unwrap_or_default());
+        }
+        s
+    };
+    until_or("every org's run", 180, all_done, why);
 
     let jobs = catalog.jobs(None, 1000).await.unwrap();
     assert_eq!(jobs.len(), ORGS, "one job per org and day");

@@ -708,7 +708,7 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     let (_, o) = site.post_json("/api/v1/orgs/acme/archives", &tok, None, json!({"name": "Orphan"})).await;
     let id2 = o["archive"]["id"].as_i64().unwrap();
     let other = Queue::new(catalog.clone(), std::time::Duration::from_secs(30));
-    assert_eq!(other.claim().await.unwrap().map(|j| j.kind), Some("archive".to_string()));
+    assert_eq!(other.claim(&["acme"]).await.unwrap().map(|j| j.kind), Some("archive".to_string()));
     assert_eq!(daybook::archive::recover_interrupted(&vault).await.unwrap(), 1);
     let a = site.json(&format!("/api/v1/orgs/acme/archives/{id2}"), &tok).await;
     assert_eq!(a["status"], "failed");

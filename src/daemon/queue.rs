@@ -86,9 +86,10 @@ impl Queue {
         self.catalog.enqueue(job).await
     }
 
-    /// The next ready job, now leased to this daemon.
-    pub async fn claim(&self) -> Result<Option<JobRow>> {
-        self.catalog.claim(&self.holder, &self.lease_until()).await
+    /// The next ready job of one of `orgs` (those this daemon's config has) or of no org,
+    /// now leased to this daemon.
+    pub async fn claim(&self, orgs: &[&str]) -> Result<Option<JobRow>> {
+        self.catalog.claim(&self.holder, &self.lease_until(), orgs).await
     }
 
     /// False: the job is no longer ours.

@@ -111,7 +111,9 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<Stop>) {
         if *stop.borrow() != Stop::Run {
             return;
         }
-        match shared.queue.claim().await {
+        let cfg = shared.config();
+        let orgs: Vec<&str> = cfg.orgs.iter().map(|o| o.sid.get_ref().as_str()).collect();
+        match shared.queue.claim(&orgs).await {
             Ok(Some(job)) => run_one(&shared, job, &mut stop).await,
             // Nothing ready: jobs of dead daemons of this host are freed (not before each
             // claim, which stays one round trip), and looked for again at once.

@@ -111,17 +111,31 @@ impl Catalog {
     }
 
     /// Claims the oldest ready job (queued and due, or running under a lease that ran out)
-    /// for `holder`, leased until `lease_until`. One statement.
-    pub async fn claim(&self, holder: &str, lease_until: &str) -> Result<Option<JobRow>> {
+    /// for `holder`, leased until `lease_until`: of the orgs in `orgs`, or of none. A daemon
+    /// takes only what its own config can run: during a config change that reaches daemons
+    /// one by one, a job of an org only some know waits for one of them, not a failure and a
+    /// retry hours later. One statement.
+    pub async fn claim(&self, holder: &str, lease_until: &str, orgs: &[&str]) -> Result<Option<JobRow>> {
         let lock = if self.postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let mine = match orgs.len() {
+            0 => "org IS NULL".to_string(),
+            n => format!(
+                "(org IS NULL OR org IN ({}))",
+                (4..4 + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
+            ),
+        };
         let sql = format!(
             "UPDATE jobs SET state = 'running', holder = $1, started_at = $2, lease_until = $3, \
              attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE (state = 'queued' AND run_after <= $2) \
-                 OR (state = 'running' AND lease_until < $2) ORDER BY run_after, id LIMIT 1{lock}) \
+             WHERE id = (SELECT id FROM jobs WHERE ((state = 'queued' AND run_after <= $2) \
+                 OR (state = 'running' AND lease_until < $2)) AND {mine} ORDER BY run_after, id LIMIT 1{lock}) \
              RETURNING {COLS}"
         );
-        let r = sqlx::query(&sql).bind(holder).bind(now()).bind(lease_until).fetch_optional(&self.pool).await?;
+        let mut q = sqlx::query(&sql).bind(holder).bind(now()).bind(lease_until);
+        for o in orgs {
+            q = q.bind(*o);
+        }
+        let r = q.fetch_optional(&self.pool).await?;
         Ok(r.as_ref().map(job_row))
     }
 
