@@ -201,11 +201,16 @@ async fn a_daemon_takes_only_jobs_of_orgs_it_has(b: Backend) {
     };
     let acme = queue.push(&job(Some("acme"))).await.unwrap();
     assert!(queue.claim(&["globex"]).await.unwrap().is_none(), "a daemon without acme took its job");
+    // An org's SID is not a pattern: `a_me` is not `acme`, nor is `acme` `acme-2`.
+    let a_me = queue.push(&job(Some("a_me"))).await.unwrap();
+    assert!(queue.claim(&["acme-2", "xacme"]).await.unwrap().is_none());
     assert_eq!(catalog.job(acme).await.unwrap().unwrap().attempts, 0, "no attempt counted");
     let vault_wide = queue.push(&job(None)).await.unwrap();
     assert_eq!(queue.claim(&[]).await.unwrap().map(|j| j.id), Some(vault_wide), "a job of no org is anyone's");
     let got = queue.claim(&["globex", "acme"]).await.unwrap().expect("the daemon with acme takes it");
     assert_eq!((got.id, got.attempts, got.state.as_str()), (acme, 1, "running"));
+    assert!(queue.claim(&["acme"]).await.unwrap().is_none(), "a_me's job went to a daemon of acme");
+    assert_eq!(queue.claim(&["acme", "a_me"]).await.unwrap().map(|j| j.id), Some(a_me));
 }
 
 async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {

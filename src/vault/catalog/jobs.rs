@@ -117,25 +117,20 @@ impl Catalog {
     /// retry hours later. One statement.
     pub async fn claim(&self, holder: &str, lease_until: &str, orgs: &[&str]) -> Result<Option<JobRow>> {
         let lock = if self.postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let mine = match orgs.len() {
-            0 => "org IS NULL".to_string(),
-            n => format!(
-                "(org IS NULL OR org IN ({}))",
-                (4..4 + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
-            ),
-        };
+        // The orgs as one parameter, whatever their number: ",a,b-c,d_e," holds ",<org>,".
+        // (SIDs have no comma; `_` would match any character in LIKE, so it is escaped.)
         let sql = format!(
             "UPDATE jobs SET state = 'running', holder = $1, started_at = $2, lease_until = $3, \
              attempts = attempts + 1 \
              WHERE id = (SELECT id FROM jobs WHERE ((state = 'queued' AND run_after <= $2) \
-                 OR (state = 'running' AND lease_until < $2)) AND {mine} ORDER BY run_after, id LIMIT 1{lock}) \
+                 OR (state = 'running' AND lease_until < $2)) \
+                 AND (org IS NULL OR $4 LIKE ('%,' || REPLACE(org, '_', '\\_') || ',%') ESCAPE '\\') \
+                 ORDER BY run_after, id LIMIT 1{lock}) \
              RETURNING {COLS}"
         );
-        let mut q = sqlx::query(&sql).bind(holder).bind(now()).bind(lease_until);
-        for o in orgs {
-            q = q.bind(*o);
-        }
-        let r = q.fetch_optional(&self.pool).await?;
+        let mine = format!(",{},", orgs.join(","));
+        let r =
+            sqlx::query(&sql).bind(holder).bind(now()).bind(lease_until).bind(mine).fetch_optional(&self.pool).await?;
         Ok(r.as_ref().map(job_row))
     }
 
