@@ -280,7 +280,7 @@ impl State<'_, '_> {
         let outcome = if same {
             self.delta.same(&key, raw)
         } else {
-            let loc = self.writer.put_record(&self.buf).await?.loc;
+            let loc = self.writer.put_record(id, &self.buf).await?.loc;
             self.delta.put(key, Content { id: rec.id.clone(), check, loc, raw, has_files })
         };
         match outcome {

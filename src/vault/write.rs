@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::catalog::{CommitRows, FileRecord, Lease, PackRecord, SnapshotRecord};
 use super::files::{FileIndex, encode_pieces};
-use super::pack::{BlobKind, FinishedPack, Packer};
+use super::pack::{BlobId, BlobKind, FinishedPack, Packer};
 use super::read::TypeInfo;
 use super::state::{Loc, Page, State};
 use super::{BlobRef, Org, Vault};
@@ -83,7 +83,10 @@ impl<'a> TypeWriter<'a> {
     }
 
     async fn put(&mut self, kind: BlobKind, data: &[u8]) -> Result<BlobRef> {
-        let id = self.org.keys.blob_id(data);
+        self.put_as(kind, self.org.keys.blob_id(data), data).await
+    }
+
+    async fn put_as(&mut self, kind: BlobKind, id: BlobId, data: &[u8]) -> Result<BlobRef> {
         let (loc, full) = self.packer.add(&self.org.keys.seal, kind, id, data);
         if let Some(p) = full {
             self.write(p).await?;
@@ -98,9 +101,11 @@ impl<'a> TypeWriter<'a> {
         Ok(())
     }
 
-    /// Stores a record version's canonical bytes: their content id and place.
-    pub async fn put_record(&mut self, bytes: &[u8]) -> Result<BlobRef> {
-        self.put(BlobKind::Record, bytes).await
+    /// Stores a record version's canonical bytes, whose content id (`Org::keys.blob_id`)
+    /// the caller has already worked out: their place.
+    pub async fn put_record(&mut self, id: BlobId, bytes: &[u8]) -> Result<BlobRef> {
+        debug_assert_eq!(id, self.org.keys.blob_id(bytes), "a record's content id is of its bytes");
+        self.put_as(BlobKind::Record, id, bytes).await
     }
 
     /// Where a file piece with this content id is already stored, if it is.
