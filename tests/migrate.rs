@@ -197,6 +197,66 @@ both_backends!(
     a_schema_4_catalog_gains_the_totp_step
 );
 
+/// Each task's versions' titles, by the read API, and the catalog's schema version.
+async fn task_titles(old: &Old) -> (Vec<(&'static str, Vec<Option<String>>)>, Option<String>) {
+    let cfg = daybook::config::Config::load(&old.dir.path().join("daybook.toml")).unwrap();
+    let vault = Vault::open(&cfg, PASS).await.unwrap();
+    let mut all = Vec::new();
+    for id in ["t1", "t2", "t3", "t4", "t5"] {
+        let (info, versions) = query::history(&vault, id).await.unwrap();
+        let mut got: Vec<Option<String>> = Vec::new();
+        for v in &versions {
+            let content = vault.version_content(&info, v.version).await.unwrap();
+            got.push(content.map(|c| c.data["title"].as_str().unwrap().to_string()));
+        }
+        all.push((id, got));
+    }
+    (all, vault.schema_version().await.unwrap())
+}
+
+/// Schema 5 wrote its state pages with whole offsets and ids (`DBS1`); this release writes
+/// them compact (`DBS2`). A vault of schema 5 reads back every version, and its next backup
+/// writes the new pages on top of the old ones, which still read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_5_vault_reads_every_version_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(5), dir.path());
+    let old = Old { dir, sids: Vec::new(), log: Vec::new() };
+    let s = |t: &str| Some(t.to_string());
+    let mut want = vec![
+        ("t1", vec![s("alpha")]),
+        ("t2", vec![s("bravo"), s("bravo renamed")]),
+        ("t3", vec![s("charlie"), None, s("charlie is back")]),
+        ("t4", vec![s("delta")]),
+        ("t5", vec![s("echo")]),
+    ];
+    let (got, version) = task_titles(&old).await;
+    assert_eq!(got, want);
+    assert_eq!(version, Some(daybook::vault::catalog::SCHEMA_VERSION.to_string()));
+    assert_eq!(old.json(&["check", "--read-data"])["problems"], json!([]));
+
+    let export = old.dir.path().join("export");
+    std::fs::create_dir_all(export.join("records")).unwrap();
+    std::fs::create_dir_all(export.join("attachments")).unwrap();
+    let tasks = ["alpha", "bravo renamed", "charlie is back", "delta, edited", "echo"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{{\"id\":\"t{}\",\"title\":\"{t}\",\"n\":{}}}\n", i + 1, i + 1))
+        .collect::<String>();
+    std::fs::write(export.join("records/tasks.jsonl"), tasks).unwrap();
+    std::fs::write(
+        export.join("records/comments.jsonl"),
+        "{\"id\":1,\"text\":\"first comment\"}\n{\"id\":2,\"text\":\"second\"}\n",
+    )
+    .unwrap();
+    std::fs::write(export.join("attachments/invoice.pdf"), "invoice bytes ".repeat(500)).unwrap();
+    let o = bounded(old.cmd(&["backup"]), 120);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    want[3].1.push(s("delta, edited"));
+    assert_eq!(task_titles(&old).await.0, want, "only t4 has a new version");
+    assert_eq!(old.json(&["check", "--read-data"])["problems"], json!([]));
+}
+
 async fn a_schema_1_vault_opens_whole(b: Backend) {
     opens_whole(b, 1).await
 }
@@ -335,7 +395,7 @@ async fn a_schema_4_catalog_gains_the_totp_step(b: Backend) {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, "5");
+    assert_eq!(version, daybook::vault::catalog::SCHEMA_VERSION.to_string());
     let step: Option<i64> = sqlx::query("SELECT totp_step FROM users").fetch_one(&catalog.pool).await.unwrap().get(0);
     assert_eq!(step, None, "the column is there, empty until a code is used");
 }

@@ -34,17 +34,22 @@ impl Catalog {
             }
             Some(3) => {
                 // The tables schema 4 added are made as this release has them.
-                tracing::info!("catalog {}: upgrading schema 3 to 5 (new tables only)", self.display);
-                self.run(&schema::statements(self.postgres), Some(5)).await?;
-                Ok(5)
+                tracing::info!("catalog {}: upgrading schema 3 to 6 (new tables only)", self.display);
+                self.run(&schema::statements(self.postgres), Some(6)).await?;
+                Ok(6)
             }
             Some(4) => {
                 tracing::info!(
-                    "catalog {}: upgrading schema 4 to 5 (users remember their last TOTP step)",
+                    "catalog {}: upgrading schema 4 to 6 (users remember their last TOTP step)",
                     self.display
                 );
-                self.run(&["ALTER TABLE users ADD COLUMN totp_step BIGINT".to_string()], Some(5)).await?;
-                Ok(5)
+                self.run(&["ALTER TABLE users ADD COLUMN totp_step BIGINT".to_string()], Some(6)).await?;
+                Ok(6)
+            }
+            Some(5) => {
+                tracing::info!("catalog {}: upgrading schema 5 to 6 (compact state pages from now on)", self.display);
+                self.run(&[], Some(6)).await?;
+                Ok(6)
             }
             // Up to date, or at 2 for the vault to upgrade: nothing runs here (DDL would
             // wait for the locks of running backups).

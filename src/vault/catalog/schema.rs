@@ -9,8 +9,11 @@
 /// 1: the first release. 2: data types known by a stable key; a sealed backup log.
 /// 3: records and versions in sealed state pages; no plain ids or names.
 /// 4: tables for archives, the daemon's jobs and the web's users (3 to 4 only adds tables:
-/// every `CREATE ... IF NOT EXISTS` of the DDL runs again).
-pub const SCHEMA_VERSION: i64 = 5;
+/// every `CREATE ... IF NOT EXISTS` of the DDL runs again). 5: users remember their last
+/// TOTP step. 6: state pages may be of the compact kind (`DBS2`), which a daybook of schema
+/// 5 cannot read; no table changes, so an older daybook is told to upgrade rather than
+/// finding pages it calls damaged.
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Every table, for what is done to all of them.
 pub const TABLES: &[&str] = &[
