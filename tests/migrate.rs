@@ -197,6 +197,26 @@ both_backends!(
     a_schema_4_catalog_gains_the_totp_step
 );
 
+/// The fixture's export as its last cycle saw it, with t4's title edited and the photo gone,
+/// for the next backup.
+fn write_next_export(old: &Old) {
+    let export = old.dir.path().join("export");
+    std::fs::create_dir_all(export.join("records")).unwrap();
+    std::fs::create_dir_all(export.join("attachments")).unwrap();
+    let tasks = ["alpha", "bravo renamed", "charlie is back", "delta, edited", "echo"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{{\"id\":\"t{}\",\"title\":\"{t}\",\"n\":{}}}\n", i + 1, i + 1))
+        .collect::<String>();
+    std::fs::write(export.join("records/tasks.jsonl"), tasks).unwrap();
+    std::fs::write(
+        export.join("records/comments.jsonl"),
+        "{\"id\":1,\"text\":\"first comment\"}\n{\"id\":2,\"text\":\"second\"}\n",
+    )
+    .unwrap();
+    std::fs::write(export.join("attachments/invoice.pdf"), "invoice bytes ".repeat(500)).unwrap();
+}
+
 /// Each task's versions' titles, by the read API, and the catalog's schema version.
 async fn task_titles(old: &Old) -> (Vec<(&'static str, Vec<Option<String>>)>, Option<String>) {
     let cfg = daybook::config::Config::load(&old.dir.path().join("daybook.toml")).unwrap();
@@ -235,21 +255,7 @@ async fn a_schema_5_vault_reads_every_version_and_goes_on() {
     assert_eq!(version, Some(daybook::vault::catalog::SCHEMA_VERSION.to_string()));
     assert_eq!(old.json(&["check", "--read-data"])["problems"], json!([]));
 
-    let export = old.dir.path().join("export");
-    std::fs::create_dir_all(export.join("records")).unwrap();
-    std::fs::create_dir_all(export.join("attachments")).unwrap();
-    let tasks = ["alpha", "bravo renamed", "charlie is back", "delta, edited", "echo"]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{{\"id\":\"t{}\",\"title\":\"{t}\",\"n\":{}}}\n", i + 1, i + 1))
-        .collect::<String>();
-    std::fs::write(export.join("records/tasks.jsonl"), tasks).unwrap();
-    std::fs::write(
-        export.join("records/comments.jsonl"),
-        "{\"id\":1,\"text\":\"first comment\"}\n{\"id\":2,\"text\":\"second\"}\n",
-    )
-    .unwrap();
-    std::fs::write(export.join("attachments/invoice.pdf"), "invoice bytes ".repeat(500)).unwrap();
+    write_next_export(&old);
     let o = bounded(old.cmd(&["backup"]), 120);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     want[3].1.push(s("delta, edited"));
@@ -349,21 +355,7 @@ async fn opens_whole(b: Backend, release: u32) {
     }
 
     // The next backup goes on from it: unchanged records get no new version.
-    let export = old.dir.path().join("export");
-    std::fs::create_dir_all(export.join("records")).unwrap();
-    std::fs::create_dir_all(export.join("attachments")).unwrap();
-    let tasks = ["alpha", "bravo renamed", "charlie is back", "delta", "echo"]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{{\"id\":\"t{}\",\"title\":\"{t}\",\"n\":{}}}\n", i + 1, i + 1))
-        .collect::<String>();
-    std::fs::write(export.join("records/tasks.jsonl"), tasks.replace("delta", "delta, edited")).unwrap();
-    std::fs::write(
-        export.join("records/comments.jsonl"),
-        "{\"id\":1,\"text\":\"first comment\"}\n{\"id\":2,\"text\":\"second\"}\n",
-    )
-    .unwrap();
-    std::fs::write(export.join("attachments/invoice.pdf"), "invoice bytes ".repeat(500)).unwrap();
+    write_next_export(&old);
     let r = old.json(&["backup"]);
     let t = r["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "tasks").unwrap();
     assert_eq!((t["stats"]["changed"].as_i64(), t["stats"]["added"].as_i64()), (Some(1), Some(0)), "{r}");
