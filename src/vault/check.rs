@@ -28,12 +28,52 @@ impl CheckReport {
     }
 }
 
-/// A blob the catalog names: where, the first bytes of its id (all 16 where the catalog has
-/// them), and what it stands for, for messages.
+/// A blob the catalog names: where, the first `check_len` bytes of its id (all 16 where the
+/// catalog has them), and what it stands for. A vault holds millions: the message naming it
+/// is made only for one with a problem.
 struct Ref {
     loc: super::state::Loc,
-    check: Vec<u8>,
-    what: String,
+    check: [u8; 16],
+    check_len: u8,
+    what: What,
+}
+
+impl Ref {
+    fn new(loc: super::state::Loc, check: &[u8], what: What) -> Ref {
+        let mut c = [0; 16];
+        let n = check.len().min(16);
+        c[..n].copy_from_slice(&check[..n]);
+        Ref { loc, check: c, check_len: n as u8, what }
+    }
+
+    fn check(&self) -> &[u8] {
+        &self.check[..self.check_len as usize]
+    }
+}
+
+enum What {
+    /// A state page: the data type (an index into `Refs::types`), delta or checkpoint, cycle.
+    Page(usize, &'static str, i64),
+    Version(super::state::Key, u32),
+    /// A file (an index into `Refs::files`) and the piece's number, from 1.
+    Piece(usize, usize),
+}
+
+#[derive(Default)]
+struct Refs {
+    list: Vec<Ref>,
+    types: Vec<String>,
+    files: Vec<String>,
+}
+
+impl Refs {
+    fn describe(&self, w: &What) -> String {
+        match w {
+            What::Page(t, kind, cycle) => format!("the {kind} of {} at cycle {cycle}", self.types[*t]),
+            What::Version(k, v) => format!("record {} version {v}", crate::util::base32(k)),
+            What::Piece(f, i) => format!("file {} piece {i}", self.files[*f]),
+        }
+    }
 }
 
 pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
@@ -66,16 +106,17 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
     for sid in vault.catalog.org_sids().await? {
         let Some(org) = vault.existing_org(&sid).await? else { continue };
         let refs = references(vault, &org, &mut rep).await?;
-        rep.blobs += refs.len() as u64;
+        rep.blobs += refs.list.len() as u64;
         // Every reference names a pack the catalog has, at one of its chunks.
-        for Ref { loc, what, .. } in &refs {
+        for Ref { loc, what, .. } in &refs.list {
+            let what = || refs.describe(what);
             match chunks.get(&loc.pack) {
-                None => rep.problems.push(format!("org {sid}: {what} is in a pack the catalog does not have")),
+                None => rep.problems.push(format!("org {sid}: {} is in a pack the catalog does not have", what())),
                 Some(c) if !c.contains(&loc.chunk) => {
-                    rep.problems.push(format!("org {sid}: {what} names a chunk its pack does not have"))
+                    rep.problems.push(format!("org {sid}: {} names a chunk its pack does not have", what()))
                 }
                 Some(_) if !readable.contains(&loc.pack) => {
-                    rep.problems.push(format!("org {sid}: {what} is lost with its pack"))
+                    rep.problems.push(format!("org {sid}: {} is lost with its pack", what()))
                 }
                 Some(_) => {}
             }
@@ -90,30 +131,31 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
 
 /// Every blob the org's catalog names: state pages, every version they hold, file pieces.
 /// Checks each data type's latest state against its last snapshot on the way.
-async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<Vec<Ref>> {
-    let mut refs = Vec::new();
+async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<Refs> {
+    let mut refs = Refs::default();
     for t in vault.types(Some(&org.sid)).await? {
+        let ti = refs.types.len();
+        refs.types.push(t.full_name());
         let mut seen = HashSet::new();
         let snaps = vault.catalog.snapshot_records(Some(t.id.0)).await?;
         for s in &snaps {
             for (page, kind) in [(&s.delta, "delta"), (&s.checkpoint, "checkpoint")] {
                 let Some(p) = page else { continue };
                 let r = BlobRef::decode(p)?;
-                let what = format!("the {kind} of {} at cycle {}", t.full_name(), s.cycle);
-                refs.push(Ref { loc: r.loc, check: r.id.to_vec(), what: what.clone() });
+                let what = What::Page(ti, kind, s.cycle);
                 let page = match vault.page(org, &t, p).await {
                     Ok(p) => p,
                     Err(e) => {
-                        rep.problems.push(format!("org {}: {what} cannot be read: {e:#}", org.sid));
+                        rep.problems.push(format!("org {}: {} cannot be read: {e:#}", org.sid, refs.describe(&what)));
+                        refs.list.push(Ref::new(r.loc, &r.id, what));
                         continue;
                     }
                 };
+                refs.list.push(Ref::new(r.loc, &r.id, what));
                 for (k, e) in page.entries {
                     // A deletion names its last content, which that version's entry named.
                     if !e.deleted && seen.insert((k, e.version)) {
-                        let sid = crate::util::base32(&k);
-                        let what = format!("record {sid} version {}", e.version);
-                        refs.push(Ref { loc: e.loc, check: e.check.to_vec(), what });
+                        refs.list.push(Ref::new(e.loc, &e.check, What::Version(k, e.version)));
                     }
                 }
             }
@@ -132,9 +174,11 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<V
         }
     }
     for f in vault.catalog.file_records(org.id).await? {
+        let fi = refs.files.len();
         for (i, p) in decode_pieces(&f.pieces)?.into_iter().enumerate() {
-            refs.push(Ref { loc: p.loc, check: p.id.to_vec(), what: format!("file {} piece {}", f.uid, i + 1) });
+            refs.list.push(Ref::new(p.loc, &p.id, What::Piece(fi, i + 1)));
         }
+        refs.files.push(f.uid);
     }
     Ok(refs)
 }
@@ -146,7 +190,7 @@ async fn read_packs(
     org: &std::sync::Arc<Org>,
     packs: &[super::catalog::PackRecord],
     readable: &HashSet<u64>,
-    refs: &[Ref],
+    refs: &Refs,
     rep: &mut CheckReport,
 ) -> Result<()> {
     let mine: Vec<&super::catalog::PackRecord> =
@@ -200,15 +244,23 @@ async fn read_packs(
             }
         }
     }
-    for Ref { loc, check, what } in refs {
+    for r in &refs.list {
+        let loc = r.loc;
         if !readable.contains(&loc.pack) {
             continue;
         }
         let at = (loc.pack, loc.chunk, loc.offset, loc.len);
+        let check = r.check();
         match (sound.get(&at), bad.get(&at)) {
-            (Some(id), _) if id[..check.len()] == check[..] => {}
-            (_, Some(why)) => rep.problems.push(format!("org {}: {what} is damaged ({why})", org.sid)),
-            _ => rep.problems.push(format!("org {}: {what} is not in its pack where the catalog says", org.sid)),
+            (Some(id), _) if id[..check.len()] == *check => {}
+            (_, Some(why)) => {
+                rep.problems.push(format!("org {}: {} is damaged ({why})", org.sid, refs.describe(&r.what)))
+            }
+            _ => rep.problems.push(format!(
+                "org {}: {} is not in its pack where the catalog says",
+                org.sid,
+                refs.describe(&r.what)
+            )),
         }
     }
     Ok(())
