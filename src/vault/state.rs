@@ -253,10 +253,10 @@ impl Page {
             let i = packs.binary_search(&e.loc.pack).expect("listed above");
             put_varint(&mut out, i as u64);
         }
-        let mut prev = Loc::default();
+        let mut prev = 0;
         for (_, e) in &order {
-            put_varint(&mut out, zigzag(e.loc.chunk as i64 - prev.chunk as i64));
-            prev = e.loc;
+            put_varint(&mut out, zigzag(e.loc.chunk as i64 - prev as i64));
+            prev = e.loc.chunk;
         }
         let mut prev: Option<Loc> = None;
         for (_, e) in &order {
@@ -266,15 +266,13 @@ impl Page {
         for (_, e) in &order {
             put_varint(&mut out, e.loc.len as u64);
         }
-        let mut prev = "";
-        for (_, e) in &order {
-            put_varint(&mut out, shared_prefix(prev, &e.id) as u64);
-            prev = &e.id;
+        let shared: Vec<usize> =
+            (0..n).map(|i| if i == 0 { 0 } else { shared_prefix(&order[i - 1].1.id, &order[i].1.id) }).collect();
+        for &k in &shared {
+            put_varint(&mut out, k as u64);
         }
-        let mut prev = "";
-        for (_, e) in &order {
-            put_str(&mut out, &e.id[shared_prefix(prev, &e.id)..]);
-            prev = &e.id;
+        for ((_, e), &k) in order.iter().zip(&shared) {
+            put_str(&mut out, &e.id[k..]);
         }
         put_varint(&mut out, self.files.len() as u64);
         for (k, f) in &self.files {
