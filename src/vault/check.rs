@@ -216,52 +216,56 @@ async fn read_packs(
             }
         })
         .buffer_unordered(2);
-    // (pack, chunk, offset, length) -> content id, of every sound blob.
-    let mut sound: HashMap<(u64, u32, u32, u32), [u8; 16]> = HashMap::new();
-    let mut bad: HashMap<(u64, u32, u32, u32), String> = HashMap::new();
+    // Each pack's blobs are matched with the references into it as the pack arrives, so
+    // only one pack's entries are held at a time, not a map of every blob of the vault.
+    let mut list: Vec<&Ref> = refs.list.iter().filter(|r| readable.contains(&r.loc.pack)).collect();
+    list.sort_unstable_by_key(|r| r.loc);
+    let not_where =
+        |r: &Ref| format!("org {}: {} is not in its pack where the catalog says", org.sid, refs.describe(&r.what));
+    let mut matched = HashSet::new();
     while let Some(done) = verified.next().await {
         let (i, (name_ok, len, verdict)) = done?;
         let p = mine[i];
         rep.bytes_read += len;
+        matched.insert(p.pid);
         if !name_ok {
             rep.problems.push(format!("pack {}: its bytes do not match its name (altered in the store)", p.name));
         }
-        match verdict {
-            Err(e) => rep.problems.push(format!("pack {}: {e}", p.name)),
-            Ok((entries, damaged)) => {
-                let damaged: HashMap<(u32, u32), String> = damaged.into_iter().map(|(c, o, w)| ((c, o), w)).collect();
-                for e in entries {
-                    let at = (p.pid, e.chunk_off, e.inner_off, e.len);
-                    match damaged.get(&(e.chunk_off, e.inner_off)) {
-                        Some(why) => {
-                            bad.insert(at, format!("pack {}: {why}", p.name));
-                        }
-                        None => {
-                            sound.insert(at, e.id);
-                        }
-                    }
-                }
+        let (mut entries, damaged) = match verdict {
+            Ok(v) => v,
+            Err(e) => {
+                rep.problems.push(format!("pack {}: {e}", p.name));
+                Default::default()
+            }
+        };
+        let damaged: HashMap<(u32, u32), String> = damaged.into_iter().map(|(c, o, w)| ((c, o), w)).collect();
+        entries.sort_unstable_by_key(|e| (e.chunk_off, e.inner_off, e.len));
+        let lo = list.partition_point(|r| r.loc.pack < p.pid);
+        let hi = list.partition_point(|r| r.loc.pack <= p.pid);
+        for r in &list[lo..hi] {
+            let l = r.loc;
+            let found =
+                entries.binary_search_by_key(&(l.chunk, l.offset, l.len), |e| (e.chunk_off, e.inner_off, e.len));
+            let Ok(at) = found else {
+                rep.problems.push(not_where(r));
+                continue;
+            };
+            let e = &entries[at];
+            match damaged.get(&(e.chunk_off, e.inner_off)) {
+                Some(why) => rep.problems.push(format!(
+                    "org {}: {} is damaged (pack {}: {why})",
+                    org.sid,
+                    refs.describe(&r.what),
+                    p.name
+                )),
+                None if e.id[..r.check().len()] != *r.check() => rep.problems.push(not_where(r)),
+                None => {}
             }
         }
     }
-    for r in &refs.list {
-        let loc = r.loc;
-        if !readable.contains(&loc.pack) {
-            continue;
-        }
-        let at = (loc.pack, loc.chunk, loc.offset, loc.len);
-        let check = r.check();
-        match (sound.get(&at), bad.get(&at)) {
-            (Some(id), _) if id[..check.len()] == *check => {}
-            (_, Some(why)) => {
-                rep.problems.push(format!("org {}: {} is damaged ({why})", org.sid, refs.describe(&r.what)))
-            }
-            _ => rep.problems.push(format!(
-                "org {}: {} is not in its pack where the catalog says",
-                org.sid,
-                refs.describe(&r.what)
-            )),
-        }
+    // A reference into a sound pack of another org, or of none.
+    for r in list.iter().filter(|r| !matched.contains(&r.loc.pack)) {
+        rep.problems.push(not_where(r));
     }
     Ok(())
 }
