@@ -105,6 +105,9 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
 
     for sid in vault.catalog.org_sids().await? {
         let Some(org) = vault.existing_org(&sid).await? else { continue };
+        // The packs are read and verified (the store and the cipher, on the blocking pool)
+        // while the references are gathered (the catalog and the state pages, here).
+        let reading = read_data.then(|| read_packs(vault, &org, &packs, &readable));
         let refs = references(vault, &org, &mut rep).await?;
         rep.blobs += refs.list.len() as u64;
         // Every reference names a pack the catalog has, at one of its chunks.
@@ -121,8 +124,8 @@ pub async fn check(vault: &Vault, read_data: bool) -> Result<CheckReport> {
                 Some(_) => {}
             }
         }
-        if read_data {
-            read_packs(vault, &org, &packs, &readable, &refs, &mut rep).await?;
+        if let Some((mine, verified)) = reading {
+            match_packs(&org, &mine, verified, &readable, &refs, &mut rep).await?;
         }
     }
     rep.problems.dedup();
@@ -194,39 +197,62 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<R
     Ok(refs)
 }
 
-/// Reads every pack of the org whole, verifies its name, every chunk and every blob in it, and
-/// that each reference finds the blob it names where it says.
-async fn read_packs(
+/// What reading one pack found: whether its bytes match its name, how many there were, and
+/// its blobs (with the damaged ones) or why it could not be opened.
+type Verdict = (bool, u64, Result<(Vec<pack::PackEntry>, pack::Damaged), pack::PackError>);
+
+/// Starts reading every pack of the org whole and verifying its name, every chunk and every
+/// blob in it. The verdicts come by a short queue, so only a few packs' entries wait at once
+/// whatever the size of the vault.
+fn read_packs(
     vault: &Vault,
     org: &std::sync::Arc<Org>,
     packs: &[super::catalog::PackRecord],
     readable: &HashSet<u64>,
+) -> (Vec<super::catalog::PackRecord>, tokio::sync::mpsc::Receiver<Result<(usize, Verdict)>>) {
+    let mine: Vec<super::catalog::PackRecord> =
+        packs.iter().filter(|p| p.org_id == org.id && readable.contains(&p.pid)).cloned().collect();
+    let jobs: Vec<_> = mine.iter().map(|p| (Vault::pack_path(org, &p.name), p.name.clone())).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (org, store) = (org.clone(), vault.store.clone());
+    tokio::spawn(async move {
+        let mut verified = futures::stream::iter(jobs.into_iter().enumerate())
+            .map(|(i, (path, expect))| {
+                let (org, store) = (org.clone(), store.clone());
+                async move {
+                    let bytes = store.get(&path).await?.bytes().await?;
+                    let verdict = tokio::task::spawn_blocking(move || {
+                        (
+                            blake3::hash(&bytes).to_hex().as_str() == expect,
+                            bytes.len() as u64,
+                            pack::verify(&org.keys, &bytes),
+                        )
+                    })
+                    .await?;
+                    anyhow::Ok((i, verdict))
+                }
+            })
+            .buffer_unordered(2);
+        // A check that stopped early (an error of its own) drops the queue: so does this.
+        while let Some(v) = verified.next().await {
+            if tx.send(v).await.is_err() {
+                break;
+            }
+        }
+    });
+    (mine, rx)
+}
+
+/// Checks that each reference finds the blob it names where it says, as the packs' verdicts
+/// arrive.
+async fn match_packs(
+    org: &Org,
+    mine: &[super::catalog::PackRecord],
+    mut verified: tokio::sync::mpsc::Receiver<Result<(usize, Verdict)>>,
+    readable: &HashSet<u64>,
     refs: &Refs,
     rep: &mut CheckReport,
 ) -> Result<()> {
-    let mine: Vec<&super::catalog::PackRecord> =
-        packs.iter().filter(|p| p.org_id == org.id && readable.contains(&p.pid)).collect();
-    // The futures own what they use (a pack's index into `mine`, not a reference to it): one
-    // holding a reference is not `Send` for every lifetime, which a job run by the daemon's
-    // workers must be.
-    let mut verified = futures::stream::iter(0..mine.len())
-        .map(|i| {
-            let (path, expect, org, store) =
-                (Vault::pack_path(org, &mine[i].name), mine[i].name.clone(), org.clone(), vault.store.clone());
-            async move {
-                let bytes = store.get(&path).await?.bytes().await?;
-                let verdict = tokio::task::spawn_blocking(move || {
-                    (
-                        blake3::hash(&bytes).to_hex().as_str() == expect,
-                        bytes.len() as u64,
-                        pack::verify(&org.keys, &bytes),
-                    )
-                })
-                .await?;
-                anyhow::Ok((i, verdict))
-            }
-        })
-        .buffer_unordered(2);
     // Each pack's blobs are matched with the references into it as the pack arrives, so
     // only one pack's entries are held at a time, not a map of every blob of the vault.
     let mut list: Vec<&Ref> = refs.list.iter().filter(|r| readable.contains(&r.loc.pack)).collect();
@@ -234,9 +260,9 @@ async fn read_packs(
     let not_where =
         |r: &Ref| format!("org {}: {} is not in its pack where the catalog says", org.sid, refs.describe(&r.what));
     let mut matched = HashSet::new();
-    while let Some(done) = verified.next().await {
+    while let Some(done) = verified.recv().await {
         let (i, (name_ok, len, verdict)) = done?;
-        let p = mine[i];
+        let p = &mine[i];
         rep.bytes_read += len;
         matched.insert(p.pid);
         if !name_ok {
