@@ -76,6 +76,7 @@ struct State<'a, 'w> {
 pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<TypeStats> {
     let t0 = std::time::Instant::now();
     let (state, chain) = job.vault.state_at(job.ty.id, None).await?;
+    tracing::debug!(data_type = %job.ty.name, "read its state ({} entries) in {:?}", state.entries.len(), t0.elapsed());
     // The delta takes the state over: the cached one goes now, not after the commit.
     job.vault.forget_states_of(job.ty.id.0);
     let state = std::sync::Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
