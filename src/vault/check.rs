@@ -144,15 +144,14 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<R
         let (mut state, mut whole) = (State::default(), true);
         let snaps = vault.catalog.snapshot_records(Some(t.id.0)).await?;
         for s in &snaps {
-            // A data type's first delta is its first checkpoint too: one blob.
-            let first = s.delta.is_some() && s.delta == s.checkpoint;
             for (page, kind) in [(&s.delta, "delta"), (&s.checkpoint, "checkpoint")] {
                 let Some(p) = page else { continue };
-                if first && kind == "checkpoint" {
+                // A data type's first delta is its first checkpoint too: one blob, read once.
+                if kind == "delta" && s.delta == s.checkpoint {
                     continue;
                 }
                 let r = BlobRef::decode(p)?;
-                let what = What::Page(ti, if first { "checkpoint" } else { kind }, s.cycle);
+                let what = What::Page(ti, kind, s.cycle);
                 let page = match vault.page(org, &t, p).await {
                     Ok(p) => p,
                     Err(e) => {
@@ -170,7 +169,7 @@ async fn references(vault: &Vault, org: &Org, rep: &mut CheckReport) -> Result<R
                         refs.list.push(Ref::new(e.loc, &e.check, What::Version(*k, e.version)));
                     }
                 }
-                if kind == "checkpoint" || first {
+                if kind == "checkpoint" {
                     state = State::from_page(page);
                     whole = true;
                 } else {
