@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::vault::Vault;
-use crate::vault::read::{At, TypeInfo};
+use crate::vault::read::{At, SnapshotInfo, TypeInfo};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Exported {
@@ -33,18 +33,38 @@ pub fn safe_name(name: &str) -> String {
 
 /// Files copied at once: enough to keep both cores opening pieces while others write.
 const FILES_AT_ONCE: usize = 4;
-/// Data types exported at once.
-const TYPES_AT_ONCE: usize = 2;
+/// Live records of the data types exported at once: each holds its state while it streams,
+/// and two states of 250,000 records stay within the memory a backup of them takes.
+const RECORDS_AT_ONCE: u64 = 500_000;
+
+/// What holding a data type's state costs, in records: a small one (the files' data type)
+/// costs nothing, so it never waits for a large one.
+fn weight(s: &SnapshotInfo) -> u64 {
+    if s.live <= RECORDS_AT_ONCE / 100 { 0 } else { s.live }
+}
 
 pub async fn export_org(vault: &Vault, org: &str, at: At, to: &Path) -> Result<Exported> {
-    // Several data types at a time: the chunks of one open while another's files are
-    // written. Each holds its state while it streams, so not all of them at once.
-    let types = vault.types(Some(org)).await?;
-    let mut jobs = futures::stream::iter(types)
-        .map(|t| async move { export_type(vault, &t, at, to).await })
-        .buffer_unordered(TYPES_AT_ONCE);
-    let mut out = Exported::default();
-    while let Some(done) = jobs.next().await {
+    // As many data types at a time as their states allow, the largest first: the chunks of
+    // one open while another's files are written, and a data type of a few records (the
+    // files) never waits for a slot while a large one holds it.
+    let mut pending = Vec::new();
+    for t in vault.types(Some(org)).await? {
+        if let Some(snap) = vault.snapshot_at(t.id, at).await? {
+            pending.push((t, snap));
+        }
+    }
+    pending.sort_by_key(|(_, s)| std::cmp::Reverse(s.live));
+    let mut running = futures::stream::FuturesUnordered::new();
+    let (mut held, mut out) = (0u64, Exported::default());
+    loop {
+        while let Some(i) = pending.iter().position(|(_, s)| running.is_empty() || held + weight(s) <= RECORDS_AT_ONCE)
+        {
+            let (t, snap) = pending.remove(i);
+            held += weight(&snap);
+            running.push(async move { (weight(&snap), export_type(vault, &t, &snap, to).await) });
+        }
+        let Some((live, done)) = running.next().await else { break };
+        held -= live;
         let d = done?;
         out.data_types += d.data_types;
         out.records += d.records;
@@ -54,10 +74,9 @@ pub async fn export_org(vault: &Vault, org: &str, at: At, to: &Path) -> Result<E
     Ok(out)
 }
 
-async fn export_type(vault: &Vault, t: &TypeInfo, at: At, to: &Path) -> Result<Exported> {
+async fn export_type(vault: &Vault, t: &TypeInfo, snap: &SnapshotInfo, to: &Path) -> Result<Exported> {
     let mut out = Exported::default();
     let t0 = std::time::Instant::now();
-    let Some(snap) = vault.snapshot_at(t.id, at).await? else { return Ok(out) };
     let mut dir = to.join(safe_name(&t.org)).join(safe_name(&t.source));
     for part in t.name.split('/') {
         dir.push(safe_name(part));
