@@ -3,10 +3,9 @@
 //! whole listing arrived and the counts agree.
 
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::HashMap;
 use tokio::sync::mpsc;
 
-use super::delta::{Arrival, Content, Delta, Outcome};
+use super::delta::{Arrival, Arrivals, Content, Delta, Outcome};
 use super::files;
 use crate::connectors::{Connector, ReadMode, Record, Vanished};
 use crate::vault::crypto::IdKey;
@@ -80,12 +79,9 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     // The delta takes the state over: the cached one goes now, not after the commit.
     job.vault.forget_states_of(job.ty.id.0);
     let state = std::sync::Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
-    let prepare = Prepare {
-        ids: job.org.keys.ids.clone(),
-        ty: job.ty.clone(),
-        before: state.entries.iter().filter(|(_, e)| !e.deleted).map(|(k, e)| (*k, e.raw)).collect(),
-    };
-    let delta = Delta::of(state, job.cycle as u64);
+    let mut delta = Delta::of(state, job.cycle as u64);
+    let prepare =
+        Prepare { ids: job.org.keys.ids.clone(), ty: job.ty.clone(), arrivals: delta.arrivals(), unchanged: 0 };
     tracing::debug!(data_type = %job.ty.name, "loaded current state in {:?}", t0.elapsed());
     let writer = TypeWriter::new(job.vault, job.org, job.ty, job.cycle, job.lease, index, chain);
     let mut st = State {
@@ -110,13 +106,16 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let (prepared, mut prx) = mpsc::channel::<Vec<Arrived>>(4);
     let reader = job.connector.read(&job.ty.key, mode, sender);
     let preparing = tokio::task::spawn_blocking(move || {
-        let mut rx = rx;
+        let (mut rx, mut prepare) = (rx, prepare);
         while let Some(batch) = rx.blocking_recv() {
-            let batch: Vec<Arrived> = batch.into_iter().map(|r| prepare.one(r)).collect();
+            // Unchanged records end here; the batch goes on even if empty (the consumer
+            // flushes by batches).
+            let batch = prepare.batch(batch);
             if prepared.blocking_send(batch).is_err() {
                 break;
             }
         }
+        prepare
     });
     let st_ref = &mut st;
     let consumer = async move {
@@ -133,7 +132,10 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
         anyhow::Ok(())
     };
     let (read, consumed) = tokio::join!(reader, consumer);
-    preparing.await.map_err(|e| anyhow!("preparing the records read: {e}"))?;
+    let prepared = preparing.await.map_err(|e| anyhow!("preparing the records read: {e}"))?;
+    st.delta.arrived(prepared.arrivals);
+    st.stats.listed += prepared.unchanged;
+    st.stats.unchanged += prepared.unchanged;
     consumed?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
     tracing::debug!(data_type = %job.ty.name, "read and compared in {:?}", t0.elapsed());
@@ -145,11 +147,13 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     stats
 }
 
-/// A record as the consumer takes it, with what could be worked out without the delta.
+/// A record as the consumer takes it, with what could be worked out before it: it came
+/// twice, or it must be compared.
 struct Arrived {
     rec: Record,
     key: Key,
     raw: Option<RawHash>,
+    duplicate: bool,
     /// For a record without files whose text is not the one of the last snapshot: its
     /// canonical bytes and content id, or why its JSON could not be parsed.
     canon: Option<Result<Canon, serde_json::Error>>,
@@ -164,22 +168,41 @@ struct Canon {
 struct Prepare {
     ids: IdKey,
     ty: TypeInfo,
-    /// Each live record's text hash in the last snapshot.
-    before: HashMap<Key, RawHash>,
+    arrivals: Arrivals,
+    /// Records whose text is as in the last snapshot.
+    unchanged: u64,
 }
 
 impl Prepare {
-    fn one(&self, rec: Record) -> Arrived {
-        let key = self.ty.record_key(&self.ids, &rec.id);
-        let raw = files::raw_hash(&self.ids, &rec);
-        let unchanged = raw.is_some() && self.before.get(&key) == raw.as_ref();
-        let canon = (rec.files.is_empty() && !unchanged).then(|| {
+    /// The records of a batch that must go on: their keys and hashes first, so that looking
+    /// them all up in the state waits for memory once, not once for each.
+    fn batch(&mut self, batch: Vec<Record>) -> Vec<Arrived> {
+        let keyed: Vec<(Record, Key, Option<RawHash>)> = batch
+            .into_iter()
+            .map(|rec| (self.ty.record_key(&self.ids, &rec.id), files::raw_hash(&self.ids, &rec), rec))
+            .map(|(key, raw, rec)| (rec, key, raw))
+            .collect();
+        self.arrivals.warm(keyed.iter().map(|(_, k, _)| k));
+        keyed.into_iter().filter_map(|(rec, key, raw)| self.one(rec, key, raw)).collect()
+    }
+
+    /// None for a record as it was.
+    fn one(&mut self, rec: Record, key: Key, raw: Option<RawHash>) -> Option<Arrived> {
+        let duplicate = match self.arrivals.arrive(&key, raw) {
+            Arrival::Unchanged => {
+                self.unchanged += 1;
+                return None;
+            }
+            Arrival::Duplicate => true,
+            Arrival::Compare => false,
+        };
+        let canon = (rec.files.is_empty() && !duplicate).then(|| {
             let data: serde_json::Value = serde_json::from_str(&rec.json)?;
             let mut bytes = Vec::with_capacity(rec.json.len() + 16);
             StoredVersion { data, files: Vec::new() }.encode_into(&mut bytes);
             Ok(Canon { id: self.ids.blob_id(&bytes), bytes })
         });
-        Arrived { rec, key, raw, canon }
+        Some(Arrived { rec, key, raw, duplicate, canon })
     }
 }
 
@@ -231,17 +254,10 @@ impl State<'_, '_> {
     async fn take(&mut self, a: Arrived) -> Result<()> {
         let j = self.job;
         self.stats.listed += 1;
-        let Arrived { rec, key, raw, canon } = a;
-        match self.delta.arrive(&key, raw) {
-            Arrival::Duplicate => {
-                let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-                bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(&j.ty.key), rec.id);
-            }
-            Arrival::Unchanged => {
-                self.stats.unchanged += 1;
-                return Ok(());
-            }
-            Arrival::Compare => {}
+        let Arrived { rec, key, raw, duplicate, canon } = a;
+        if duplicate {
+            let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(&j.ty.key), rec.id);
         }
         let at = || rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
         let malformed =
