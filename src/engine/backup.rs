@@ -179,8 +179,10 @@ impl Prepare {
     fn batch(&mut self, batch: Vec<Record>) -> Vec<Arrived> {
         let keyed: Vec<(Record, Key, Option<RawHash>)> = batch
             .into_iter()
-            .map(|rec| (self.ty.record_key(&self.ids, &rec.id), files::raw_hash(&self.ids, &rec), rec))
-            .map(|(key, raw, rec)| (rec, key, raw))
+            .map(|rec| {
+                let (key, raw) = (self.ty.record_key(&self.ids, &rec.id), files::raw_hash(&self.ids, &rec));
+                (rec, key, raw)
+            })
             .collect();
         self.arrivals.warm(keyed.iter().map(|(_, k, _)| k));
         keyed.into_iter().filter_map(|(rec, key, raw)| self.one(rec, key, raw)).collect()

@@ -4,8 +4,8 @@
 //! record whose JSON only changed key order or spacing is not a new version). What the
 //! listing no longer shows is deleted. No I/O here: the engine feeds it and stores.
 
-use crate::vault::state::{CachedFile, Check, Entry, Key, KeyMap, Loc, Page, RawHash, State, find_key};
-use std::collections::BTreeMap;
+use crate::vault::state::{CachedFile, Check, Entry, Key, Loc, Page, RawHash, State, find_key, key_value};
+use std::collections::{BTreeMap, HashSet};
 
 /// What the engine should do with a record that arrives.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,13 +51,13 @@ pub struct Arrivals {
     /// alive: a few bytes each, so that finding one touches little memory.
     known: Vec<(Key, Option<RawHash>)>,
     seen: Vec<bool>,
-    new: KeyMap<()>,
+    new: HashSet<Key>,
 }
 
 impl Arrivals {
     /// Reads where each key should lie, all at once: the reads of a batch wait for memory
     /// together (their lookups then find the lines in the cache), where one lookup after
-    /// another would wait for each in turn. A third of a cycle's read of 250,000 records.
+    /// another would wait for each in turn.
     pub fn warm<'k>(&self, keys: impl Iterator<Item = &'k Key>) {
         let n = self.known.len() as u128;
         if n == 0 {
@@ -65,8 +65,7 @@ impl Arrivals {
         }
         let mut any = 0u8;
         for k in keys {
-            let v = u64::from_be_bytes(k[..8].try_into().expect("8 bytes")) as u128;
-            any ^= self.known[((v * n) >> 64) as usize].0[0];
+            any ^= self.known[((key_value(k) as u128 * n) >> 64) as usize].0[0];
         }
         std::hint::black_box(any);
     }
@@ -75,10 +74,7 @@ impl Arrivals {
     /// only its bytes can say whether it changed).
     pub fn arrive(&mut self, key: &Key, raw: Option<RawHash>) -> Arrival {
         let Some(i) = find_key(&self.known, |(k, _)| k, key) else {
-            return match self.new.insert(*key, ()) {
-                Some(()) => Arrival::Duplicate,
-                None => Arrival::Compare,
-            };
+            return if self.new.insert(*key) { Arrival::Compare } else { Arrival::Duplicate };
         };
         if std::mem::replace(&mut self.seen[i], true) {
             return Arrival::Duplicate;
@@ -126,7 +122,7 @@ impl Delta {
         Arrivals {
             known: self.entries.iter().map(|(k, e)| (*k, (!e.deleted).then_some(e.raw))).collect(),
             seen: std::mem::take(&mut self.seen),
-            new: KeyMap::default(),
+            new: HashSet::new(),
         }
     }
 

@@ -63,8 +63,8 @@ pub async fn export_org(vault: &Vault, org: &str, at: At, to: &Path) -> Result<E
             held += weight(&snap);
             running.push(async move { (weight(&snap), export_type(vault, &t, &snap, to).await) });
         }
-        let Some((live, done)) = running.next().await else { break };
-        held -= live;
+        let Some((weighed, done)) = running.next().await else { break };
+        held -= weighed;
         let d = done?;
         out.data_types += d.data_types;
         out.records += d.records;

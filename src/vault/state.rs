@@ -10,42 +10,23 @@ use std::collections::BTreeMap;
 /// source). Its base32 form is the record's SID.
 pub type Key = [u8; 10];
 
-/// A map by record key. A key is already a keyed hash (under the org's secret key, so no
-/// one can aim records at one bucket): its first bytes serve as the map's hash instead of
-/// hashing it again.
-pub type KeyMap<V> = std::collections::HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
-
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut b = [0u8; 8];
-        let n = bytes.len().min(8);
-        b[..n].copy_from_slice(&bytes[..n]);
-        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
-    }
-
-    /// A key is hashed as its length, then its bytes: the length is the same for all.
-    fn write_usize(&mut self, _: usize) {}
+/// A key's first 8 bytes as a number: keys are uniform, so it says where a key lies among
+/// sorted ones.
+pub fn key_value(k: &Key) -> u64 {
+    u64::from_be_bytes(k[..8].try_into().expect("8 bytes"))
 }
 
 /// The position of a key in items sorted by key. Keys are uniform (keyed hashes), so where
 /// a key lies is known from its value: a few guesses find it in a million (touching a page
 /// or two, where a binary search touches twenty and a map's probe its own).
 pub fn find_key<T>(items: &[T], key_of: impl Fn(&T) -> &Key, key: &Key) -> Option<usize> {
-    let val = |k: &Key| u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
-    let target = val(key);
+    let target = key_value(key);
     let (mut lo, mut hi) = (0usize, items.len());
     for _ in 0..8 {
         if hi - lo <= 8 {
             break;
         }
-        let (a, b) = (val(key_of(&items[lo])), val(key_of(&items[hi - 1])));
+        let (a, b) = (key_value(key_of(&items[lo])), key_value(key_of(&items[hi - 1])));
         if target < a || target > b {
             return None;
         }
