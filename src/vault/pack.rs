@@ -270,10 +270,23 @@ pub fn open_chunk(seal: &SealKey, chunk_off: u32, sealed: &[u8]) -> Result<Vec<u
     let plain = seal.open(CHUNK_AAD, sealed).map_err(|e| PackError::Chunk(chunk_off, e))?;
     match plain.first() {
         Some(0) => Ok(plain[1..].to_vec()),
-        Some(1) => zstd::stream::decode_all(&plain[1..]).map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
+        Some(1) => decompress(&plain[1..]).map_err(|e| PackError::Decompress(chunk_off, e.to_string())),
         _ => Err(PackError::Decompress(chunk_off, "unknown chunk format".into())),
     }
 }
+
+/// The frame says its size (daybook's always do): decompressed into one buffer of that size,
+/// not one grown as it fills.
+fn decompress(frame: &[u8]) -> std::io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n <= MAX_CHUNK_PLAIN => zstd::bulk::decompress(frame, n as usize),
+        _ => zstd::stream::decode_all(frame),
+    }
+}
+
+/// Larger than any chunk daybook writes (a chunk holds one blob at least: a record, a piece
+/// or a state page), and small enough to allocate at once.
+const MAX_CHUNK_PLAIN: u64 = 1 << 30;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
