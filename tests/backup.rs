@@ -251,3 +251,32 @@ async fn a_state_read_ahead_stores_only_the_change() {
     let (a, b) = (stored("a_tasks"), stored("b_tasks"));
     assert!(b < a + 512, "the read-ahead type stored {b} bytes for one change, the other {a}");
 }
+
+/// An export line is read for its id alone when the id comes first; the record is still the
+/// one the whole line gives: a field named twice is its last value (as JSON readers take
+/// it), a nested `id` is not the record's, and a line that stays as it was stays unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_is_the_record_its_whole_text_gives() {
+    let env = Env::new(Backend::Sqlite).await;
+    let lines = "{\"id\":\"t1\",\"title\":\"first of two\",\"id\":\"t9\"}\n\
+                 {\"id\":\"t2\",\"owner\":{\"id\":\"u1\"},\"title\":\"nested\"}\n\
+                 {\"id\":3,\"title\":\"a number\"}\n";
+    env.write_raw("tasks", lines);
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    assert_eq!(env.json(&["history", "t9"])["record"]["source_id"], "t9");
+    assert!(!env.run(&["history", "t1"]).status.success(), "t1 is not a record: its id field says t9 last");
+    assert_eq!(env.json(&["show", "t2"])["content"]["data"]["owner"]["id"], "u1");
+    assert_eq!(env.json(&["show", "3"])["content"]["data"]["title"], "a number");
+    assert_eq!(env.latest()["tasks"].1, 3);
+
+    env.write_raw("tasks", lines);
+    let out = env.json(&["backup"]);
+    let t = out["types"].as_array().unwrap().iter().find(|t| t["data_type"] == "tasks").unwrap();
+    let s = &t["stats"];
+    assert_eq!(
+        (s["unchanged"].as_u64(), s["changed"].as_u64(), s["added"].as_u64()),
+        (Some(3), Some(0), Some(0)),
+        "{t}"
+    );
+}

@@ -83,6 +83,7 @@ impl Connector for Feed {
                     files: vec![],
                     line: None,
                     modified: Some(m.clone()),
+                    unparsed: None,
                 })
                 .collect();
             (batch, format!("2026-01-01T00:{:02}:00Z", app.clock))

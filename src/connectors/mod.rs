@@ -100,8 +100,14 @@ pub struct FileRef {
 pub struct Record {
     pub id: String,
     /// The record as one JSON object, as the source gave it (valid JSON: the connector
-    /// checked it). The engine parses it only when the text differs from last time.
+    /// checked it, unless `unparsed`). The engine parses it only when the text differs from
+    /// last time.
     pub json: String,
+    /// Some(id field): the connector took `id` off the start of the text without reading
+    /// the rest (`leading_id`). The engine then reads the text whole before it stores it,
+    /// as it does every text it has not stored: a malformed one fails there, with its line,
+    /// and the id is the one the whole text gives.
+    pub unparsed: Option<std::sync::Arc<str>>,
     pub files: Vec<FileRef>,
     /// Where the record came from (a line number in an export), for error messages.
     pub line: Option<u64>,
@@ -307,12 +313,41 @@ pub fn id_of(text: &str, id_field: &str) -> Result<IdField, String> {
         .deserialize_map(Obj(id_field))
         .and_then(|v| de.end().map(|_| v))
         .map_err(|e| format!("malformed JSON at line {} column {}", e.line(), e.column()))?;
-    match id {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(IdField::Id(s)),
+    id_in(id.as_ref(), id_field)
+}
+
+/// What the value of a record's id field makes of it.
+pub fn id_in(value: Option<&serde_json::Value>, id_field: &str) -> Result<IdField, String> {
+    match value {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(IdField::Id(s.clone())),
         Some(serde_json::Value::Number(n)) => Ok(IdField::Id(n.to_string())),
-        Some(other) => Err(format!("field {id_field:?} is {}, not a string or number id", error::kind_of(&other))),
+        Some(other) => Err(format!("field {id_field:?} is {}, not a string or number id", error::kind_of(other))),
         None => Ok(IdField::Missing),
     }
+}
+
+/// The id of a JSON object whose id field comes first, as in most exports, found without
+/// reading the rest: `{"id":"..."` (a string without escapes) or `{"id":123` (digits); None
+/// when the text does not start so (then `id_of` reads it all). Nothing else is checked: the
+/// text may be malformed, or name its id field again further on (JSON's last one wins), so
+/// the id is only a guess until the whole text is read (`Record::unparsed`).
+pub fn leading_id<'t>(text: &'t str, id_field: &str) -> Option<&'t str> {
+    let rest = text.strip_prefix("{\"")?.strip_prefix(id_field)?.strip_prefix("\":")?;
+    let (id, after) = match rest.strip_prefix('"') {
+        Some(r) => {
+            let end = r.find(['"', '\\'])?;
+            (&r[..end], r[end..].strip_prefix('"')?)
+        }
+        None => {
+            let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = &rest[..end];
+            if digits.len() > 1 && digits.starts_with('0') {
+                return None;
+            }
+            (digits, &rest[end..])
+        }
+    };
+    (!id.is_empty() && (after.starts_with(',') || after.starts_with('}'))).then_some(id)
 }
 
 pub enum IdField {
@@ -322,7 +357,30 @@ pub enum IdField {
 
 #[cfg(test)]
 mod tests {
-    use super::not_the_file;
+    use super::{leading_id, not_the_file};
+
+    #[test]
+    fn a_leading_id_is_taken_only_where_it_is_plain() {
+        assert_eq!(leading_id(r#"{"id":"t1","x":1}"#, "id"), Some("t1"));
+        assert_eq!(leading_id(r#"{"id":42}"#, "id"), Some("42"));
+        assert_eq!(leading_id(r#"{"key":"k","id":"t1"}"#, "key"), Some("k"));
+        // Escapes, spacing, other fields first, number forms, empty ids: read whole instead.
+        for text in [
+            r#"{"id":"t"1","x":1}"#,
+            r#"{ "id":"t1"}"#,
+            r#"{"x":1,"id":"t1"}"#,
+            r#"{"id":007}"#,
+            r#"{"id":4.5}"#,
+            r#"{"id":-4}"#,
+            r#"{"id":""}"#,
+            r#"{"id":"t1""#,
+            r#"{"id":"t1" }"#,
+            r#"{"identity":"t1"}"#,
+            r#"["id"]"#,
+        ] {
+            assert_eq!(leading_id(text, "id"), None, "{text}");
+        }
+    }
 
     #[test]
     fn error_pages_are_not_files() {

@@ -47,7 +47,7 @@ impl Sink {
         if self.has(&id) {
             return Ok(());
         }
-        self.push(Record { id, json: v.to_string(), files, line: None, modified }).await
+        self.push(Record { id, json: v.to_string(), files, line: None, modified, unparsed: None }).await
     }
 
     pub async fn flush(&mut self) -> Result<(), SourceError> {
@@ -69,7 +69,7 @@ mod tests {
     use super::*;
 
     fn rec(id: &str) -> Record {
-        Record { id: id.into(), json: "{}".into(), files: Vec::new(), line: None, modified: None }
+        Record { id: id.into(), json: "{}".into(), files: Vec::new(), line: None, modified: None, unparsed: None }
     }
 
     #[tokio::test]

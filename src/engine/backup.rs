@@ -5,9 +5,12 @@
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::sync::mpsc;
 
-use super::delta::{Arrival, Arrivals, Content, Delta, Outcome};
+use futures::StreamExt;
+use std::sync::Arc;
+
+use super::delta::{Arrival, Content, Delta, Known, Look, Outcome};
 use super::files;
-use crate::connectors::{Connector, ReadMode, Record, Vanished};
+use crate::connectors::{Connector, IdField, ReadMode, Record, Vanished};
 use crate::vault::crypto::IdKey;
 use crate::vault::files::FileIndex;
 use crate::vault::pack::BlobId;
@@ -80,8 +83,8 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     job.vault.forget_states_of(job.ty.id.0);
     let state = std::sync::Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
     let mut delta = Delta::of(state, job.cycle as u64);
-    let prepare =
-        Prepare { ids: job.org.keys.ids.clone(), ty: job.ty.clone(), arrivals: delta.arrivals(), unchanged: 0 };
+    let mut arrivals = delta.arrivals();
+    let looker = Looker { ids: job.org.keys.ids.clone(), ty: job.ty.clone(), known: arrivals.known() };
     tracing::debug!(data_type = %job.ty.name, "loaded current state in {:?}", t0.elapsed());
     let writer = TypeWriter::new(job.vault, job.org, job.ty, job.cycle, job.lease, index, chain);
     let mut st = State {
@@ -97,47 +100,56 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     let mode = st.plan().await?;
     st.stats.full_read = matches!(mode, ReadMode::Full);
 
-    // Three stages on their own threads: the connector reads, `prepare` hashes and parses
-    // (the half of the work that needs no state), the consumer compares, compresses and
-    // stores. Each channel's receiver goes with its stage: when a stage stops, on an error
-    // or not, the one before it fails its next send at once (a stage left sending into a
-    // full channel nobody reads would wait for ever).
-    let (sender, rx) = mpsc::channel(4);
-    let (prepared, mut prx) = mpsc::channel::<Vec<Arrived>>(4);
+    // The connector reads on a thread of its own; each batch it sends is then looked at
+    // (hashed, found in the state, parsed if it must be compared: the half of the work that
+    // needs no other record) on the blocking pool, two batches at once so both cores hash,
+    // and the batches come out in the order they were read; the consumer takes them in
+    // that order (which record of an id came first), compares, compresses and stores.
+    // Each channel's receiver goes with its stage: when a stage stops, on an error or not,
+    // the one before it fails its next send at once (a stage left sending into a full
+    // channel nobody reads would wait for ever).
+    let (sender, mut rx) = mpsc::channel(4);
+    let (looked_tx, mut looked) = mpsc::channel::<Vec<Looked>>(4);
     let reader = job.connector.read(&job.ty.key, mode, sender);
-    let preparing = tokio::task::spawn_blocking(move || {
-        let (mut rx, mut prepare) = (rx, prepare);
-        while let Some(batch) = rx.blocking_recv() {
-            // Unchanged records end here; the batch goes on even if empty (the consumer
-            // flushes by batches).
-            let batch = prepare.batch(batch);
-            if prepared.blocking_send(batch).is_err() {
+    let looking = async move {
+        let mut batches = futures::stream::poll_fn(|cx| rx.poll_recv(cx))
+            .map(|batch| {
+                let looker = looker.clone();
+                tokio::task::spawn_blocking(move || looker.batch(batch))
+            })
+            .buffered(BATCHES_AT_ONCE);
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| anyhow!("looking at the records read: {e}"))?;
+            if looked_tx.send(batch).await.is_err() {
                 break;
             }
         }
-        prepare
-    });
+        anyhow::Ok(())
+    };
     let st_ref = &mut st;
     let consumer = async move {
-        let mut n = 0usize;
-        while let Some(batch) = prx.recv().await {
-            for r in batch {
-                st_ref.take(r).await?;
+        let (mut n, mut unchanged) = (0usize, 0u64);
+        while let Some(batch) = looked.recv().await {
+            for l in batch {
+                match arrivals.arrive(&l.key, l.look) {
+                    Arrival::Unchanged => unchanged += 1,
+                    a => st_ref.take(l, a == Arrival::Duplicate).await?,
+                }
             }
             n += 1;
             if n.is_multiple_of(2) {
                 crate::fault::point("batch-flushed");
             }
         }
-        anyhow::Ok(())
+        anyhow::Ok((arrivals, unchanged))
     };
-    let (read, consumed) = tokio::join!(reader, consumer);
-    let prepared = preparing.await.map_err(|e| anyhow!("preparing the records read: {e}"))?;
-    st.delta.arrived(prepared.arrivals);
-    st.stats.listed += prepared.unchanged;
-    st.stats.unchanged += prepared.unchanged;
-    consumed?;
+    let (read, consumed, looked) = tokio::join!(reader, consumer, looking);
+    let (arrivals, unchanged) = consumed?;
+    looked?;
     let summary = read.map_err(|e| anyhow!("{e}"))?;
+    st.delta.arrived(arrivals);
+    st.stats.listed += unchanged;
+    st.stats.unchanged += unchanged;
     tracing::debug!(data_type = %job.ty.name, "read and compared in {:?}", t0.elapsed());
     if !st.stats.full_read {
         st.mark_listed().await?;
@@ -147,16 +159,22 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
     stats
 }
 
-/// A record as the consumer takes it, with what could be worked out before it: it came
-/// twice, or it must be compared.
-struct Arrived {
+/// Batches looked at at once: one per core.
+const BATCHES_AT_ONCE: usize = 2;
+
+/// A record with what could be worked out of it alone.
+struct Looked {
+    /// Its text is dropped when it is the stored one (only its id and line are still needed,
+    /// should it have come twice).
     rec: Record,
     key: Key,
     raw: Option<RawHash>,
-    duplicate: bool,
+    look: Look,
     /// For a record without files whose text is not the one of the last snapshot: its
     /// canonical bytes and content id, or why its JSON could not be parsed.
     canon: Option<Result<Canon, serde_json::Error>>,
+    /// Why a text the connector did not parse cannot be read.
+    unreadable: Option<String>,
 }
 
 struct Canon {
@@ -164,19 +182,18 @@ struct Canon {
     id: BlobId,
 }
 
-/// What the preparing thread needs, owned.
-struct Prepare {
+/// What a looking thread needs, owned.
+#[derive(Clone)]
+struct Looker {
     ids: IdKey,
     ty: TypeInfo,
-    arrivals: Arrivals,
-    /// Records whose text is as in the last snapshot.
-    unchanged: u64,
+    known: Arc<Known>,
 }
 
-impl Prepare {
-    /// The records of a batch that must go on: their keys and hashes first, so that looking
-    /// them all up in the state waits for memory once, not once for each.
-    fn batch(&mut self, batch: Vec<Record>) -> Vec<Arrived> {
+impl Looker {
+    /// Keys and hashes first, so that looking them all up in the state waits for memory
+    /// once, not once for each.
+    fn batch(&self, batch: Vec<Record>) -> Vec<Looked> {
         let keyed: Vec<(Record, Key, Option<RawHash>)> = batch
             .into_iter()
             .map(|rec| {
@@ -184,27 +201,47 @@ impl Prepare {
                 (rec, key, raw)
             })
             .collect();
-        self.arrivals.warm(keyed.iter().map(|(_, k, _)| k));
-        keyed.into_iter().filter_map(|(rec, key, raw)| self.one(rec, key, raw)).collect()
+        self.known.warm(keyed.iter().map(|(_, k, _)| k));
+        keyed.into_iter().map(|(rec, key, raw)| self.one(rec, key, raw)).collect()
     }
 
-    /// None for a record as it was.
-    fn one(&mut self, rec: Record, key: Key, raw: Option<RawHash>) -> Option<Arrived> {
-        let duplicate = match self.arrivals.arrive(&key, raw) {
-            Arrival::Unchanged => {
-                self.unchanged += 1;
-                return None;
+    fn one(&self, mut rec: Record, mut key: Key, raw: Option<RawHash>) -> Looked {
+        let mut look = self.known.look(&key, raw);
+        let (mut unreadable, mut parsed) = (None, None);
+        // A text stored before gave this id when it was read whole; any other is read whole
+        // now, and the id is the one it gives.
+        if let Some(field) = rec.unparsed.take().filter(|_| !look.same_text) {
+            match serde_json::from_str::<serde_json::Value>(&rec.json) {
+                Err(e) => unreadable = Some(format!("malformed JSON at line {} column {}", e.line(), e.column())),
+                Ok(data) => {
+                    match crate::connectors::id_in(data.get(&*field), &field) {
+                        Ok(IdField::Id(id)) if id == rec.id => {}
+                        Ok(IdField::Id(id)) => {
+                            rec.id = id;
+                            key = self.ty.record_key(&self.ids, &rec.id);
+                            look = self.known.look(&key, raw);
+                        }
+                        Ok(IdField::Missing) => unreadable = Some(format!("record has no {field:?} field")),
+                        Err(why) => unreadable = Some(why),
+                    }
+                    parsed = Some(data);
+                }
             }
-            Arrival::Duplicate => true,
-            Arrival::Compare => false,
-        };
-        let canon = (rec.files.is_empty() && !duplicate).then(|| {
-            let data: serde_json::Value = serde_json::from_str(&rec.json)?;
+        }
+        if look.same_text {
+            rec.json = String::new();
+            rec.files = Vec::new();
+        }
+        let canon = (!look.same_text && rec.files.is_empty() && unreadable.is_none()).then(|| {
+            let data = match parsed {
+                Some(data) => data,
+                None => serde_json::from_str(&rec.json)?,
+            };
             let mut bytes = Vec::with_capacity(rec.json.len() + 16);
             StoredVersion { data, files: Vec::new() }.encode_into(&mut bytes);
             Ok(Canon { id: self.ids.blob_id(&bytes), bytes })
         });
-        Some(Arrived { rec, key, raw, duplicate, canon })
+        Looked { rec, key, raw, look, canon, unreadable }
     }
 }
 
@@ -253,10 +290,14 @@ impl State<'_, '_> {
         Ok(())
     }
 
-    async fn take(&mut self, a: Arrived) -> Result<()> {
+    async fn take(&mut self, l: Looked, duplicate: bool) -> Result<()> {
         let j = self.job;
         self.stats.listed += 1;
-        let Arrived { rec, key, raw, duplicate, canon } = a;
+        let Looked { rec, key, raw, canon, unreadable, .. } = l;
+        if let Some(why) = unreadable {
+            let at = rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
+            bail!("{}{at}: {why}", j.connector.location(&j.ty.key));
+        }
         if duplicate {
             let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
             bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(&j.ty.key), rec.id);

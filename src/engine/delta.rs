@@ -6,6 +6,7 @@
 
 use crate::vault::state::{CachedFile, Check, Entry, Key, Loc, Page, RawHash, State, find_key, key_value};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// What the engine should do with a record that arrives.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,45 +44,70 @@ pub struct Delta {
     live_before: usize,
 }
 
-/// The first look at each record of a read, on a thread of its own: which came twice,
-/// which are as they were (by the hash of their text), which must be compared. Most records
-/// of a cycle end here. Taken from the delta before the read and given back after it.
+/// The first look at each record of a read: which came twice, which are as they were (by
+/// the hash of their text), which must be compared. Most records of a cycle end here. Taken
+/// from the delta before the read and given back after it.
 pub struct Arrivals {
-    /// The state's keys in order, each with the text hash of its current version if it is
-    /// alive: a few bytes each, so that finding one touches little memory.
-    known: Vec<(Key, Option<RawHash>)>,
+    known: Arc<Known>,
     seen: Vec<bool>,
     new: HashSet<Key>,
 }
 
-impl Arrivals {
+/// The state's keys in order, each with the text hash of its current version if it is
+/// alive: a few bytes each, so that finding one touches little memory. Read by several
+/// threads at once: looking a record up needs nothing of the records before it.
+pub struct Known(Vec<(Key, Option<RawHash>)>);
+
+/// Where the state has a record, and whether its text is the one of its current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    at: Option<usize>,
+    pub same_text: bool,
+}
+
+impl Known {
     /// Reads where each key should lie, all at once: the reads of a batch wait for memory
     /// together (their lookups then find the lines in the cache), where one lookup after
     /// another would wait for each in turn.
     pub fn warm<'k>(&self, keys: impl Iterator<Item = &'k Key>) {
-        let n = self.known.len() as u128;
+        let n = self.0.len() as u128;
         if n == 0 {
             return;
         }
         let mut any = 0u8;
         for k in keys {
-            any ^= self.known[((key_value(k) as u128 * n) >> 64) as usize].0[0];
+            any ^= self.0[((key_value(k) as u128 * n) >> 64) as usize].0[0];
         }
         std::hint::black_box(any);
     }
 
-    /// A record arrives with the hash of its text (None when a file has no fingerprint: then
-    /// only its bytes can say whether it changed).
-    pub fn arrive(&mut self, key: &Key, raw: Option<RawHash>) -> Arrival {
-        let Some(i) = find_key(&self.known, |(k, _)| k, key) else {
+    /// A record with the hash of its text (None when a file has no fingerprint: then only
+    /// its bytes can say whether it changed).
+    pub fn look(&self, key: &Key, raw: Option<RawHash>) -> Look {
+        let at = find_key(&self.0, |(k, _)| k, key);
+        let same_text = at.is_some_and(|i| matches!((self.0[i].1, raw), (Some(was), Some(now)) if was == now));
+        Look { at, same_text }
+    }
+}
+
+impl Arrivals {
+    /// What every looking thread reads.
+    pub fn known(&self) -> Arc<Known> {
+        self.known.clone()
+    }
+
+    /// A record arrives, looked up in `known`: arrivals are taken in the order of the read,
+    /// so the second of two records with one id is the duplicate.
+    pub fn arrive(&mut self, key: &Key, look: Look) -> Arrival {
+        let Some(i) = look.at else {
             return if self.new.insert(*key) { Arrival::Compare } else { Arrival::Duplicate };
         };
         if std::mem::replace(&mut self.seen[i], true) {
-            return Arrival::Duplicate;
-        }
-        match (self.known[i].1, raw) {
-            (Some(was), Some(now)) if was == now => Arrival::Unchanged,
-            _ => Arrival::Compare,
+            Arrival::Duplicate
+        } else if look.same_text {
+            Arrival::Unchanged
+        } else {
+            Arrival::Compare
         }
     }
 }
@@ -120,7 +146,7 @@ impl Delta {
     /// The arrivals of a read, to be given back with `arrived` when it ends.
     pub fn arrivals(&mut self) -> Arrivals {
         Arrivals {
-            known: self.entries.iter().map(|(k, e)| (*k, (!e.deleted).then_some(e.raw))).collect(),
+            known: Arc::new(Known(self.entries.iter().map(|(k, e)| (*k, (!e.deleted).then_some(e.raw))).collect())),
             seen: std::mem::take(&mut self.seen),
             new: HashSet::new(),
         }
@@ -296,12 +322,17 @@ mod tests {
         }
     }
 
+    fn arrive(a: &mut Arrivals, k: u8, raw: Option<RawHash>) -> Arrival {
+        let look = a.known().look(&key(k), raw);
+        a.arrive(&key(k), look)
+    }
+
     fn cycle(state: &State, n: u64, records: &[(u8, u8)]) -> (Page, State, Vec<Outcome>, u64) {
         let mut d = Delta::new(state, n);
         let mut a = d.arrivals();
         let mut outcomes = Vec::new();
         for (k, h) in records {
-            match a.arrive(&key(*k), Some([*h; 6])) {
+            match arrive(&mut a, *k, Some([*h; 6])) {
                 Arrival::Compare => outcomes.push(d.put(key(*k), content(&format!("r{k}"), *h))),
                 Arrival::Unchanged => {}
                 Arrival::Duplicate => panic!("duplicate"),
@@ -337,7 +368,7 @@ mod tests {
         let (_, s1, _, _) = cycle(&State::default(), 1, &[(1, 10)]);
         let mut d = Delta::new(&s1, 2);
         let mut a = d.arrivals();
-        assert_eq!(a.arrive(&key(1), Some([99; 6])), Arrival::Compare, "its text differs");
+        assert_eq!(arrive(&mut a, 1, Some([99; 6])), Arrival::Compare, "its text differs");
         d.arrived(a);
         assert!(d.current(&key(1)).is_some());
         assert_eq!(d.same(&key(1), [99; 6]), Outcome::Same);
@@ -356,8 +387,8 @@ mod tests {
         d.keep(&key(2));
         assert_eq!((d.delete_vanished(), d.seen_alive()), (0, 2));
         let mut a = d.arrivals();
-        assert_eq!(a.arrive(&key(1), Some([10; 6])), Arrival::Duplicate);
-        assert_eq!(a.arrive(&key(7), None), Arrival::Compare);
-        assert_eq!(a.arrive(&key(7), None), Arrival::Duplicate, "a new id twice");
+        assert_eq!(arrive(&mut a, 1, Some([10; 6])), Arrival::Duplicate);
+        assert_eq!(arrive(&mut a, 7, None), Arrival::Compare);
+        assert_eq!(arrive(&mut a, 7, None), Arrival::Duplicate, "a new id twice");
     }
 }

@@ -19,12 +19,12 @@ const BATCH: usize = 512;
 
 pub struct Jsonl {
     root: PathBuf,
-    id_field: String,
+    id_field: std::sync::Arc<str>,
 }
 
 pub fn build(src: &SourceConfig) -> anyhow::Result<Box<dyn Connector>> {
     let c: JsonlConfig = super::parse_options(src)?;
-    Ok(Box::new(Jsonl { root: src.resolve(&c.path), id_field: c.id_field }))
+    Ok(Box::new(Jsonl { root: src.resolve(&c.path), id_field: c.id_field.into() }))
 }
 
 fn utf8_name(path: &std::path::Path) -> Result<String, SourceError> {
@@ -61,19 +61,33 @@ impl Jsonl {
             if text.is_empty() {
                 continue;
             }
-            let id = match super::id_of(text, &self.id_field).map_err(|why| bad(n, why))? {
-                super::IdField::Id(id) => id,
-                super::IdField::Missing => {
-                    return Err(bad(
-                        n,
-                        format!(
-                            "record has no {:?} field (set id_field in the source config if the id is under another name)",
-                            self.id_field
-                        ),
-                    ));
-                }
-            };
-            batch.push(Record { id, json: text.to_string(), files: Vec::new(), line: Some(n), modified: None });
+            // Most lines are as they were last time, and the engine never parses those: the
+            // id at their start is enough (the engine reads the others whole).
+            if let Some(id) = super::leading_id(text, &self.id_field) {
+                let (id, json, unparsed) = (id.to_string(), text.to_string(), Some(self.id_field.clone()));
+                batch.push(Record { id, json, files: Vec::new(), line: Some(n), modified: None, unparsed });
+            } else {
+                let id = match super::id_of(text, &self.id_field).map_err(|why| bad(n, why))? {
+                    super::IdField::Id(id) => id,
+                    super::IdField::Missing => {
+                        return Err(bad(
+                            n,
+                            format!(
+                                "record has no {:?} field (set id_field in the source config if the id is under another name)",
+                                self.id_field
+                            ),
+                        ));
+                    }
+                };
+                batch.push(Record {
+                    id,
+                    json: text.to_string(),
+                    files: Vec::new(),
+                    line: Some(n),
+                    modified: None,
+                    unparsed: None,
+                });
+            }
             if batch.len() == BATCH
                 && out.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
             {
@@ -106,6 +120,7 @@ impl Jsonl {
                 files: vec![FileRef { key: name.clone(), name, fingerprint: Some(fingerprint) }],
                 line: None,
                 modified: None,
+                unparsed: None,
             });
             if batch.len() == BATCH && out.blocking_send(std::mem::take(&mut batch)).is_err() {
                 return Err(SourceError::Stopped);

@@ -197,7 +197,7 @@ impl NocoDb {
             }
         }
         let json = if changed { Value::Object(obj).to_string() } else { text.to_string() };
-        Ok(Record { id, json, files, line: None, modified })
+        Ok(Record { id, json, files, line: None, modified, unparsed: None })
     }
 
     async fn read_config(&self, kind: &Kind, out: &mpsc::Sender<Batch>) -> Result<ReadSummary, SourceError> {
@@ -308,7 +308,7 @@ impl<'a> Pager<'a> {
 
 impl Record {
     fn plain(id: String, json: String) -> Record {
-        Record { id, json, files: Vec::new(), line: None, modified: None }
+        Record { id, json, files: Vec::new(), line: None, modified: None, unparsed: None }
     }
 }
 

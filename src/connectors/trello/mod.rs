@@ -148,7 +148,7 @@ fn modified(v: &Value, keys: &[&str]) -> Option<String> {
 /// An object of Trello's as a record.
 fn record(v: Value, modified: Option<String>, files: Vec<FileRef>, about: &str) -> Result<Record, SourceError> {
     let rid = id(&v).ok_or_else(|| SourceError::bad_data(about, "an object without an id"))?.to_string();
-    Ok(Record { id: rid, json: v.to_string(), files, line: None, modified })
+    Ok(Record { id: rid, json: v.to_string(), files, line: None, modified, unparsed: None })
 }
 
 impl Trello {
