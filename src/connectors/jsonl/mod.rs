@@ -63,12 +63,10 @@ impl Jsonl {
             }
             // Most lines are as they were last time, and the engine never parses those: the
             // id at their start is enough (the engine reads the others whole).
-            if let Some(id) = super::leading_id(text, &self.id_field) {
-                let (id, json, unparsed) = (id.to_string(), text.to_string(), Some(self.id_field.clone()));
-                batch.push(Record { id, json, files: Vec::new(), line: Some(n), modified: None, unparsed });
-            } else {
-                let id = match super::id_of(text, &self.id_field).map_err(|why| bad(n, why))? {
-                    super::IdField::Id(id) => id,
+            let (id, unparsed) = match super::leading_id(text, &self.id_field) {
+                Some(id) => (id.to_string(), Some(self.id_field.clone())),
+                None => match super::id_of(text, &self.id_field).map_err(|why| bad(n, why))? {
+                    super::IdField::Id(id) => (id, None),
                     super::IdField::Missing => {
                         return Err(bad(
                             n,
@@ -78,16 +76,10 @@ impl Jsonl {
                             ),
                         ));
                     }
-                };
-                batch.push(Record {
-                    id,
-                    json: text.to_string(),
-                    files: Vec::new(),
-                    line: Some(n),
-                    modified: None,
-                    unparsed: None,
-                });
-            }
+                },
+            };
+            let json = text.to_string();
+            batch.push(Record { id, json, files: Vec::new(), line: Some(n), modified: None, unparsed });
             if batch.len() == BATCH
                 && out.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
             {
