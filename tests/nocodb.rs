@@ -8,13 +8,14 @@ mod server;
 
 use common::{Backend, Env};
 use serde_json::{Value, json};
-use server::Noco;
+use server::{Noco, Proxy};
 
 both_backends!(
     backup_recover_restore,
     revoked_token_changes_nothing,
     scope_and_a_missing_attachment,
-    renaming_a_table_keeps_its_history
+    renaming_a_table_keeps_its_history,
+    a_base_deleted_while_it_is_listed_fails_nothing_else
 );
 
 fn unique(prefix: &str) -> String {
@@ -44,7 +45,6 @@ fn type_stats<'a>(out: &'a Value, ty: &str) -> &'a Value {
 async fn backup_recover_restore(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Sales");
-    let base = noco.create_base(&base_title).await;
     let fields = json!([
         {"title": "Name", "uidt": "SingleLineText"},
         {"title": "Notes", "uidt": "LongText"},
@@ -52,7 +52,7 @@ async fn backup_recover_restore(b: Backend) {
         {"title": "Won", "uidt": "Checkbox"},
         {"title": "Files", "uidt": "Attachment"}
     ]);
-    let table = noco.create_table(&base, "Leads", fields).await;
+    let [table]: [String; 1] = noco.create_base_with(&base_title, &[("Leads", fields)]).await.try_into().unwrap();
     let contract = b"%PDF signed contract, page 1 of 1".repeat(2000);
     let file = noco.upload("contract.pdf", &contract).await;
     let rows: Vec<Value> = (1..=2500)
@@ -151,8 +151,8 @@ async fn backup_recover_restore(b: Backend) {
 async fn revoked_token_changes_nothing(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Ops");
-    let base = noco.create_base(&base_title).await;
-    let table = noco.create_table(&base, "Tickets", json!([{"title": "Title", "uidt": "SingleLineText"}])).await;
+    let tables = [("Tickets", json!([{"title": "Title", "uidt": "SingleLineText"}]))];
+    let [table]: [String; 1] = noco.create_base_with(&base_title, &tables).await.try_into().unwrap();
     noco.insert(&table, &(0..30).map(|i| json!({"Title": format!("t{i}")})).collect::<Vec<_>>()).await;
     let mut env = env_for(b, &noco, &[&base_title]).await;
     let first = env.json(&["backup"]);
@@ -174,10 +174,9 @@ async fn revoked_token_changes_nothing(b: Backend) {
 async fn scope_and_a_missing_attachment(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Desk");
-    let base = noco.create_base(&base_title).await;
     let files = json!([{"title": "Title", "uidt": "SingleLineText"}, {"title": "Files", "uidt": "Attachment"}]);
-    let tickets = noco.create_table(&base, "Tickets", files.clone()).await;
-    let archive = noco.create_table(&base, "Archive", files).await;
+    let made = noco.create_base_with(&base_title, &[("Tickets", files.clone()), ("Archive", files)]).await;
+    let [tickets, archive]: [String; 2] = made.try_into().unwrap();
     noco.insert(&archive, &[json!({"Title": "old"})]).await;
     let screenshot = noco.upload(&format!("{}.png", unique("screen")), b"PNG bytes of a screenshot").await;
     noco.insert(&tickets, &[json!({"Title": "printer on fire", "Files": [screenshot.clone()]})]).await;
@@ -232,8 +231,8 @@ async fn scope_and_a_missing_attachment(b: Backend) {
 async fn renaming_a_table_keeps_its_history(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Crm");
-    let base = noco.create_base(&base_title).await;
-    let table = noco.create_table(&base, "Leads", json!([{"title": "Name", "uidt": "SingleLineText"}])).await;
+    let tables = [("Leads", json!([{"title": "Name", "uidt": "SingleLineText"}]))];
+    let [table]: [String; 1] = noco.create_base_with(&base_title, &tables).await.try_into().unwrap();
     let ids = noco.insert(&table, &(0..30).map(|i| json!({"Name": format!("lead {i}")})).collect::<Vec<_>>()).await;
     let env = env_for(b, &noco, &[&base_title]).await;
     let day1 = env.json(&["backup"]);
@@ -261,4 +260,34 @@ async fn renaming_a_table_keeps_its_history(b: Backend) {
     assert_eq!(after["record"]["data_type"], new.as_str());
     assert_eq!(after["versions"].as_array().unwrap().len(), 2, "{after}");
     assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "nothing marked deleted");
+}
+
+/// A base deleted between daybook's listing of the bases and its listing of that base's
+/// tables: the cycle goes on without it (as if it had been deleted a moment earlier), the
+/// other base is backed up, and the deleted base's records stay at their last snapshot.
+async fn a_base_deleted_while_it_is_listed_fails_nothing_else(b: Backend) {
+    let noco = Noco::new();
+    let (kept, gone) = (unique("Kept"), unique("Gone"));
+    let title = json!([{"title": "Title", "uidt": "SingleLineText"}]);
+    let [tickets]: [String; 1] = noco.create_base_with(&kept, &[("Tickets", title.clone())]).await.try_into().unwrap();
+    let (gone_id, notes) = noco.make_base(&gone, &[("Notes", title)]).await;
+    noco.insert(&tickets, &(0..3).map(|i| json!({"Title": format!("t{i}")})).collect::<Vec<_>>()).await;
+    noco.insert(&notes[0], &(0..2).map(|i| json!({"Title": format!("n{i}")})).collect::<Vec<_>>()).await;
+    let env = env_for(b, &noco, &[&kept, &gone]).await;
+    let first = env.json(&["backup"]);
+    assert_eq!(type_stats(&first, &format!("{gone}/Notes"))["live"], 2);
+    let before = env.latest()[&format!("{gone}/Notes")];
+
+    let proxy = Proxy::start();
+    let cfg = std::fs::read_to_string(env.path().join("daybook.toml")).unwrap();
+    std::fs::write(env.path().join("daybook.toml"), cfg.replace(&noco.url, &proxy.url)).unwrap();
+    noco.insert(&tickets, &[json!({"Title": "late"})]).await;
+    proxy.delete_after_listing(&gone_id);
+    let second = env.json(&["backup"]);
+    let s = type_stats(&second, &format!("{kept}/Tickets"));
+    assert_eq!((s["live"].as_i64(), s["added"].as_i64()), (Some(4), Some(1)), "the other base is backed up");
+    let latest = env.latest();
+    let (cycle, live, _, _, deleted) = latest[&format!("{gone}/Notes")];
+    assert_eq!((cycle, live, deleted), (before.0, 2, 0), "the deleted base keeps its last snapshot");
+    assert!(env.json(&["recover"]).as_array().unwrap().is_empty(), "nothing is marked deleted");
 }

@@ -122,19 +122,51 @@ impl Noco {
         (status, resp.text().await.unwrap())
     }
 
-    pub async fn create_base(&self, title: &str) -> String {
-        let b = self
-            .call(
-                reqwest::Method::POST,
-                "api/v2/meta/bases",
-                Some(json!({"title": title, "table_name": title.to_lowercase()})),
-            )
-            .await;
-        b["id"].as_str().unwrap().to_string()
+    /// A base of its own for a test, with tables (a title and its fields as {title, uidt}
+    /// objects, an ID key added): the tables' ids, in that order.
+    ///
+    /// NocoDB now and then fails a table creation in a new base with 400 "Cannot read
+    /// properties of undefined (reading 'id')" (seen under load, one table in hundreds). The
+    /// failure can come after it stored the table and before it added it to the base's cached
+    /// table list (`Model.insert`): every later try is then refused as a duplicate
+    /// (`DUPLICATE_ALIAS`) while the listing never shows the table, and a table it did show
+    /// could be half made. Clearing NocoDB's cache would show it, but it also voided the
+    /// signed attachment links other tests were reading (seen here). So a base whose table
+    /// creation failed is put away and made again, tables and all.
+    pub async fn create_base_with(&self, title: &str, tables: &[(&str, Value)]) -> Vec<String> {
+        self.make_base(title, tables).await.1
     }
 
-    /// A table with an ID key and the given fields ({title, uidt} objects).
-    pub async fn create_table(&self, base: &str, title: &str, fields: Value) -> String {
+    /// `create_base_with`, with the base's id first.
+    pub async fn make_base(&self, title: &str, tables: &[(&str, Value)]) -> (String, Vec<String>) {
+        let mut last = String::new();
+        'base: for attempt in 1..=3u64 {
+            let b = self
+                .call(
+                    reqwest::Method::POST,
+                    "api/v2/meta/bases",
+                    Some(json!({"title": title, "table_name": title.to_lowercase()})),
+                )
+                .await;
+            let base = b["id"].as_str().unwrap().to_string();
+            let mut ids = Vec::new();
+            for (table, fields) in tables {
+                match self.create_table(&base, table, fields).await {
+                    Ok(id) => ids.push(id),
+                    Err(why) => {
+                        last = format!("table {table}: {why}");
+                        self.discard_base(&base).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+                        continue 'base;
+                    }
+                }
+            }
+            return (base, ids);
+        }
+        panic!("NocoDB could not make the base {title} with its tables (3 tries), last: {last}")
+    }
+
+    async fn create_table(&self, base: &str, title: &str, fields: &Value) -> Result<String, String> {
         let mut columns = vec![json!({"column_name": "id", "title": "Id", "uidt": "ID"})];
         for f in fields.as_array().unwrap() {
             let mut f = f.clone();
@@ -143,34 +175,21 @@ impl Noco {
         }
         let path = format!("api/v2/meta/bases/{base}/tables");
         let body = json!({"table_name": title.to_lowercase(), "title": title, "columns": columns});
-        // NocoDB now and then answers a table creation in a new base with 400 "Cannot read
-        // properties of undefined (reading 'id')" (seen under load, one table in hundreds):
-        // a few tries, each after looking whether the table was made anyway.
-        // The table can also appear later than that 400: a try after it may be refused as a
-        // duplicate, and then the listing shows the table within a few seconds.
-        let listed = || async {
-            let list = self.call(reqwest::Method::GET, &path, None).await;
-            list["list"].as_array().into_iter().flatten().find(|t| t["title"] == title).map(|t| t["id"].clone())
-        };
-        let mut last = String::new();
-        for attempt in 1..=5u64 {
-            let (status, text) = self.send(reqwest::Method::POST, &path, Some(body.clone())).await;
-            if status.is_success() {
-                let t: Value = serde_json::from_str(&text).unwrap();
-                return t["id"].as_str().unwrap().to_string();
-            }
-            let code = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["error"].as_str().map(str::to_string));
-            let made = attempt > 1 && code.as_deref() == Some("DUPLICATE_ALIAS");
-            for wait in 1..=if made { 50 } else { 1 } {
-                if let Some(id) = listed().await {
-                    return id.as_str().unwrap().to_string();
-                }
-                let pause = if made { 200 * wait.min(2) } else { 200 * attempt };
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-            }
-            last = format!("{status}: {text}");
+        let (status, text) = self.send(reqwest::Method::POST, &path, Some(body)).await;
+        if !status.is_success() {
+            return Err(format!("POST {path}: {status}: {text}"));
         }
-        panic!("POST {path}: {last} (5 tries)")
+        let t: Value = serde_json::from_str(&text).map_err(|e| format!("POST {path}: {e}: {text}"))?;
+        t["id"].as_str().map(str::to_string).ok_or_else(|| format!("POST {path}: no id in {text}"))
+    }
+
+    /// Renames a base out of the way (Update Base: `PATCH /api/v2/meta/bases/{baseId}`), so that
+    /// its title is free and no test reads it, then deletes it (Delete Base). A deleted base
+    /// can still be listed for a while, under its last title: hence the rename first.
+    async fn discard_base(&self, base: &str) {
+        let path = format!("api/v2/meta/bases/{base}");
+        self.call(reqwest::Method::PATCH, &path, Some(json!({"title": format!("discarded {base}")}))).await;
+        self.send(reqwest::Method::DELETE, &path, None).await;
     }
 
     /// Renames a table (Update Table: `PATCH /api/v2/meta/tables/{tableId}`).
@@ -254,4 +273,70 @@ impl Noco {
             self.url, include
         )
     }
+}
+
+/// A pass-through proxy in front of the NocoDB, on a free port of its own: it forwards every
+/// request as it is, except that the first listing of the bases (`GET /api/v2/meta/bases`)
+/// after `delete_after_listing(base)` deletes that base after NocoDB answered and before
+/// daybook reads the answer: a base deleted while daybook lists, at a moment known exactly.
+pub struct Proxy {
+    pub url: String,
+    victim: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        let victim = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let v = victim.clone();
+        // Its own thread and runtime: the tests wait for daybook's processes on theirs.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().fallback(move |req: axum::extract::Request| forward(req, v.clone()));
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            })
+        });
+        Proxy { url, victim }
+    }
+
+    pub fn delete_after_listing(&self, base: &str) {
+        *self.victim.lock().unwrap() = Some(base.to_string());
+    }
+}
+
+async fn forward(
+    req: axum::extract::Request,
+    victim: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) -> axum::response::Response {
+    let noco = Noco::new();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut r = noco.c.request(parts.method.clone(), format!("{}{path}", noco.url)).body(body.to_vec());
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST {
+            r = r.header(name, value);
+        }
+    }
+    let resp = r.send().await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.bytes().await.unwrap();
+    if parts.method == reqwest::Method::GET && parts.uri.path() == "/api/v2/meta/bases" {
+        let base = victim.lock().unwrap().take();
+        if let Some(base) = base {
+            noco.call(reqwest::Method::DELETE, &format!("api/v2/meta/bases/{base}"), None).await;
+        }
+    }
+    let mut out = axum::response::Response::new(axum::body::Body::from(bytes));
+    *out.status_mut() = status;
+    for name in [axum::http::header::CONTENT_TYPE, axum::http::header::CONTENT_DISPOSITION] {
+        if let Some(v) = headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }

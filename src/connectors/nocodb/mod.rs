@@ -351,7 +351,16 @@ impl Connector for NocoDb {
                 vis.skipped.push(format!("base {} ({})", b.title, b.id));
                 continue;
             }
-            let tables: List<TableRef> = self.get(&format!("api/v2/meta/bases/{}/tables", b.id), &[]).await?;
+            // A base or table deleted since it was listed is as if it had been deleted a
+            // moment earlier: not a reason to back up nothing else. Its data types, if backed
+            // up before, are reported gone and keep their last snapshot.
+            let tables: List<TableRef> = match self.get(&format!("api/v2/meta/bases/{}/tables", b.id), &[]).await {
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(base = %b.title, "base {} deleted while the bases were listed", b.id);
+                    continue;
+                }
+                r => r?,
+            };
             let mut kept = Vec::new();
             for t in &tables.list {
                 let path = format!("{}/{}", b.title, t.title);
@@ -359,7 +368,13 @@ impl Connector for NocoDb {
                 if t.kind.as_deref().is_some_and(|k| k != "table") {
                     vis.skipped.push(format!("{shown}: a database view, not a table"));
                 } else if self.opts.scope.keeps(&[&t.id, &t.title, &path, &b.id, &b.title]) {
-                    let meta: Value = self.get(&format!("api/v2/meta/tables/{}", t.id), &[]).await?;
+                    let meta: Value = match self.get(&format!("api/v2/meta/tables/{}", t.id), &[]).await {
+                        Err(e) if e.is_not_found() => {
+                            tracing::info!(table = %path, "table {} deleted while its base was listed", t.id);
+                            continue;
+                        }
+                        r => r?,
+                    };
                     let table = Arc::new(Table::from_meta(meta, &b.title)?);
                     let key = format!("table:{}", table.id);
                     out.push(data_type(&key, format!("{label}/{}", table.title), b));
