@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use futures::StreamExt;
 use std::sync::Arc;
 
-use super::delta::{Arrival, Content, Delta, Known, Look, Outcome};
+use super::delta::{Arrival, Content, Delta, Known, Look, Outcome, Place};
 use super::files;
 use crate::connectors::{Connector, IdField, ReadMode, Record, Vanished};
 use crate::vault::crypto::IdKey;
@@ -133,7 +133,8 @@ pub async fn backup_type(job: &TypeJob<'_>, index: &mut FileIndex) -> Result<Typ
             for l in batch {
                 match arrivals.arrive(&l.key, l.look) {
                     Arrival::Unchanged => unchanged += 1,
-                    a => st_ref.take(l, a == Arrival::Duplicate).await?,
+                    Arrival::Duplicate => st_ref.take(l, None).await?,
+                    Arrival::Compare(place) => st_ref.take(l, Some(place)).await?,
                 }
             }
             n += 1;
@@ -241,6 +242,10 @@ impl Looker {
             StoredVersion { data, files: Vec::new() }.encode_into(&mut bytes);
             Ok(Canon { id: self.ids.blob_id(&bytes), bytes })
         });
+        // Its canonical bytes are what is stored: the text is not held while it waits.
+        if matches!(canon, Some(Ok(_))) {
+            rec.json = String::new();
+        }
         Looked { rec, key, raw, look, canon, unreadable }
     }
 }
@@ -290,7 +295,8 @@ impl State<'_, '_> {
         Ok(())
     }
 
-    async fn take(&mut self, l: Looked, duplicate: bool) -> Result<()> {
+    /// A record to compare, at its place in the state (none: its id came twice).
+    async fn take(&mut self, l: Looked, place: Option<Place>) -> Result<()> {
         let j = self.job;
         self.stats.listed += 1;
         let Looked { rec, key, raw, canon, unreadable, .. } = l;
@@ -298,10 +304,10 @@ impl State<'_, '_> {
             let at = rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
             bail!("{}{at}: {why}", j.connector.location(&j.ty.key));
         }
-        if duplicate {
+        let Some(place) = place else {
             let at = rec.line.map(|l| format!(" (line {l})")).unwrap_or_default();
             bail!("{}: id {:?} appears twice{at}; ids must be unique", j.connector.location(&j.ty.key), rec.id);
-        }
+        };
         let at = || rec.line.map(|l| format!(" line {l}")).unwrap_or_default();
         let malformed =
             |e| anyhow!("{}{}: record {:?}: malformed JSON: {e}", j.connector.location(&j.ty.key), at(), rec.id);
@@ -333,15 +339,15 @@ impl State<'_, '_> {
         let drift = self.drift_cursor.as_ref().is_some_and(|c| rec.modified.as_ref().is_some_and(|m| m <= c));
         // The same content in other words (key order, spacing) is no new version; the check
         // says when the content may be the same, its bytes whether it is.
-        let same = match self.delta.current(&key) {
+        let same = match self.delta.current(place) {
             Some(e) if e.check == check => j.vault.entry_bytes(j.org, e).await? == self.buf,
             _ => false,
         };
         let outcome = if same {
-            self.delta.same(&key, raw)
+            self.delta.same(place, raw)
         } else {
             let loc = self.writer.put_record(id, &self.buf).await?.loc;
-            self.delta.put(key, Content { id: rec.id.clone(), check, loc, raw, has_files })
+            self.delta.put(place, key, Content { id: rec.id.clone(), check, loc, raw, has_files })
         };
         match outcome {
             Outcome::Same => self.stats.unchanged += 1,

@@ -15,9 +15,14 @@ pub enum Arrival {
     Duplicate,
     /// Its text is as last time: nothing to store.
     Unchanged,
-    /// Parse it, store its files, and `put` its canonical content.
-    Compare,
+    /// Parse it, store its files, and `put` its canonical content, at its place.
+    Compare(Place),
 }
+
+/// Where a compared record lies: its place among the state's entries, as its look found it,
+/// or none for an id new this read. The delta then finds it without a search.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct Place(Option<usize>);
 
 /// What `put` made of a record's content.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -100,14 +105,14 @@ impl Arrivals {
     /// so the second of two records with one id is the duplicate.
     pub fn arrive(&mut self, key: &Key, look: Look) -> Arrival {
         let Some(i) = look.at else {
-            return if self.new.insert(*key) { Arrival::Compare } else { Arrival::Duplicate };
+            return if self.new.insert(*key) { Arrival::Compare(Place(None)) } else { Arrival::Duplicate };
         };
         if std::mem::replace(&mut self.seen[i], true) {
             Arrival::Duplicate
         } else if look.same_text {
             Arrival::Unchanged
         } else {
-            Arrival::Compare
+            Arrival::Compare(Place(Some(i)))
         }
     }
 }
@@ -164,18 +169,16 @@ impl Delta {
         self.live_before
     }
 
-    /// A record's current version, while it is alive (to compare new content with).
-    pub fn current(&self, key: &Key) -> Option<&Entry> {
-        match self.pos(key) {
-            Some(i) => Some(&self.entries[i].1).filter(|e| !e.deleted),
-            None => self.added.get(key),
-        }
+    /// A compared record's current version, while it is alive (to compare new content with).
+    /// An id new this read has none: had it come before, it would be a duplicate.
+    pub fn current(&self, at: Place) -> Option<&Entry> {
+        at.0.map(|i| &self.entries[i].1).filter(|e| !e.deleted)
     }
 
     /// A compared record whose content is its current one's, in other words: no new version,
     /// but its new text is remembered (so it is not parsed again).
-    pub fn same(&mut self, key: &Key, raw: RawHash) -> Outcome {
-        if let Some(i) = self.pos(key) {
+    pub fn same(&mut self, at: Place, raw: RawHash) -> Outcome {
+        if let Some(i) = at.0 {
             let e = &mut self.entries[i].1;
             if e.raw != raw {
                 e.raw = raw;
@@ -186,7 +189,7 @@ impl Delta {
     }
 
     /// A compared record's new content, stored: a new version.
-    pub fn put(&mut self, key: Key, c: Content) -> Outcome {
+    pub fn put(&mut self, at: Place, key: Key, c: Content) -> Outcome {
         let cycle = self.cycle;
         let entry = |version| Entry {
             id: c.id,
@@ -198,7 +201,7 @@ impl Delta {
             raw: c.raw,
             loc: c.loc,
         };
-        match self.pos(&key) {
+        match at.0 {
             Some(i) => {
                 let was = &self.entries[i].1;
                 let outcome = if was.deleted { Outcome::Added } else { Outcome::Changed };
@@ -333,7 +336,7 @@ mod tests {
         let mut outcomes = Vec::new();
         for (k, h) in records {
             match arrive(&mut a, *k, Some([*h; 6])) {
-                Arrival::Compare => outcomes.push(d.put(key(*k), content(&format!("r{k}"), *h))),
+                Arrival::Compare(at) => outcomes.push(d.put(at, key(*k), content(&format!("r{k}"), *h))),
                 Arrival::Unchanged => {}
                 Arrival::Duplicate => panic!("duplicate"),
             }
@@ -368,10 +371,10 @@ mod tests {
         let (_, s1, _, _) = cycle(&State::default(), 1, &[(1, 10)]);
         let mut d = Delta::new(&s1, 2);
         let mut a = d.arrivals();
-        assert_eq!(arrive(&mut a, 1, Some([99; 6])), Arrival::Compare, "its text differs");
+        let Arrival::Compare(at) = arrive(&mut a, 1, Some([99; 6])) else { panic!("its text differs") };
         d.arrived(a);
-        assert!(d.current(&key(1)).is_some());
-        assert_eq!(d.same(&key(1), [99; 6]), Outcome::Same);
+        assert!(d.current(at).is_some());
+        assert_eq!(d.same(at, [99; 6]), Outcome::Same);
         let (page, s2) = d.finish();
         assert_eq!(s2.get(&key(1)).unwrap().version, 1);
         assert_eq!(page.entries[0].1.raw, [99; 6], "its new text is remembered, so it is not parsed again");
@@ -388,7 +391,7 @@ mod tests {
         assert_eq!((d.delete_vanished(), d.seen_alive()), (0, 2));
         let mut a = d.arrivals();
         assert_eq!(arrive(&mut a, 1, Some([10; 6])), Arrival::Duplicate);
-        assert_eq!(arrive(&mut a, 7, None), Arrival::Compare);
+        assert_eq!(arrive(&mut a, 7, None), Arrival::Compare(Place(None)));
         assert_eq!(arrive(&mut a, 7, None), Arrival::Duplicate, "a new id twice");
     }
 }
