@@ -22,6 +22,8 @@ pub enum CryptoError {
 const NONCE: usize = 12;
 pub const SEAL_OVERHEAD: usize = NONCE + 16;
 
+/// Clone: a chunk is opened on a blocking thread with a copy.
+#[derive(Clone)]
 pub struct SealKey {
     cipher: Aes256Gcm,
 }

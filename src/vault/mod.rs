@@ -125,6 +125,9 @@ pub struct Vault {
 type StateKey = (i64, i64);
 /// A data type's deleted records, and the (latest cycle, snapshot count) they were read at.
 type DeletedOfType = ((i64, usize), Arc<Vec<read::DeletedRecord>>);
+/// The plaintext of the last chunks read is kept up to this size (4 chunks of records, 16
+/// file pieces).
+const CACHED_CHUNK_BYTES: usize = 16 << 20;
 /// The last chunks read, with their pack and offset.
 type ChunkCache = Arc<Mutex<Vec<((u64, u32), Arc<Vec<u8>>)>>>;
 
@@ -182,16 +185,17 @@ impl BlobReader {
             return Ok(c.clone());
         }
         let sealed = self.fetch_chunk(org, pid, chunk_off).await?;
-        // One chunk (up to 1 MiB) opens in about a millisecond: no thread hop for one read.
-        let plain = Arc::new(
-            pack::open_chunk(&org.keys.seal, chunk_off, &sealed)
-                .with_context(|| format!("pack {pid:016x} is damaged"))?,
-        );
+        // A chunk of 4 MiB takes a few milliseconds to open: not on a worker that serves others.
+        let seal = org.keys.seal.clone();
+        let plain = tokio::task::spawn_blocking(move || pack::open_chunk(&seal, chunk_off, &sealed))
+            .await?
+            .with_context(|| format!("pack {pid:016x} is damaged"))?;
+        let plain = Arc::new(plain);
         let mut cache = self.chunks.lock().unwrap();
-        if cache.len() >= 16 {
+        cache.push((key, plain.clone()));
+        while cache.iter().map(|(_, c)| c.len()).sum::<usize>() > CACHED_CHUNK_BYTES && cache.len() > 1 {
             cache.remove(0);
         }
-        cache.push((key, plain.clone()));
         Ok(plain)
     }
 
