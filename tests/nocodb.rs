@@ -52,7 +52,7 @@ async fn backup_recover_restore(b: Backend) {
         {"title": "Won", "uidt": "Checkbox"},
         {"title": "Files", "uidt": "Attachment"}
     ]);
-    let [table]: [String; 1] = noco.create_base_with(&base_title, &[("Leads", fields)]).await.try_into().unwrap();
+    let [table]: [String; 1] = noco.create_base_with(&base_title, &[("Leads", fields)]).await.1.try_into().unwrap();
     let contract = b"%PDF signed contract, page 1 of 1".repeat(2000);
     let file = noco.upload("contract.pdf", &contract).await;
     let rows: Vec<Value> = (1..=2500)
@@ -152,7 +152,7 @@ async fn revoked_token_changes_nothing(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Ops");
     let tables = [("Tickets", json!([{"title": "Title", "uidt": "SingleLineText"}]))];
-    let [table]: [String; 1] = noco.create_base_with(&base_title, &tables).await.try_into().unwrap();
+    let [table]: [String; 1] = noco.create_base_with(&base_title, &tables).await.1.try_into().unwrap();
     noco.insert(&table, &(0..30).map(|i| json!({"Title": format!("t{i}")})).collect::<Vec<_>>()).await;
     let mut env = env_for(b, &noco, &[&base_title]).await;
     let first = env.json(&["backup"]);
@@ -175,7 +175,7 @@ async fn scope_and_a_missing_attachment(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Desk");
     let files = json!([{"title": "Title", "uidt": "SingleLineText"}, {"title": "Files", "uidt": "Attachment"}]);
-    let made = noco.create_base_with(&base_title, &[("Tickets", files.clone()), ("Archive", files)]).await;
+    let (_, made) = noco.create_base_with(&base_title, &[("Tickets", files.clone()), ("Archive", files)]).await;
     let [tickets, archive]: [String; 2] = made.try_into().unwrap();
     noco.insert(&archive, &[json!({"Title": "old"})]).await;
     let screenshot = noco.upload(&format!("{}.png", unique("screen")), b"PNG bytes of a screenshot").await;
@@ -232,7 +232,7 @@ async fn renaming_a_table_keeps_its_history(b: Backend) {
     let noco = Noco::new();
     let base_title = unique("Crm");
     let tables = [("Leads", json!([{"title": "Name", "uidt": "SingleLineText"}]))];
-    let [table]: [String; 1] = noco.create_base_with(&base_title, &tables).await.try_into().unwrap();
+    let [table]: [String; 1] = noco.create_base_with(&base_title, &tables).await.1.try_into().unwrap();
     let ids = noco.insert(&table, &(0..30).map(|i| json!({"Name": format!("lead {i}")})).collect::<Vec<_>>()).await;
     let env = env_for(b, &noco, &[&base_title]).await;
     let day1 = env.json(&["backup"]);
@@ -269,8 +269,9 @@ async fn a_base_deleted_while_it_is_listed_fails_nothing_else(b: Backend) {
     let noco = Noco::new();
     let (kept, gone) = (unique("Kept"), unique("Gone"));
     let title = json!([{"title": "Title", "uidt": "SingleLineText"}]);
-    let [tickets]: [String; 1] = noco.create_base_with(&kept, &[("Tickets", title.clone())]).await.try_into().unwrap();
-    let (gone_id, notes) = noco.make_base(&gone, &[("Notes", title)]).await;
+    let [tickets]: [String; 1] =
+        noco.create_base_with(&kept, &[("Tickets", title.clone())]).await.1.try_into().unwrap();
+    let (gone_id, notes) = noco.create_base_with(&gone, &[("Notes", title)]).await;
     noco.insert(&tickets, &(0..3).map(|i| json!({"Title": format!("t{i}")})).collect::<Vec<_>>()).await;
     noco.insert(&notes[0], &(0..2).map(|i| json!({"Title": format!("n{i}")})).collect::<Vec<_>>()).await;
     let env = env_for(b, &noco, &[&kept, &gone]).await;

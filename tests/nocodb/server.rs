@@ -123,7 +123,7 @@ impl Noco {
     }
 
     /// A base of its own for a test, with tables (a title and its fields as {title, uidt}
-    /// objects, an ID key added): the tables' ids, in that order.
+    /// objects, an ID key added): the base's id, and its tables' ids in that order.
     ///
     /// NocoDB now and then fails a table creation in a new base with 400 "Cannot read
     /// properties of undefined (reading 'id')" (seen under load, one table in hundreds). The
@@ -133,12 +133,7 @@ impl Noco {
     /// could be half made. Clearing NocoDB's cache would show it, but it also voided the
     /// signed attachment links other tests were reading (seen here). So a base whose table
     /// creation failed is put away and made again, tables and all.
-    pub async fn create_base_with(&self, title: &str, tables: &[(&str, Value)]) -> Vec<String> {
-        self.make_base(title, tables).await.1
-    }
-
-    /// `create_base_with`, with the base's id first.
-    pub async fn make_base(&self, title: &str, tables: &[(&str, Value)]) -> (String, Vec<String>) {
+    pub async fn create_base_with(&self, title: &str, tables: &[(&str, Value)]) -> (String, Vec<String>) {
         let mut last = String::new();
         'base: for attempt in 1..=3u64 {
             let b = self
@@ -295,7 +290,9 @@ impl Proxy {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                let app = axum::Router::new().fallback(move |req: axum::extract::Request| forward(req, v.clone()));
+                let noco = std::sync::Arc::new(Noco::new());
+                let app = axum::Router::new()
+                    .fallback(move |req: axum::extract::Request| forward(req, noco.clone(), v.clone()));
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 axum::serve(listener, app).await.unwrap();
             })
@@ -310,9 +307,9 @@ impl Proxy {
 
 async fn forward(
     req: axum::extract::Request,
+    noco: std::sync::Arc<Noco>,
     victim: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 ) -> axum::response::Response {
-    let noco = Noco::new();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();

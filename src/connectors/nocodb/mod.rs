@@ -71,6 +71,19 @@ impl NocoDb {
         self.http().await?.get_json(path, q).await
     }
 
+    /// `get`, with None for a base or table deleted since it was listed: as if it had been
+    /// deleted a moment earlier, not a reason to back up nothing else (its data types, if
+    /// backed up before, are reported gone and keep their last snapshot).
+    async fn get_if_there<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Option<T>, SourceError> {
+        match self.get(path, &[]).await {
+            Err(e) if e.is_not_found() => {
+                tracing::info!("{path}: deleted while its base was being listed");
+                Ok(None)
+            }
+            r => r.map(Some),
+        }
+    }
+
     /// A data type by its key (or the name an earlier release stored it under).
     fn kind(&self, data_type: &str) -> Result<Kind, SourceError> {
         let st = self.state.lock().unwrap();
@@ -351,15 +364,10 @@ impl Connector for NocoDb {
                 vis.skipped.push(format!("base {} ({})", b.title, b.id));
                 continue;
             }
-            // A base or table deleted since it was listed is as if it had been deleted a
-            // moment earlier: not a reason to back up nothing else. Its data types, if backed
-            // up before, are reported gone and keep their last snapshot.
-            let tables: List<TableRef> = match self.get(&format!("api/v2/meta/bases/{}/tables", b.id), &[]).await {
-                Err(e) if e.is_not_found() => {
-                    tracing::info!(base = %b.title, "base {} deleted while the bases were listed", b.id);
-                    continue;
-                }
-                r => r?,
+            let Some(tables) =
+                self.get_if_there::<List<TableRef>>(&format!("api/v2/meta/bases/{}/tables", b.id)).await?
+            else {
+                continue;
             };
             let mut kept = Vec::new();
             for t in &tables.list {
@@ -368,12 +376,8 @@ impl Connector for NocoDb {
                 if t.kind.as_deref().is_some_and(|k| k != "table") {
                     vis.skipped.push(format!("{shown}: a database view, not a table"));
                 } else if self.opts.scope.keeps(&[&t.id, &t.title, &path, &b.id, &b.title]) {
-                    let meta: Value = match self.get(&format!("api/v2/meta/tables/{}", t.id), &[]).await {
-                        Err(e) if e.is_not_found() => {
-                            tracing::info!(table = %path, "table {} deleted while its base was listed", t.id);
-                            continue;
-                        }
-                        r => r?,
+                    let Some(meta) = self.get_if_there::<Value>(&format!("api/v2/meta/tables/{}", t.id)).await? else {
+                        continue;
                     };
                     let table = Arc::new(Table::from_meta(meta, &b.title)?);
                     let key = format!("table:{}", table.id);
