@@ -8,7 +8,7 @@ use common::{Backend, Env, noise, task};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-both_backends!(forget_then_prune_keeps_what_retention_keeps);
+both_backends!(forget_then_prune_keeps_what_retention_keeps, work_that_reads_versions_holds_forget_and_prune_back);
 
 const ORG: &str = "[[orgs]]\nsid = \"acme\"\nname = \"Acme Inc.\"\ntimezone = \"Europe/Dublin\"\n\n\
 [orgs.retention]\nkeep_last = 2\n\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"export\"\n";
@@ -135,6 +135,74 @@ async fn forget_then_prune_keeps_what_retention_keeps(b: Backend) {
     let photo = now.iter().find(|(k, _)| k.contains("photo.jpg")).expect("the photo is exported");
     assert!(*photo.1 == noise(1, 400_000), "the photo reads back byte for byte");
     assert_eq!(env.json(&["check", "--read-data"])["problems"], json!([]));
+}
+
+fn refused(env: &Env, args: &[&str], why: &str) {
+    let o = env.run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(why), "{args:?} is refused naming {why:?}: {err}");
+}
+
+/// A restore waiting in the queue and an archive being built read versions that a forget or
+/// prune could take away: those wait for them (refused, naming what they wait for), and work
+/// that reads versions does not start while a forget or prune runs.
+async fn work_that_reads_versions_holds_forget_and_prune_back(b: Backend) {
+    use daybook::vault::catalog::NewJob;
+    let env = Env::new(b).await;
+    four_days(&env);
+    let cfg = daybook::config::Config::load(&env.path().join("daybook.toml")).unwrap();
+    let vault = daybook::vault::Vault::open(&cfg, common::PASS).await.unwrap();
+    let catalog = daybook::vault::catalog::Catalog::connect(&env.catalog, env.path()).await.unwrap();
+    let versions = |env: &Env| env.json(&["history", "t1"])["versions"].as_array().unwrap().len();
+    assert_eq!(versions(&env), 3);
+
+    // t1's version 1, seen only on forgotten days, is what the queued restore wants.
+    let args = json!({ "sid": env.sid("tasks", "t1"), "version": 1, "again": false }).to_string();
+    let restore = NewJob {
+        kind: "restore".into(),
+        org: Some("acme".into()),
+        source: Some("export".into()),
+        args,
+        manual: true,
+        max_attempts: 1,
+    };
+    let job = catalog.enqueue(&restore).await.unwrap();
+    for cmd in [&["forget"][..], &["prune"]] {
+        refused(&env, cmd, &format!("while the restore job {job} of org acme runs (queued)"));
+    }
+    let holder = catalog.new_holder();
+    let claimed = catalog.claim(&holder, "9999-01-01T00:00:00Z", &["acme"]).await.unwrap().unwrap();
+    assert_eq!(claimed.id, job);
+    refused(&env, &["forget"], &format!("the restore job {job} of org acme runs ({holder})"));
+    assert!(catalog.finish_job(job, &holder, "done", None, "restored").await.unwrap());
+    assert_eq!((snapshot_count(&env), versions(&env)), (4, 3), "nothing was forgotten meanwhile");
+
+    // An archive being built (its builder holds the build lease).
+    let req = daybook::archive::Request {
+        org: "acme".into(),
+        name: "copy".into(),
+        description: None,
+        at: daybook::vault::read::At::Latest,
+        at_text: None,
+        history: true,
+        windows_safe: false,
+        email: None,
+    };
+    let (id, build) = daybook::archive::start(&vault, &cfg, &req).await.unwrap();
+    refused(&env, &["forget"], &format!("while the build of archive {id} runs"));
+    build.release().await.unwrap();
+
+    // Nothing reads any more: the forget goes ahead.
+    env.ok(&["forget"]);
+    assert_eq!((snapshot_count(&env), versions(&env)), (2, 1));
+
+    // While a forget or prune holds the org, neither a restore nor an archive build starts.
+    let rewrite = catalog.acquire("org:acme", "a test's prune").await.unwrap();
+    let busy = "while an erasure, forget or prune of org acme runs";
+    refused(&env, &["restore", &env.sid("tasks", "t300"), "--dry-run"], busy);
+    refused(&env, &["archive", "create", "--org", "acme", "--name", "n", "--yes"], busy);
+    rewrite.release().await.unwrap();
+    env.ok(&["archive", "create", "--org", "acme", "--name", "n", "--yes"]);
 }
 
 /// A prune killed at each of its steps: the vault checks clean, every kept snapshot reads as

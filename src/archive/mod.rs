@@ -275,6 +275,10 @@ pub async fn start(vault: &Vault, cfg: &Config, req: &Request) -> Result<(i64, c
     let q = quote::quote(vault, &cfg.archive, &cfg.pricing, &req.org, req.at, req.history).await?;
     let nonce = hex::encode(crate::vault::crypto::random_bytes::<8>().as_ref());
     let lease = vault.catalog.acquire(&lease_name(&nonce), "this archive's build").await?;
+    if let Err(e) = vault.rewrite_running(&req.org, "an archive build").await {
+        lease.release().await?;
+        return Err(e);
+    }
     let meta = Meta {
         name: req.name.clone(),
         description: req.description.clone(),
@@ -449,8 +453,13 @@ pub async fn find(vault: &Vault, cfg: &Config, org: &str, id: i64) -> Result<Opt
 /// The build lease of a started archive, taken by a builder other than its creator (a queued
 /// job): the creator's has been released, or its holder is gone.
 pub async fn take_build_lease(vault: &Vault, id: i64) -> Result<crate::vault::catalog::Lease> {
-    let (r, _) = row(vault, id).await?;
-    Ok(vault.catalog.acquire(&r.lease, "this archive's build").await?)
+    let (r, org) = row(vault, id).await?;
+    let lease = vault.catalog.acquire(&r.lease, "this archive's build").await?;
+    if let Err(e) = vault.rewrite_running(&org.sid, "an archive build").await {
+        lease.release().await?;
+        return Err(e);
+    }
+    Ok(lease)
 }
 
 /// Removes what an earlier, stopped run of this build had stored, before it runs again.

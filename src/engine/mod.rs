@@ -145,15 +145,9 @@ pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factor
 /// The source's lease, unless the org is being erased.
 async fn take_source_lease(vault: &Vault, org: &str, source: &str, what: &str) -> Result<catalog::Lease> {
     let lease = vault.catalog.acquire(&lease::source(org, source), what).await?;
-    let erasing = lease::org(org);
-    if let Some((_, holder)) = vault.catalog.live_leases(|n| n == erasing).await?.pop() {
+    if let Err(e) = vault.rewrite_running(org, what).await {
         lease.release().await?;
-        return Err(catalog::LockError::Conflict {
-            what: what.into(),
-            other: format!("an erasure, forget or prune of org {org}"),
-            holder,
-        }
-        .into());
+        return Err(e);
     }
     Ok(lease)
 }

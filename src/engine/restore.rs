@@ -156,6 +156,7 @@ pub async fn restore(
     factory: &Factory,
 ) -> Result<RestoreOutcome> {
     let (info, versions) = query::history(vault, req.sid).await?;
+    vault.rewrite_running(&info.org, &format!("the restore of {}", info.sid)).await?;
     let v = pick_version(&info, &versions, req.version)?;
     let stored = vault
         .version_content(&info, v.version)

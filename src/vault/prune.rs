@@ -50,28 +50,67 @@ pub struct RewriteStats {
 pub type Keep = BTreeMap<i64, BTreeSet<i64>>;
 
 impl Vault {
-    /// The org's lease, when no backup of the org runs: what forget and prune need.
-    async fn exclusive(&self, sid: &str, what: &str) -> Result<Lease> {
+    /// The org's lease, when nothing else reads or writes the org's snapshots: no backup, no
+    /// archive being built or queued, no restore queued or running (each reads versions that
+    /// a forget or prune could take away under it). Whoever starts such work after this lease
+    /// is taken sees it (`Vault::rewrite_running`) and waits.
+    async fn exclusive(&self, org: &Org, what: &str) -> Result<Lease> {
+        let sid = org.sid.as_str();
         let lease = self.catalog.acquire(&super::lease::org(sid), what).await?;
+        let conflict = match self.readers_of(org).await {
+            Ok(c) => c,
+            Err(e) => {
+                lease.release().await?;
+                return Err(e);
+            }
+        };
+        if let Some((other, holder)) = conflict {
+            lease.release().await?;
+            return Err(LockError::Conflict { what: what.to_string(), other, holder }.into());
+        }
+        Ok(lease)
+    }
+
+    /// Work on the org that a rewrite of its snapshots must wait for, and who holds it.
+    async fn readers_of(&self, org: &Org) -> Result<Option<(String, String)>> {
+        let sid = org.sid.as_str();
         let prefix = super::lease::source(sid, "");
         if let Some((name, holder)) = self.catalog.live_leases(|n| n.starts_with(&prefix)).await?.pop() {
             let source = name.strip_prefix(&prefix).unwrap_or(&name).to_string();
-            lease.release().await?;
-            return Err(LockError::Conflict {
+            return Ok(Some((format!("the backup of {sid}/{source}"), holder)));
+        }
+        for a in self.catalog.archive_rows(Some(org.id)).await?.into_iter().filter(|a| a.status == "in_progress") {
+            if let Some((_, holder)) = self.catalog.live_leases(|n| n == a.lease).await?.pop() {
+                return Ok(Some((format!("the build of archive {}", a.id), holder)));
+            }
+        }
+        if let Some(j) = self.catalog.open_jobs_of(sid, &["archive", "restore"]).await?.into_iter().next() {
+            let holder = j.holder.filter(|_| j.state == "running").unwrap_or_else(|| "queued".into());
+            return Ok(Some((format!("the {} job {} of org {sid}", j.kind, j.id), holder)));
+        }
+        Ok(None)
+    }
+
+    /// A forget or prune of the org that runs now, and who holds it: work that reads the org's
+    /// snapshots (an archive build, a restore) does not start under one.
+    pub async fn rewrite_running(&self, sid: &str, what: &str) -> Result<()> {
+        let org = super::lease::org(sid);
+        match self.catalog.live_leases(|n| n == org).await?.pop() {
+            None => Ok(()),
+            Some((_, holder)) => Err(LockError::Conflict {
                 what: what.to_string(),
-                other: format!("the backup of {sid}/{source}"),
+                other: format!("an erasure, forget or prune of org {sid}"),
                 holder,
             }
-            .into());
+            .into()),
         }
-        Ok(lease)
     }
 
     /// Keeps, of each data type in `keep`, only the snapshots of the cycles named there.
     /// Refuses to leave a data type with no snapshot.
     pub async fn forget(&self, sid: &str, keep: &Keep, dry_run: bool) -> Result<RewriteStats> {
         let org = self.existing_org(sid).await?.with_context(|| format!("no org {sid:?} in the vault"))?;
-        let lease = self.exclusive(sid, &format!("forgetting snapshots of org {sid}")).await?;
+        let lease = self.exclusive(&org, &format!("forgetting snapshots of org {sid}")).await?;
         let r = self.forget_leased(&org, &lease, keep, dry_run).await;
         lease.release().await?;
         r
@@ -107,7 +146,7 @@ impl Vault {
     /// Removes what no snapshot of the org needs any more, and repacks mostly unused packs.
     pub async fn prune(&self, sid: &str, dry_run: bool) -> Result<RewriteStats> {
         let org = self.existing_org(sid).await?.with_context(|| format!("no org {sid:?} in the vault"))?;
-        let lease = self.exclusive(sid, &format!("the prune of org {sid}")).await?;
+        let lease = self.exclusive(&org, &format!("the prune of org {sid}")).await?;
         let r = self.prune_leased(&org, &lease, dry_run).await;
         lease.release().await?;
         r

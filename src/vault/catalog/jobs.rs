@@ -222,6 +222,17 @@ impl Catalog {
         Ok(rows.iter().map(job_row).collect())
     }
 
+    /// An org's jobs of these kinds that are queued or running: work still to read the vault.
+    pub async fn open_jobs_of(&self, org: &str, kinds: &[&str]) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM jobs WHERE org = $1 AND state IN ('queued', 'running') ORDER BY id"
+        ))
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(job_row).filter(|j| kinds.contains(&j.kind.as_str())).collect())
+    }
+
     /// Jobs in a state (all of them: queued and running ones are few).
     pub async fn jobs_in(&self, state: &str) -> Result<Vec<JobRow>> {
         let rows = sqlx::query(&format!("SELECT {COLS} FROM jobs WHERE state = $1 ORDER BY id"))
