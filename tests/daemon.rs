@@ -108,6 +108,7 @@ both_backends!(
     due_runs_across_daylight_saving_changes,
     a_failing_job_retries_then_stays_failed,
     a_daemon_takes_only_jobs_of_orgs_it_has,
+    a_job_whose_lease_ran_out_is_taken_by_another,
     sigterm_parks_a_running_job_for_the_next_daemon,
     a_restore_job_makes_the_copy_and_emails_the_requester,
     a_429_from_an_app_shows_in_metrics,
@@ -153,10 +154,13 @@ async fn a_failing_job_retries_then_stays_failed(b: Backend) {
     let env = Env::new(b).await;
     let port = free_port();
     // The source's folder is not there: every attempt fails the same way.
+    let smtp = common::smtp::start();
     env.write_config(&format!(
-        "{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\n[orgs.schedule]\nat = \"00:00\"\n\
-         window_minutes = 0\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\npath = \"nowhere\"\n",
-        daemon_section(port)
+        "{}{}[[orgs]]\nsid = \"acme\"\nname = \"Acme\"\ntimezone = \"UTC\"\nadmin_email = \"it@acme.test\"\n\
+         [orgs.schedule]\nat = \"00:00\"\nwindow_minutes = 0\n[[orgs.sources]]\nname = \"export\"\nkind = \"jsonl\"\n\
+         path = \"nowhere\"\n",
+        daemon_section(port),
+        smtp.config()
     ));
     env.ok(&["init"]);
     let mut d = Daemon::start(&env, "daemon", None);
@@ -169,10 +173,17 @@ async fn a_failing_job_retries_then_stays_failed(b: Backend) {
     let log = env.json(&["logs", "--job", &job["id"].to_string()]);
     let lines: Vec<&str> = log.as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
     assert_eq!(lines.iter().filter(|m| m.starts_with("started on ")).count(), 3, "{lines:?}");
-    // Why, each time, and when the next try was.
-    assert_eq!(lines.iter().filter(|m| m.contains("nowhere")).count(), 3, "{lines:?}");
+    // Why, each time (the failing data type's line and the attempt's end), and when the next
+    // try was.
+    assert_eq!(lines.iter().filter(|m| m.contains("nowhere")).count(), 6, "{lines:?}");
     assert_eq!(lines.iter().filter(|m| m.contains("; retry at ")).count(), 2, "{lines:?}");
     assert!(lines.last().unwrap().contains("after 3 attempts"), "{lines:?}");
+    // The org's admin hears of it once, when it stays failed, with the reason.
+    let mail = smtp.wait_for(1, 60);
+    assert_eq!(mail.len(), 1, "one email for the failed cycle, none per retry: {mail:?}");
+    let m = &mail[0];
+    assert!(m.contains("To: it@acme.test") && m.contains("Subject: daybook: a backup failed"), "{m}");
+    assert!(m.contains("3 attempts") && m.contains("nowhere"), "it says why: {m}");
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30).success());
     // Erasing the org takes its jobs and their logs with it.
@@ -211,6 +222,40 @@ async fn a_daemon_takes_only_jobs_of_orgs_it_has(b: Backend) {
     assert_eq!((got.id, got.attempts, got.state.as_str()), (acme, 1, "running"));
     assert!(queue.claim(&["acme"]).await.unwrap().is_none(), "a_me's job went to a daemon of acme");
     assert_eq!(queue.claim(&["acme", "a_me"]).await.unwrap().map(|j| j.id), Some(a_me));
+}
+
+/// A job whose daemon went quiet on another machine is taken up once its lease runs out, and
+/// not before; the daemon that lost it can no longer end it.
+async fn a_job_whose_lease_ran_out_is_taken_by_another(b: Backend) {
+    use daybook::daemon::queue::Queue;
+    use daybook::vault::catalog::NewJob;
+    let env = Env::new(b).await;
+    env.write_config("");
+    env.ok(&["init"]);
+    let catalog = Catalog::connect(&env.catalog, env.path()).await.unwrap();
+    let here = Queue::new(catalog.clone(), Duration::from_secs(30));
+    let job = NewJob {
+        kind: "backup".into(),
+        org: Some("acme".into()),
+        source: None,
+        args: "{}".into(),
+        manual: false,
+        max_attempts: 3,
+    };
+    let (live, dead) = (here.push(&job).await.unwrap(), here.push(&job).await.unwrap());
+    // Two daemons on another host took them: one still renews its lease, the other went
+    // quiet and its lease ran out.
+    let far = "2999-01-01T00:00:00.000Z";
+    let (a, b) = ("elsewhere:4242:alive", "elsewhere:4343:gone");
+    assert_eq!(catalog.claim(a, far, &["acme"]).await.unwrap().map(|j| j.id), Some(live));
+    assert_eq!(catalog.claim(b, "2000-01-01T00:00:00.000Z", &["acme"]).await.unwrap().map(|j| j.id), Some(dead));
+    assert_eq!(catalog.free_jobs_of_gone_holders().await.unwrap(), 0, "another host's processes are not judged here");
+    let got = here.claim(&["acme"]).await.unwrap().expect("the job whose lease ran out is taken up");
+    assert_eq!((got.id, got.attempts), (dead, 2));
+    assert!(here.claim(&["acme"]).await.unwrap().is_none(), "a job under a live lease is not");
+    assert!(!catalog.finish_job(dead, b, "done", None, "late").await.unwrap(), "the quiet daemon cannot end it");
+    assert!(!catalog.renew_job(dead, b, far).await.unwrap(), "nor renew its lease");
+    assert!(here.renew(dead).await.unwrap(), "its new holder renews");
 }
 
 async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {

@@ -80,6 +80,7 @@ async fn run(ctx: JobCtx) -> Result<Outcome> {
         (false, None) => "no one to email; the link is in the daemon's log".to_string(),
     };
     if a.status == "ready" {
+        crate::daemon::metrics::global().archive_bytes(a.file_size.max(0) as u64);
         let summary = format!(
             "archive {id} ready: {} versions, {} files, {} bytes in {} part(s)",
             a.versions,

@@ -248,7 +248,7 @@ async fn run_one(shared: &Arc<Shared>, job: JobRow, stop: &mut watch::Receiver<S
         super::notify::cycle_failed(
             cfg.email.as_ref(),
             org_cfg.and_then(|o| o.admin_email.as_deref()),
-            &format!("The backup of {} failed (job {id}, {} attempts): {why}", org_label(&job), job.attempts),
+            &format!("The backup{} failed (job {id}, {} attempts): {why}", org_label(&job), job.attempts),
         )
         .await;
     }
@@ -289,6 +289,8 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
     let started = Instant::now();
     let report = engine::run_cycle(&ctx.vault, cfg, &filter).await?;
     let (mut records, mut bytes) = (0, 0);
+    // What failed and why, for the job's outcome (and the admin's email when it stays failed).
+    let mut why = Vec::new();
     for t in &report.types {
         let s = &t.stats;
         records += s.listed;
@@ -302,12 +304,9 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
                 ctx.log("info", &format!("ok: {counts}"), &format!("{}/{}: {counts}", t.source, t.data_type)).await?
             }
             Some(e) => {
-                ctx.log(
-                    "error",
-                    "data type failed",
-                    &format!("{}/{}: {e} (its last snapshot is kept)", t.source, t.data_type),
-                )
-                .await?
+                let line = format!("{}/{}: {e} (its last snapshot is kept)", t.source, t.data_type);
+                ctx.log("error", "data type failed", &line).await?;
+                why.push(line);
             }
         }
     }
@@ -340,7 +339,11 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
             let line = format!("{} requests, {} cells, {:.1} s", t.requests, t.cells, t.seconds);
             match &t.error {
                 None => ctx.log("info", &format!("mirror: {line}"), &format!("mirror {}: {line}", t.target)).await?,
-                Some(e) => ctx.log("error", "mirror failed", &format!("mirror {}: {e}", t.target)).await?,
+                Some(e) => {
+                    let line = format!("mirror {}: {e}", t.target);
+                    ctx.log("error", "mirror failed", &line).await?;
+                    why.push(line);
+                }
             }
         }
         failed += mr.failed();
@@ -349,9 +352,16 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
     if ctx.job.source.is_none() && failed == 0 && has_retention(org_cfg) {
         match apply_retention(&ctx, &org).await {
             Ok(line) => ctx.log("info", "retention applied", &line).await?,
+            // A restore or archive build of the org still reads its versions: the next cycle
+            // applies it.
+            Err(e) if is_conflict(&e) => {
+                ctx.log("warn", "retention deferred", &format!("retention of {org} deferred: {e:#}")).await?
+            }
             Err(e) => {
                 failed += 1;
-                ctx.log("error", "retention failed", &format!("retention of {org}: {e:#}")).await?
+                let line = format!("retention of {org}: {e:#}");
+                ctx.log("error", "retention failed", &line).await?;
+                why.push(line);
             }
         }
     }
@@ -361,8 +371,16 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
         report.types.len(),
         started.elapsed().as_secs_f64()
     );
-    let failure = (failed > 0).then(|| format!("{failed} data types or mirrors failed in cycle {}", report.cycle));
+    let failure = (failed > 0)
+        .then(|| format!("{failed} data types or mirrors failed in cycle {}: {}", report.cycle, why.join("; ")));
     Ok(Outcome { summary, failure })
+}
+
+fn is_conflict(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<crate::vault::catalog::LockError>(),
+        Some(crate::vault::catalog::LockError::Conflict { .. })
+    )
 }
 
 fn has_retention(o: &crate::config::OrgConfig) -> bool {
