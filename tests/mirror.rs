@@ -293,6 +293,28 @@ async fn a_429_storm_and_a_500_mid_batch_are_ridden_out(b: Backend) {
     assert!(log.to_string().contains("mirror drive"), "the failure is in the backup log: {log}");
 }
 
+/// A target that cannot be reached at all (its root folder is gone) fails every data type in
+/// `mirror status`, which keeps the cycle the target last held.
+async fn a_target_out_of_reach_shows_in_status(b: Backend) {
+    let g = google(b, "").await;
+    day1(&g.env);
+    g.env.ok(&["init"]);
+    g.env.ok(&["backup"]);
+    let cfg = g.env.path().join("daybook.toml");
+    let root = g.fake.with(|a| a.root.clone());
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&root, "a-folder-that-is-gone");
+    std::fs::write(&cfg, text).unwrap();
+    let o = g.env.run(&["mirror"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let st = g.env.json(&["mirror", "status"]);
+    let rows = st.as_array().unwrap();
+    assert!(rows.len() >= 3, "{st}");
+    for r in rows {
+        assert!(r["error"].as_str().is_some_and(|e| e.contains("a-folder-that-is-gone")), "{r}");
+        assert!(r["cycle"].is_i64() && r["mirrored_at"].is_string(), "what the target holds is kept: {r}");
+    }
+}
+
 async fn a_service_account_without_storage_is_told_both_ways_out(b: Backend) {
     let g = google(b, "").await;
     g.fake.with(|a| a.shared_drive = false);
@@ -338,6 +360,17 @@ async fn a_crash_mid_mirror_leaves_no_duplicate(b: Backend) {
             d.sort();
             d.dedup();
             assert_eq!(d.len(), folders.len(), "{fault}: a folder made twice");
+            // Every spreadsheet is set up whole, even one made just before the crash: its
+            // data tab named and frozen, and the first part's Deleted and About tabs.
+            for f in a.live().filter(|f| f.mime == fake_google::SHEET) {
+                let s = &a.sheets[&f.id];
+                let titles: Vec<&str> = s.tabs.iter().map(|t| t.title.as_str()).collect();
+                assert_eq!(s.tabs[0].frozen, 1, "{fault}: {} {titles:?}", f.name);
+                assert!(f.name.starts_with(titles[0]), "{fault}: the data tab of {} is {titles:?}", f.name);
+                if f.props.get("daybook_part").map(String::as_str) == Some("1") {
+                    assert_eq!(titles[1..], ["Deleted", "About"], "{fault}: {}", f.name);
+                }
+            }
         });
         let rows = sheet_rows(&g.fake, &["Acme Inc", "export", "tasks"]);
         let mut sids: Vec<&String> = rows.iter().skip(1).map(|r| &r[col_of(&rows, "daybook_sid")]).collect();
@@ -454,6 +487,10 @@ mod single {
     #[tokio::test(flavor = "multi_thread")]
     async fn cell_limit() {
         a_data_type_over_the_cell_limit_continues(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread")]
+    async fn out_of_reach() {
+        a_target_out_of_reach_shows_in_status(Backend::Sqlite).await
     }
     #[tokio::test(flavor = "multi_thread")]
     async fn storms() {

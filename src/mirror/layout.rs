@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::vault::read::{RecordVersion, TypeInfo};
 
@@ -50,6 +50,31 @@ impl Place {
         v.push(self.name.clone());
         v.join("/")
     }
+}
+
+/// Every data type's place, each its own: two data types that would share a folder and a
+/// name (two boards of one name in a workspace, names that differ only in case or in
+/// characters made safe) never write each other's sheet or CSV. The one known longest keeps
+/// its name (types go in the order of their ids, which never change); the others get " (2)",
+/// " (3)" after theirs.
+pub fn places(org_name: &str, types: &[TypeInfo]) -> HashMap<i64, Place> {
+    let mut sorted: Vec<&TypeInfo> = types.iter().collect();
+    sorted.sort_by_key(|t| t.id.0);
+    let mut taken: HashMap<Vec<String>, HashSet<String>> = HashMap::new();
+    let mut out = HashMap::new();
+    for t in sorted {
+        let mut p = Place::of(org_name, t);
+        let names = taken.entry(p.dirs.iter().map(|d| d.to_lowercase()).collect()).or_default();
+        let base = p.name.clone();
+        let mut n = 2;
+        while names.contains(&p.name.to_lowercase()) {
+            p.name = format!("{base} ({n})");
+            n += 1;
+        }
+        names.insert(p.name.to_lowercase());
+        out.insert(t.id.0, p);
+    }
+    out
 }
 
 fn sheet_name<'a>(name: &'a str, path: &[String]) -> &'a str {
@@ -243,8 +268,12 @@ mod tests {
     use super::*;
 
     fn ty(name: &str, path: &[&str]) -> TypeInfo {
+        ty_of(1, name, path)
+    }
+
+    fn ty_of(id: i64, name: &str, path: &[&str]) -> TypeInfo {
         TypeInfo {
-            id: crate::vault::read::TypeId(1),
+            id: crate::vault::read::TypeId(id),
             org: "acme".into(),
             source: "trello".into(),
             key: "k".into(),
@@ -264,6 +293,26 @@ mod tests {
         assert_eq!(Place::of("A", &ty("Ops/Sprint 4/tasks", &["Ops", "Sprint 4"])).name, "tasks");
         // A name that does not repeat its path keeps all of itself, made safe.
         assert_eq!(Place::of("A", &ty("a/b", &["x"])).name, "a_b");
+    }
+
+    #[test]
+    fn data_types_that_would_share_a_name_get_their_own() {
+        let types = [
+            ty_of(7, "Roadmap/cards", &["Marketing", "Roadmap"]),
+            ty_of(3, "Roadmap/cards", &["Marketing", "Roadmap"]),
+            ty_of(4, "Roadmap/lists", &["Marketing", "Roadmap"]),
+            ty_of(5, "roadmap/Cards", &["marketing", "roadmap"]),
+            ty_of(6, "a:b", &[]),
+            ty_of(8, "a_b", &[]),
+            ty_of(9, "Roadmap/cards", &["Sales", "Roadmap"]),
+        ];
+        let p = places("Acme", &types);
+        let name = |id: i64| p[&id].name.as_str();
+        // The oldest keeps its name, whatever order the types came in.
+        assert_eq!([name(3), name(5), name(7), name(4)], ["cards", "Cards (2)", "cards (3)", "lists"]);
+        assert_eq!([name(6), name(8)], ["a_b", "a_b (2)"]);
+        assert_eq!(name(9), "cards", "another folder: no clash");
+        assert_eq!(places("Acme", &types), p, "the same every time");
     }
 
     #[test]

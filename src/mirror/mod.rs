@@ -278,6 +278,20 @@ fn root_of(m: &MirrorConfig) -> String {
     .unwrap_or_default()
 }
 
+/// The page a person opens to see the target: a Drive folder's.
+fn link_of(m: &MirrorConfig) -> Option<String> {
+    match m.kind.get_ref().as_str() {
+        // Drive's ids are letters, digits, `-` and `_`; anything else makes no link.
+        "google" => m
+            .options
+            .get("folder_id")
+            .and_then(|p| p.as_str())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            .map(|id| format!("https://drive.google.com/drive/folders/{id}")),
+        _ => None,
+    }
+}
+
 async fn run_target(vault: &Vault, org: &OrgConfig, m: &MirrorConfig, opts: &Options) -> TargetReport {
     let started = std::time::Instant::now();
     let mut tr = TargetReport {
@@ -310,6 +324,8 @@ struct Ctx<'a> {
     oref: OrgRef,
     target: String,
     now: DateTime<Utc>,
+    /// Each data type's place (`layout::places`).
+    places: HashMap<i64, Place>,
 }
 
 impl Ctx<'_> {
@@ -340,18 +356,18 @@ async fn mirror_org(
     let Some(o) = vault.existing_org(sid).await? else {
         return Ok(()); // nothing backed up yet: nothing to mirror
     };
+    let types = vault.types(Some(sid)).await?;
     let ctx = Ctx {
         vault,
         org: o,
         oref: OrgRef { sid: sid.clone(), name: org.name.clone(), tz: org.tz() },
         target: m.name.get_ref().clone(),
         now: opts.now.unwrap_or_else(Utc::now),
+        places: layout::places(&org.name, &types),
     };
     if opts.rebuild {
         vault.catalog.forget_mirror(ctx.org.id, &ctx.target).await?;
     }
-    let mut target = build(m)?;
-    let types = vault.types(Some(sid)).await?;
     let mut rows: HashMap<i64, MirrorRow> = vault
         .catalog
         .mirror_rows(ctx.org.id, Some(&ctx.target))
@@ -364,18 +380,37 @@ async fn mirror_org(
     let mut states: HashMap<i64, TypeState> = HashMap::new();
     for t in &types {
         let st = rows.get(&t.id.0).and_then(|r| ctx.open_state(r.state.as_deref())).unwrap_or_default();
-        let place = Place::of(&org.name, t);
+        let place = &ctx.places[&t.id.0];
         for (name, _) in st.files.values() {
             taken.entry(place.dirs.clone()).or_default().insert(name.to_lowercase());
         }
         states.insert(t.id.0, st);
     }
     let deleted = vault.deleted_records(Some(sid)).await?;
-    target.begin(&ctx.oref).await?;
+    let begun = match build(m) {
+        Ok(mut target) => target.begin(&ctx.oref).await.map(|()| target),
+        Err(e) => Err(e),
+    };
+    let mut target = match begun {
+        Ok(target) => target,
+        Err(e) => {
+            // The target cannot be reached at all (credentials, its root folder): every data
+            // type's status says so, keeping what the target last held.
+            let msg = ctx.org.keys.seal.seal(ERROR_AAD, format!("{e:#}").as_bytes());
+            for t in &types {
+                let mut row =
+                    rows.remove(&t.id.0).unwrap_or_else(|| MirrorRow { type_id: t.id.0, ..Default::default() });
+                row.attempted_at = crate::util::now_rfc3339();
+                (row.requests, row.cells, row.error) = (0, 0, Some(msg.clone()));
+                ctx.save(&row).await?;
+            }
+            return Err(e);
+        }
+    };
     for t in &types {
         let row = rows.remove(&t.id.0).unwrap_or_default();
         let st = states.remove(&t.id.0).unwrap_or_default();
-        let place = Place::of(&org.name, t);
+        let place = &ctx.places[&t.id.0];
         let before = target.counts();
         let folder = taken.entry(place.dirs.clone()).or_default();
         let rep = match mirror_type(&ctx, target.as_mut(), t, row, st, &deleted, folder).await {
@@ -428,7 +463,7 @@ async fn mirror_type(
     deleted: &[crate::vault::read::DeletedRecord],
     taken: &mut HashSet<String>,
 ) -> TypeResult {
-    let place = Place::of(&ctx.oref.name, t);
+    let place = ctx.places[&t.id.0].clone();
     let report = TypeReport {
         source: t.source.clone(),
         data_type: t.name.clone(),
@@ -691,6 +726,10 @@ pub struct StatusRow {
     pub org: String,
     pub target: String,
     pub kind: String,
+    /// Where the target writes ("Drive folder <id>", a local path), and a link a browser
+    /// opens (a Drive folder's).
+    pub root: String,
+    pub link: Option<String>,
     pub source: String,
     pub data_type: String,
     /// The cycle the target holds, and the latest snapshot's.
@@ -721,6 +760,8 @@ pub async fn status(vault: &Vault, cfg: &Config, org: Option<&str>) -> Result<Ve
                     org: o.sid.get_ref().clone(),
                     target: m.name.get_ref().clone(),
                     kind: m.kind.get_ref().clone(),
+                    root: root_of(m),
+                    link: link_of(m),
                     source: t.source.clone(),
                     data_type: t.name.clone(),
                     cycle: r.and_then(|r| r.cycle),

@@ -372,16 +372,29 @@ impl Google {
         let file = self.conn().drive.create(&self.shared, &name, leaf, drive::SHEET, p, Media::Empty).await?;
         crate::fault::point("mirror-sheet-created");
         self.index.push(file.clone());
-        let tabs = self.conn().sheets.tabs(&self.shared, &file.id).await?;
-        let first = tabs.first().with_context(|| format!("new spreadsheet {} has no tab", file.id))?.id;
-        let mut setup = vec![grid(first, Some(&job.ty.place.name), 2, ncols as i64, true)];
-        let deleted_rows = job.deleted.len() as i64 + 1;
-        if n == 1 {
-            setup.push(add_tab(DELETED_TAB, deleted_rows.max(2), 3));
+        let part = self.read_part(file).await?;
+        self.set_up(job, part, n, ncols).await
+    }
+
+    /// Sets up what a spreadsheet still lacks: a data tab never written to (new, or made by
+    /// a run that stopped before setting it up) is named, sized and frozen; the first part
+    /// gets its Deleted and About tabs. Nothing is sent for one that has it all.
+    async fn set_up(&mut self, job: &Job, part: Part, n: usize, ncols: usize) -> Result<Part> {
+        let mut setup = Vec::new();
+        if part.header.is_empty() {
+            setup.push(grid(part.data.id, Some(&job.ty.place.name), 2, ncols as i64, true));
+        }
+        if n == 1 && part.deleted.is_none() {
+            setup.push(add_tab(DELETED_TAB, (job.deleted.len() as i64 + 1).max(2), 3));
+        }
+        if n == 1 && part.about.is_none() {
             setup.push(add_tab(ABOUT_TAB, job.about.len() as i64 + 4, 2));
         }
-        self.conn().sheets.structure(&self.shared, &file.id, setup).await?;
-        self.read_part(file).await
+        if setup.is_empty() {
+            return Ok(part);
+        }
+        self.conn().sheets.structure(&self.shared, &part.file.id, setup).await?;
+        self.read_part(part.file).await
     }
 
     fn max_rows(&self, part: &Part, ncols: usize) -> usize {
@@ -454,7 +467,8 @@ impl Google {
                     self.conn().drive.patch(&self.shared, &f.id, Some(&new), false).await?;
                 }
             }
-            parts.push(self.read_part(f).await?);
+            let part = self.read_part(f).await?;
+            parts.push(self.set_up(job, part, n, job.header.len()).await?);
         }
         // The header: what the sheet has, with the new fields at their sorted places.
         let app = |h: &[String]| -> BTreeSet<String> {
