@@ -122,16 +122,19 @@ impl Site {
 
     /// Signs in through the form; returns the session cookie ("daybook_session=...").
     async fn sign_in(&self, email: &str, pw: &str) -> reqwest::Response {
+        self.sign_in_via(email, pw, None).await
+    }
+
+    /// Signs in through a proxy that sent this X-Forwarded-For.
+    async fn sign_in_via(&self, email: &str, pw: &str, forwarded_for: Option<&str>) -> reqwest::Response {
         let r = self.http.get(self.url("/login")).send().await.unwrap();
         let pre = cookie_value(&set_cookie(&r, "daybook_pre").expect("the sign-in page sets its cookie"));
         let csrf = csrf_in(&r.text().await.unwrap());
-        self.http
-            .post(self.url("/login"))
-            .header(COOKIE, format!("daybook_pre={pre}"))
-            .form(&[("email", email), ("password", pw), ("csrf", &csrf)])
-            .send()
-            .await
-            .unwrap()
+        let mut rq = self.http.post(self.url("/login")).header(COOKIE, format!("daybook_pre={pre}"));
+        if let Some(f) = forwarded_for {
+            rq = rq.header("x-forwarded-for", f);
+        }
+        rq.form(&[("email", email), ("password", pw), ("csrf", &csrf)]).send().await.unwrap()
     }
 
     async fn session(&self, email: &str, pw: &str) -> String {
@@ -430,6 +433,56 @@ async fn sign_in_is_guarded(b: Backend) {
     assert!(r.text().await.unwrap().contains("wrong email or password"));
 }
 
+/// The overview shows each mirror's state and links a Drive target's folder; its times are
+/// the org's.
+async fn the_overview_links_the_drive_folder(b: Backend) {
+    let (env, token) = setup(b).await;
+    let cfg = env.path().join("daybook.toml");
+    let drive = "\n[[orgs.mirrors]]\nname = \"drive\"\nkind = \"google\"\ncredentials = \"sa.json\"\nfolder_id = \"1AbC_d-9\"\n";
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "\n[[orgs]]\nsid = \"globex\"",
+        &format!("{drive}\n[[orgs]]\nsid = \"globex\""),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let site = serve(&env).await;
+    let o = site.json("/api/v1/orgs/acme/overview", &Auth::Token(&token)).await;
+    let m = &o["mirrors"][0];
+    assert_eq!(m["link"], "https://drive.google.com/drive/folders/1AbC_d-9", "{o}");
+    assert!(m["mirrored_at"].is_null(), "never mirrored: {m}");
+    let cookie = site.session("admin@acme.test", ADMIN_PW).await;
+    let (s, html) = site.get("/orgs/acme", &Auth::Cookie(&cookie)).await;
+    assert_eq!(s, StatusCode::OK);
+    // (The page escapes `/` in attributes as `&#x2f;`, which a browser reads as `/`.)
+    let html = html.replace("&#x2f;", "/");
+    assert!(html.contains("<a href=\"https://drive.google.com/drive/folders/1AbC_d-9\">drive</a>"), "{html}");
+    assert!(html.contains("<td>never</td><td>not yet</td>"), "never mirrored, and not said to be ok: {html}");
+}
+
+/// Behind a proxy, the address limit counts the address the proxy saw (the last
+/// X-Forwarded-For entry): a client writing its own entries before it is still held.
+async fn the_address_limit_holds_behind_a_proxy(b: Backend) {
+    let (env, _) = setup(b).await;
+    let (listener, base) = bind().await;
+    let mut cfg = (*load(&env, &base)).clone();
+    cfg.web.trust_forwarded_for = true;
+    cfg.web.failures_per_address = 3;
+    let site = start(listener, base, Arc::new(cfg), web::WebState::default()).await;
+    let from = |spoof: u32, real: &str| format!("10.0.0.{spoof}, {real}");
+    for i in 0..3 {
+        let r =
+            site.sign_in_via(&format!("nobody{i}@acme.test"), "wrong password!", Some(&from(i, "203.0.113.7"))).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    // A fourth try from the same client, whatever it writes first, and with the right password.
+    let r = site.sign_in_via("admin@acme.test", ADMIN_PW, Some(&from(99, "203.0.113.7"))).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "held by its address");
+    assert!(r.text().await.unwrap().contains("too many failed attempts"));
+    // Another client behind the same proxy is not.
+    let r = site.sign_in_via("admin@acme.test", ADMIN_PW, Some("203.0.113.7, 198.51.100.20")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "another address signs in");
+}
+
 async fn totp_enrollment_and_restore_code(b: Backend) {
     let (env, _) = setup(b).await;
     let site = serve(&env).await;
@@ -703,6 +756,14 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     }
     stop.send(worker::Stop::Drain).unwrap();
     w.await.unwrap();
+    // The daemon's /metrics counts the zip's bytes (its counters are the process's: at least).
+    let (_, metrics) = site.get("/metrics", &Auth::None).await;
+    let built: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("daybook_archive_bytes_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no archive bytes in /metrics: {metrics}"));
+    assert!(built >= a["file_size"].as_u64().unwrap() && built > 0, "{built} bytes counted for {a}");
 
     // A daemon claims the next build's job and dies before building: no lease, not queued.
     let (_, o) = site.post_json("/api/v1/orgs/acme/archives", &tok, None, json!({"name": "Orphan"})).await;
@@ -832,6 +893,8 @@ both_backends!(
     api_pages_and_restore,
     orgs_are_isolated,
     sign_in_is_guarded,
+    the_address_limit_holds_behind_a_proxy,
+    the_overview_links_the_drive_folder,
     totp_enrollment_and_restore_code,
     openapi_is_true,
     archives_api_and_isolation,

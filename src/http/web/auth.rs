@@ -172,13 +172,15 @@ pub fn check_login_csrf(headers: &HeaderMap, given: &str) -> Result<(), WebError
     }
 }
 
-/// The client's address: the peer's, or behind a trusted proxy the first X-Forwarded-For.
+/// The client's address: the peer's, or behind a trusted proxy the last X-Forwarded-For
+/// entry, the one that proxy added: the entries before it are whatever the client sent, so
+/// taking the first would let anyone sign in from a new address at every try.
 pub fn client_addr(state: &HttpState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     if state.config.web.trust_forwarded_for
-        && let Some(f) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(first) = f.split(',').next().map(str::trim).filter(|s| !s.is_empty())
+        && let Some(f) = headers.get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok())
+        && let Some(last) = f.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty())
     {
-        return first.chars().take(64).collect();
+        return last.chars().take(64).collect();
     }
     peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }

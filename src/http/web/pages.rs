@@ -45,6 +45,10 @@ fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut e = Environment::new();
+        // `{{ at | local(org.timezone) }}`: a stored RFC 3339 time as the org's people read it.
+        e.add_filter("local", |at: String, tz: String| -> String {
+            views::when_str(&at, tz.parse().unwrap_or(chrono_tz::UTC)).local
+        });
         for (name, text) in TEMPLATES {
             e.add_template(name, text).expect("the built-in templates parse");
         }
@@ -618,5 +622,18 @@ async fn delete_archive(
             Ok(r)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_times_show_in_the_orgs_timezone() {
+        let t = |at: &str, tz: &str| {
+            super::env().render_str("{{ at | local(tz) }}", minijinja::context! { at => at, tz => tz }).unwrap()
+        };
+        assert_eq!(t("2026-07-01T12:00:00.000Z", "Europe/Dublin"), "2026-07-01 13:00 IST");
+        assert_eq!(t("2026-12-01T12:00:00Z", "America/New_York"), "2026-12-01 07:00 EST");
+        assert_eq!(t("not a time", "Europe/Dublin"), "not a time", "shown as it is");
     }
 }

@@ -39,7 +39,7 @@ pub fn when(t: DateTime<Utc>, tz: chrono_tz::Tz) -> When {
     }
 }
 
-fn when_str(s: &str, tz: chrono_tz::Tz) -> When {
+pub fn when_str(s: &str, tz: chrono_tz::Tz) -> When {
     match DateTime::parse_from_rfc3339(s) {
         Ok(t) => when(t.with_timezone(&Utc), tz),
         Err(_) => When { utc: s.into(), local: s.into(), day: s.chars().take(10).collect() },
