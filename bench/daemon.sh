@@ -5,8 +5,10 @@
 #     under that load; then the spread of their next start times over the window, and the
 #     daemon's memory at rest;
 #  2. the queue alone (jobs whose work is nothing, examples/queue_bench.rs): jobs a second on
-#     SQLite, on PostgreSQL with one daemon, and with three daemons on PostgreSQL (the ratio).
-# Targets (issue 11): memory at rest under 64 MiB; a claim is one statement; three daemons at
+#     SQLite, on PostgreSQL with one daemon, and with three daemons on PostgreSQL (the ratio);
+#  3. the round trips of one claim on PostgreSQL.
+# Targets (issue 11): memory at rest under 64 MiB; a claim costs one round trip (counted by
+# bench/pg_round_trips.py, a proxy in front of PostgreSQL); three daemons at
 # least 2.5 x one. What a user would pick instead is a cron line or a systemd timer per org:
 # no queue, no memory at rest, and no figure to compare.
 #
@@ -133,5 +135,24 @@ sqlite=$(queue sqlite "sqlite://catalog.db" 1)
 pg1=$(queue pg-one "$(pg_schema one)" 1)
 pg3=$(queue pg-three "$(pg_schema three)" 3)
 python3 -c "print(f'three daemons on PostgreSQL: {$pg3 / $pg1:.2f} x one (target: at least 2.5); SQLite: {$sqlite:.1f} jobs a second')"
-echo "a claim is one statement (UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING): src/vault/catalog/jobs.rs"
-psql "$PG" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_$$_one CASCADE; DROP SCHEMA IF EXISTS bench_$$_three CASCADE" >/dev/null
+
+echo
+echo "== 3. what a claim costs on PostgreSQL: round trips, counted by a proxy in front of it"
+rt="$work/rt"
+mkdir -p "$rt"
+pport=$(port)
+read -r pghost pgport < <(python3 -c 'import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or 5432)' "$PG")
+python3 "$here/bench/pg_round_trips.py" "$pport" "$pghost" "$pgport" "$rt/count" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$rt/count" ] && break; sleep 0.1; done
+proxied=$(python3 -c 'import sys, urllib.parse as u
+p = u.urlparse(sys.argv[1])
+print(p._replace(netloc=p.netloc.rsplit("@", 1)[0] + "@127.0.0.1:" + sys.argv[2] if "@" in p.netloc else "127.0.0.1:" + sys.argv[2]).geturl())' "$(pg_schema rt)" "$pport")
+printf '[vault]\ncatalog = "%s"\nstore = "blobs"\n' "$proxied" >"$rt/daybook.toml"
+"$bin" --config "$rt/daybook.toml" init >/dev/null
+"$qb" push "$rt/daybook.toml" "$JOBS"
+trips() { local before after; before=$(cat "$rt/count"); "$qb" claim "$rt/daybook.toml" "$1"; after=$(cat "$rt/count"); echo $((after - before)); }
+none=$(trips 0)
+all=$(trips "$JOBS")
+python3 -c "print(f'a claim: {($all - $none) / $JOBS:.2f} round trips ({$all} for $JOBS claims and the connection, {$none} for the connection alone); target: 1')"
+psql "$PG" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS bench_$$_one CASCADE; DROP SCHEMA IF EXISTS bench_$$_three CASCADE; DROP SCHEMA IF EXISTS bench_$$_rt CASCADE" >/dev/null

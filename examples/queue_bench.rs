@@ -5,6 +5,8 @@
 //!   queue_bench push CONFIG N      queue N check jobs
 //!   queue_bench done CONFIG N      wait until N check jobs are done; print jobs a second,
 //!                                  from the first start to the last finish
+//!   queue_bench claim CONFIG N     claim N queued jobs one by one, as a daemon's poll does
+//!                                  (bench/daemon.sh counts their round trips)
 
 use anyhow::{Result, bail};
 use daybook::daemon::queue::Kind;
@@ -64,7 +66,17 @@ async fn main() -> Result<()> {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         }
-        m => bail!("unknown mode {m:?} (daemon, push or done)"),
+        "claim" => {
+            let c = Catalog::connect(&cfg.vault.catalog, &cfg.base).await?;
+            let holder = c.new_holder();
+            for i in 0..n {
+                let until = daybook::vault::catalog::jobs::stamp(chrono::Utc::now() + chrono::TimeDelta::seconds(60));
+                if c.claim(&holder, &until, &[]).await?.is_none() {
+                    bail!("only {i} of {n} jobs were there to claim");
+                }
+            }
+        }
+        m => bail!("unknown mode {m:?} (daemon, push, done or claim)"),
     }
     Ok(())
 }

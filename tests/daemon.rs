@@ -258,6 +258,45 @@ async fn a_job_whose_lease_ran_out_is_taken_by_another(b: Backend) {
     assert!(here.renew(dead).await.unwrap(), "its new holder renews");
 }
 
+/// On PostgreSQL claims go over a connection of their own: when the server drops it (a
+/// restart, an operator's pg_terminate_backend), the next claim connects again.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_go_on_after_the_server_drops_their_connection() {
+    use daybook::daemon::queue::Queue;
+    use daybook::vault::catalog::NewJob;
+    let env = Env::new(Backend::Postgres).await;
+    env.write_config("");
+    env.ok(&["init"]);
+    // Named, so that the connection dropped is this test's and no other's.
+    let name = format!("daybook_claims_{}", std::process::id());
+    let url = format!("{}{}application_name={name}", env.catalog, if env.catalog.contains('?') { "&" } else { "?" });
+    let catalog = Catalog::connect(&url, env.path()).await.unwrap();
+    let queue = Queue::new(catalog.clone(), Duration::from_secs(30));
+    let job =
+        NewJob { kind: "check".into(), org: None, source: None, args: "{}".into(), manual: true, max_attempts: 1 };
+    let ids = [queue.push(&job).await.unwrap(), queue.push(&job).await.unwrap()];
+    assert_eq!(queue.claim(&[]).await.unwrap().map(|j| j.id), Some(ids[0]));
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&env.catalog).await.unwrap();
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND query LIKE 'UPDATE jobs SET state = ''running''%') t",
+    )
+    .bind(&name)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(dropped, 1, "the claims' connection was found and dropped");
+    let mut next = None;
+    for _ in 0..2 {
+        if let Ok(j) = queue.claim(&[]).await {
+            next = j;
+            break;
+        }
+    }
+    assert_eq!(next.map(|j| j.id), Some(ids[1]), "a claim after the drop goes through");
+}
+
 async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {
     let env = Env::new(b).await;
     let port = free_port();

@@ -99,6 +99,49 @@ fn now() -> String {
     crate::util::now_rfc3339()
 }
 
+fn claim_query<'q>(
+    sql: &'q str,
+    holder: &'q str,
+    lease_until: &'q str,
+    orgs: &[&str],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    // The orgs as one parameter, whatever their number: ",a,b-c,d_e," holds ",<org>,".
+    let mine = format!(",{},", orgs.join(","));
+    sqlx::query(sql).bind(holder).bind(now()).bind(lease_until).bind(mine)
+}
+
+/// Claims go over a connection of their own on PostgreSQL, taken from no pool: a pool checks
+/// a connection with a round trip of its own before each use, and a claim is one round trip.
+/// A claim that fails drops the connection; the next makes a new one (after a server restart,
+/// the first claim fails, the next goes through).
+pub(crate) struct Claims {
+    opts: Option<sqlx::any::AnyConnectOptions>,
+    conn: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
+}
+
+impl Claims {
+    pub(crate) fn new(opts: Option<sqlx::any::AnyConnectOptions>) -> Claims {
+        Claims { opts, conn: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn claim(&self, sql: &str, holder: &str, lease_until: &str, orgs: &[&str]) -> Result<Option<JobRow>> {
+        use sqlx::ConnectOptions;
+        let opts = self.opts.as_ref().expect("claims over a connection of their own are PostgreSQL's");
+        let mut slot = self.conn.lock().await;
+        if slot.is_none() {
+            *slot = Some(opts.connect().await?);
+        }
+        let conn = slot.as_mut().expect("connected above");
+        match claim_query(sql, holder, lease_until, orgs).fetch_optional(&mut *conn).await {
+            Ok(r) => Ok(r.as_ref().map(job_row)),
+            Err(e) => {
+                *slot = None;
+                Err(e.into())
+            }
+        }
+    }
+}
+
 impl Catalog {
     /// A new daemon (or worker) identity: host:pid:nonce, judged gone like a lease holder.
     pub fn new_holder(&self) -> String {
@@ -116,10 +159,18 @@ impl Catalog {
     /// one by one, a job of an org only some know waits for one of them, not a failure and a
     /// retry hours later. One statement.
     pub async fn claim(&self, holder: &str, lease_until: &str, orgs: &[&str]) -> Result<Option<JobRow>> {
+        if self.postgres {
+            return self.claims.claim(&self.claim_sql(), holder, lease_until, orgs).await;
+        }
+        let r = claim_query(&self.claim_sql(), holder, lease_until, orgs).fetch_optional(&self.pool).await?;
+        Ok(r.as_ref().map(job_row))
+    }
+
+    fn claim_sql(&self) -> String {
         let lock = if self.postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        // The orgs as one parameter, whatever their number: ",a,b-c,d_e," holds ",<org>,".
-        // (SIDs have no comma; `_` would match any character in LIKE, so it is escaped.)
-        let sql = format!(
+        // $4 is the orgs as one string (`claim_query`). SIDs have no comma; `_` would match
+        // any character in LIKE, so it is escaped.
+        format!(
             "UPDATE jobs SET state = 'running', holder = $1, started_at = $2, lease_until = $3, \
              attempts = attempts + 1 \
              WHERE id = (SELECT id FROM jobs WHERE ((state = 'queued' AND run_after <= $2) \
@@ -127,11 +178,7 @@ impl Catalog {
                  AND (org IS NULL OR $4 LIKE ('%,' || REPLACE(org, '_', '\\_') || ',%') ESCAPE '\\') \
                  ORDER BY run_after, id LIMIT 1{lock}) \
              RETURNING {COLS}"
-        );
-        let mine = format!(",{},", orgs.join(","));
-        let r =
-            sqlx::query(&sql).bind(holder).bind(now()).bind(lease_until).bind(mine).fetch_optional(&self.pool).await?;
-        Ok(r.as_ref().map(job_row))
+        )
     }
 
     /// Running jobs whose holder was a process of this host that no longer runs are made

@@ -49,6 +49,8 @@ pub struct Catalog {
     pub postgres: bool,
     /// The catalog's location with any password removed, for messages.
     pub display: String,
+    /// PostgreSQL: the connection job claims go over (see `jobs::Claims`).
+    claims: std::sync::Arc<jobs::Claims>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -116,10 +118,11 @@ impl Catalog {
                     Ok(())
                 })
             })
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .with_context(|| format!("cannot open catalog {display}"))?;
-        Ok(Catalog { pool, postgres, display })
+        let claims = std::sync::Arc::new(jobs::Claims::new(postgres.then_some(opts)));
+        Ok(Catalog { pool, postgres, display, claims })
     }
 
     /// Folds SQLite's write-ahead log into the database file after a cycle, so the
