@@ -451,7 +451,12 @@ async fn the_overview_links_the_drive_folder(b: Backend) {
     assert_eq!(m["link"], "https://drive.google.com/drive/folders/1AbC_d-9", "{o}");
     assert!(m["mirrored_at"].is_null(), "never mirrored: {m}");
     let cookie = site.session("admin@acme.test", ADMIN_PW).await;
-    let (s, html) = site.get("/orgs/acme", &Auth::Cookie(&cookie)).await;
+    // Every answer says what it cost the server (what bench/web.sh measures).
+    let r = Auth::Cookie(&cookie).apply(site.http.get(site.url("/orgs/acme"))).send().await.unwrap();
+    let timing = r.headers()["server-timing"].to_str().unwrap().to_string();
+    let ms: f64 = timing.strip_prefix("app;dur=").and_then(|v| v.parse().ok()).unwrap_or(-1.0);
+    assert!(ms >= 0.0, "{timing}");
+    let (s, html) = (r.status(), r.text().await.unwrap());
     assert_eq!(s, StatusCode::OK);
     // (The page escapes `/` in attributes as `&#x2f;`, which a browser reads as `/`.)
     let html = html.replace("&#x2f;", "/");

@@ -29,7 +29,25 @@ pub struct HttpState {
 pub mod web;
 
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new().merge(ops::routes()).merge(downloads::routes()).merge(web::routes()).with_state(state)
+    Router::new()
+        .merge(ops::routes())
+        .merge(downloads::routes())
+        .merge(web::routes())
+        .with_state(state)
+        .layer(axum::middleware::from_fn(server_timing))
+}
+
+/// Each answer says how long the server took to make it (W3C Server-Timing, `app;dur=` in
+/// milliseconds): what a page costs the server, apart from the network and the client. A
+/// download's is the time to its first byte.
+async fn server_timing(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let t0 = std::time::Instant::now();
+    let mut r = next.run(req).await;
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        r.headers_mut().insert("server-timing", v);
+    }
+    r
 }
 
 /// Serves `router` on `listen` until `shutdown` resolves.
