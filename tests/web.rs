@@ -828,7 +828,10 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
 
 /// A Trello card deleted at the app comes back through the API, as a copy with the same
 /// content; the answer carries the new id, and the admin is emailed it.
-async fn a_deleted_card_comes_back_through_the_api(b: Backend) {
+/// An org whose Trello card "Launch the rocket" (with a description, a due date and a label)
+/// was backed up, then deleted at the app and found gone by a second backup; an admin of it.
+/// Returns the env, the local Trello, the card's id and its content, and the SMTP server.
+async fn a_deleted_card(b: Backend) -> (Env, fake_trello::Fake, String, Value, common::smtp::Smtp) {
     let f = fake_trello::Fake::start();
     let (card, old) = f.with(|a| {
         let ws = a.workspace("Product");
@@ -866,7 +869,11 @@ async fn a_deleted_card_comes_back_through_the_api(b: Backend) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (env, f, card, old, smtp)
+}
 
+async fn a_deleted_card_comes_back_through_the_api(b: Backend) {
+    let (env, f, card, old, smtp) = a_deleted_card(b).await;
     let site = serve(&env).await;
     let cookie = site.session("admin@acme.test", ADMIN_PW).await;
     let c = Auth::Cookie(&cookie);
@@ -1061,6 +1068,71 @@ impl Drop for Browser {
     }
 }
 
+/// Signs in as acme's admin and enrols a second factor (with screenshots 1 to 3 if `shots`);
+/// returns it and when it was enrolled: a code is good once, so the next to use is the next
+/// step's.
+async fn sign_in_with_a_second_factor(b: &Browser, site: &Site, shots: bool) -> (totp_rs::Totp, u64) {
+    b.go(&site.url("/login")).await;
+    if shots {
+        b.shot("1-sign-in").await;
+    }
+    b.type_in("#email", "admin@acme.test").await;
+    b.type_in("#password", ADMIN_PW).await;
+    b.click(&b.css("#signin").await).await;
+    b.wait_for("Last backup").await;
+    assert!(b.url().await.ends_with("/orgs/acme"), "signed in, on the overview");
+    if shots {
+        b.shot("2-overview").await;
+    }
+    b.go(&site.url("/account")).await;
+    let secret = b.text("#totp-secret").await;
+    if shots {
+        b.shot("3-account-enroll").await;
+    }
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap().to_vec())
+        .with_account_name("x")
+        .build()
+        .unwrap();
+    let enrolled_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    b.type_in("#code", &totp.generate(enrolled_at).to_string()).await;
+    b.click(&b.css("form[action='/account/totp'] button").await).await;
+    b.wait_for("second factor is enrolled").await;
+    (totp, enrolled_at)
+}
+
+/// In the browser, a card deleted at the app is found in Recovery and restored as a copy
+/// after the second factor: the page says the copy's id, and the copy is at the app with the
+/// card's content.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_restores_a_deleted_card_after_the_second_factor() {
+    let (env, f, card, old, _smtp) = a_deleted_card(Backend::Sqlite).await;
+    let site = serve(&env).await;
+    let b = Browser::start().await;
+    let (totp, enrolled_at) = sign_in_with_a_second_factor(&b, &site, false).await;
+    b.go(&site.url("/orgs/acme/recovery")).await;
+    b.type_in("#q", "rocket").await;
+    b.click(&b.css("#search").await).await;
+    b.wait_for("Launch the rocket").await;
+    b.shot("13-recovery-card").await;
+    b.type_in("article.deleted input[name=code]", &totp.generate(totp.next_step(enrolled_at)).to_string()).await;
+    b.click(&b.css("article.deleted button").await).await;
+    b.wait_for("as a new record").await;
+    b.shot("14-restored").await;
+    let new_id = b.text("#new-id").await;
+    assert_ne!(new_id, card);
+    f.with(|a| {
+        let new = a.cards.iter().find(|c| c["id"] == new_id.as_str()).expect("the copy exists at the app");
+        for k in ["name", "desc", "due", "idList", "idLabels"] {
+            assert_eq!(new[k], old[k], "{k}");
+        }
+    });
+    // Recovery now says it was restored, and as what.
+    b.go(&site.url("/orgs/acme/recovery?q=rocket")).await;
+    let page = b.wait_for("Restored before").await;
+    assert!(page.contains(&new_id), "the copy's id in Recovery");
+}
+
 /// Moves the first backup to yesterday (local time of the org), so the dashboard has two days.
 async fn first_cycle_yesterday(env: &Env) {
     let y = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -1086,28 +1158,7 @@ async fn browser_sign_in_snapshot_recovery_restore_sign_out() {
     first_cycle_yesterday(&env).await;
     let site = serve(&env).await;
     let b = Browser::start().await;
-
-    b.go(&site.url("/login")).await;
-    b.shot("1-sign-in").await;
-    b.type_in("#email", "admin@acme.test").await;
-    b.type_in("#password", ADMIN_PW).await;
-    b.click(&b.css("#signin").await).await;
-    b.wait_for("Last backup").await;
-    assert!(b.url().await.ends_with("/orgs/acme"), "signed in, on the overview");
-    b.shot("2-overview").await;
-
-    b.go(&site.url("/account")).await;
-    let secret = b.text("#totp-secret").await;
-    b.shot("3-account-enroll").await;
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap().to_vec())
-        .with_account_name("x")
-        .build()
-        .unwrap();
-    let enrolled_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    b.type_in("#code", &totp.generate(enrolled_at).to_string()).await;
-    b.click(&b.css("form[action='/account/totp'] button").await).await;
-    b.wait_for("second factor is enrolled").await;
+    let (totp, enrolled_at) = sign_in_with_a_second_factor(&b, &site, true).await;
 
     let tz: chrono_tz::Tz = "Europe/Dublin".parse().unwrap();
     let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).with_timezone(&tz).format("%Y-%m-%d").to_string();
