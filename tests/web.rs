@@ -665,6 +665,9 @@ async fn archives_api_and_isolation(b: Backend) {
     let bytes = zip.bytes().await.unwrap();
     assert_eq!(bytes.len() as i64, a["file_size"].as_i64().unwrap());
     assert!(bytes.starts_with(b"PK\x03\x04"), "a zip");
+    assert_eq!(site.http.head(&link).send().await.unwrap().status(), StatusCode::OK);
+    let rest = site.http.get(&link).header("range", "bytes=100-").send().await.unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
     let (s, _) = site.get(&format!("/api/v1/orgs/acme/archives/{id}/download?part=2"), &tok).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "one part only");
 
@@ -711,7 +714,9 @@ async fn archives_api_and_isolation(b: Backend) {
     assert_eq!(site.http.get(&link).send().await.unwrap().status(), StatusCode::NOT_FOUND, "its link stops");
 
     let actions = site.audit_actions(&tok).await;
-    for act in ["archive-create", "archive-download", "archive-delete"] {
+    // The link asked for, then the zip fetched through it (its HEAD and resumptions are not
+    // counted again).
+    for act in ["archive-create", "archive-download", "archive-link-used", "archive-delete"] {
         assert_eq!(actions.iter().filter(|a| *a == act).count(), 1, "{act} once in the audit log: {actions:?}");
     }
 }
@@ -896,9 +901,14 @@ async fn a_deleted_card_comes_back_through_the_api(b: Backend) {
     assert_eq!(done["emailed"], "admin@acme.test", "{done}");
     let mail = smtp.wait_for(1, 30);
     assert!(mail[0].contains("To: admin@acme.test") && mail[0].contains(&new_id), "{}", mail[0]);
-    // Recovery shows the copy made.
+    // Recovery shows the copy made, and the audit log who made it.
     let d = site.json("/api/v1/orgs/acme/deleted?q=rocket", &c).await;
     assert_eq!(d["records"][0]["restored_as"], json!([new_id]), "{d}");
+    let audit = site.json("/api/v1/orgs/acme/audit?limit=500", &c).await;
+    let entry = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "restore").cloned();
+    let entry = entry.unwrap_or_else(|| panic!("the restore is in the audit log: {audit}"));
+    assert_eq!(entry["actor"], "admin@acme.test");
+    assert!(entry["detail"].as_str().unwrap().contains(&new_id), "{entry}");
 }
 
 both_backends!(

@@ -573,6 +573,13 @@ pub enum LinkError {
 }
 
 impl Download {
+    /// The SID of the org the archive is of.
+    pub fn org_sid(&self) -> &str {
+        &self.org.sid
+    }
+}
+
+impl Download {
     /// The part behind a link, if the link is valid, current, and the archive ready.
     pub async fn for_token(vault: &Vault, cfg: &Config, token: &str) -> Result<Download, DownloadError> {
         let key = vault.link_key().await.map_err(DownloadError::Other)?;

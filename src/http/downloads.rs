@@ -107,6 +107,12 @@ async fn download(
         return resp.body(Body::empty()).expect("a valid response");
     }
     let id = d.archive_id;
+    // A fetch from the first byte is a download begun (its resumptions are not counted
+    // again): the org's audit log says when, and which archive and part.
+    if start == 0 {
+        let detail = format!("archive {id}, part {} ({})", d.part.part, d.file_name);
+        crate::http::web::audit(&st, Some(d.org_sid()), "a signed link", "archive-link-used", &detail).await;
+    }
     let body = d.range(start, end).map(move |r| {
         r.map_err(|e| {
             tracing::warn!("download of archive {id} broke off: {e:#}");

@@ -15,9 +15,10 @@ const AUDIT_AAD: &[u8] = b"daybook audit v1";
 pub struct AuditEntry {
     pub id: i64,
     pub at: String,
-    /// Who: a user's email, or "token NAME".
+    /// Who: a user's email, "token NAME", or "a signed link" (a download link used).
     pub actor: String,
-    /// "sign-in", "restore", "archive-create", "archive-download", "archive-delete", ...
+    /// "sign-in", "restore", "archive-create", "archive-download" (a link asked for),
+    /// "archive-link-used" (a zip fetched through one), "archive-delete", ...
     pub action: String,
     pub detail: String,
 }
