@@ -311,11 +311,32 @@ async fn sigterm_parks_a_running_job_for_the_next_daemon(b: Backend) {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a C string that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let mut d = Daemon::start(&env, "daemon", None);
+    // Under systemd, with a watchdog of 0.4 s: its pings every 0.2 s.
+    let sock_path = env.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let log = env.path().join("daemon.log");
+    let mut c = env.cmd(&["daemon"]);
+    c.env("DAYBOOK_LOG", "info").env("NOTIFY_SOCKET", &sock_path).env("WATCHDOG_USEC", "400000");
+    c.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    let mut d = Daemon { child: c.spawn().unwrap(), log };
     until("the job's start", 60, || {
         !org_status(&env.json(&["status"]), "acme")["running"].as_array().unwrap().is_empty()
     });
     d.signal(libc::SIGTERM);
+    // While the job drains (stop_seconds = 1), the daemon still pets the watchdog and says
+    // it is stopping.
+    let (mut stopping, mut after) = (false, Vec::<String>::new());
+    let mut buf = [0u8; 512];
+    while !(after.iter().any(|m| m.contains("WATCHDOG=1")) && after.iter().any(|m| m.contains("STATUS=stopping"))) {
+        let n = sock.recv(&mut buf).expect("systemd hears from the draining daemon");
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        match stopping {
+            true => after.push(m),
+            false => stopping = m.contains("STOPPING=1"),
+        }
+    }
+    assert!(after.iter().any(|m| m.contains("STATUS=stopping: 1 jobs finishing")), "{after:?}");
     assert!(d.wait_exit(30).success(), "{}", d.log_text());
     assert!(d.log_text().contains("parked"), "{}", d.log_text());
     let st = env.json(&["status"]);

@@ -204,12 +204,24 @@ async fn beat(shared: Arc<Shared>, started_at: String, mut stop: watch::Receiver
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            // While running jobs drain (up to daemon.stop_seconds), `daybook status` and
+            // systemd still hear from this daemon; it falls silent when it parks them.
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() != Stop::Drain {
+                    return;
+                }
+                continue;
+            }
         }
         if let Err(e) = shared.queue.catalog.daemon_beat(&shared.queue.holder, &started_at).await {
             tracing::warn!("daemon heartbeat: {e:#}");
         }
-        notify::status(&format!("{} jobs running", shared.running.load(Ordering::SeqCst)));
+        let running = shared.running.load(Ordering::SeqCst);
+        let draining = *stop.borrow() == Stop::Drain;
+        notify::status(&match draining {
+            true => format!("stopping: {running} jobs finishing"),
+            false => format!("{running} jobs running"),
+        });
         notify::watchdog();
     }
 }
