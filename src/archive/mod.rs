@@ -274,11 +274,7 @@ pub async fn start(vault: &Vault, cfg: &Config, req: &Request) -> Result<(i64, c
         .ok_or_else(|| anyhow!("no org {:?} in the vault (back it up first)", req.org))?;
     let q = quote::quote(vault, &cfg.archive, &cfg.pricing, &req.org, req.at, req.history).await?;
     let nonce = hex::encode(crate::vault::crypto::random_bytes::<8>().as_ref());
-    let lease = vault.catalog.acquire(&lease_name(&nonce), "this archive's build").await?;
-    if let Err(e) = vault.rewrite_running(&req.org, "an archive build").await {
-        lease.release().await?;
-        return Err(e);
-    }
+    let lease = vault.lease_unless_rewriting(&lease_name(&nonce), "this archive's build", &req.org).await?;
     let meta = Meta {
         name: req.name.clone(),
         description: req.description.clone(),
@@ -454,12 +450,7 @@ pub async fn find(vault: &Vault, cfg: &Config, org: &str, id: i64) -> Result<Opt
 /// job): the creator's has been released, or its holder is gone.
 pub async fn take_build_lease(vault: &Vault, id: i64) -> Result<crate::vault::catalog::Lease> {
     let (r, org) = row(vault, id).await?;
-    let lease = vault.catalog.acquire(&r.lease, "this archive's build").await?;
-    if let Err(e) = vault.rewrite_running(&org.sid, "an archive build").await {
-        lease.release().await?;
-        return Err(e);
-    }
-    Ok(lease)
+    vault.lease_unless_rewriting(&r.lease, "this archive's build", &org.sid).await
 }
 
 /// Removes what an earlier, stopped run of this build had stored, before it runs again.
@@ -577,9 +568,7 @@ impl Download {
     pub fn org_sid(&self) -> &str {
         &self.org.sid
     }
-}
 
-impl Download {
     /// The part behind a link, if the link is valid, current, and the archive ready.
     pub async fn for_token(vault: &Vault, cfg: &Config, token: &str) -> Result<Download, DownloadError> {
         let key = vault.link_key().await.map_err(DownloadError::Other)?;

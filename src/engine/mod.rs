@@ -144,12 +144,7 @@ pub async fn run_cycle_with(vault: &Vault, cfg: &Config, filter: &Filter, factor
 
 /// The source's lease, unless the org is being erased.
 async fn take_source_lease(vault: &Vault, org: &str, source: &str, what: &str) -> Result<catalog::Lease> {
-    let lease = vault.catalog.acquire(&lease::source(org, source), what).await?;
-    if let Err(e) = vault.rewrite_running(org, what).await {
-        lease.release().await?;
-        return Err(e);
-    }
-    Ok(lease)
+    vault.lease_unless_rewriting(&lease::source(org, source), what, org).await
 }
 
 /// Packs that earlier, interrupted backups of the org left behind are removed, when no other

@@ -79,16 +79,34 @@ impl Vault {
             let source = name.strip_prefix(&prefix).unwrap_or(&name).to_string();
             return Ok(Some((format!("the backup of {sid}/{source}"), holder)));
         }
-        for a in self.catalog.archive_rows(Some(org.id)).await?.into_iter().filter(|a| a.status == "in_progress") {
-            if let Some((_, holder)) = self.catalog.live_leases(|n| n == a.lease).await?.pop() {
-                return Ok(Some((format!("the build of archive {}", a.id), holder)));
-            }
+        let building: HashMap<String, i64> = self
+            .catalog
+            .archive_rows(Some(org.id))
+            .await?
+            .into_iter()
+            .filter(|a| a.status == "in_progress")
+            .map(|a| (a.lease, a.id))
+            .collect();
+        if let Some((name, holder)) = self.catalog.live_leases(|n| building.contains_key(n)).await?.pop() {
+            return Ok(Some((format!("the build of archive {}", building[&name]), holder)));
         }
         if let Some(j) = self.catalog.open_jobs_of(sid, &["archive", "restore"]).await?.into_iter().next() {
             let holder = j.holder.filter(|_| j.state == "running").unwrap_or_else(|| "queued".into());
             return Ok(Some((format!("the {} job {} of org {sid}", j.kind, j.id), holder)));
         }
         Ok(None)
+    }
+
+    /// Takes the lease `name` for work on org `sid` that reads or writes its snapshots (a
+    /// backup, an archive build): refused, the lease let go, while a forget, prune or erasure
+    /// of the org runs.
+    pub async fn lease_unless_rewriting(&self, name: &str, what: &str, sid: &str) -> Result<Lease> {
+        let lease = self.catalog.acquire(name, what).await?;
+        if let Err(e) = self.rewrite_running(sid, what).await {
+            lease.release().await?;
+            return Err(e);
+        }
+        Ok(lease)
     }
 
     /// A forget or prune of the org that runs now, and who holds it: work that reads the org's

@@ -115,21 +115,20 @@ fn claim_query<'q>(
 /// A claim that fails drops the connection; the next makes a new one (after a server restart,
 /// the first claim fails, the next goes through).
 pub(crate) struct Claims {
-    opts: Option<sqlx::any::AnyConnectOptions>,
+    opts: sqlx::any::AnyConnectOptions,
     conn: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
 }
 
 impl Claims {
-    pub(crate) fn new(opts: Option<sqlx::any::AnyConnectOptions>) -> Claims {
+    pub(crate) fn new(opts: sqlx::any::AnyConnectOptions) -> Claims {
         Claims { opts, conn: tokio::sync::Mutex::new(None) }
     }
 
     async fn claim(&self, sql: &str, holder: &str, lease_until: &str, orgs: &[&str]) -> Result<Option<JobRow>> {
         use sqlx::ConnectOptions;
-        let opts = self.opts.as_ref().expect("claims over a connection of their own are PostgreSQL's");
         let mut slot = self.conn.lock().await;
         if slot.is_none() {
-            *slot = Some(opts.connect().await?);
+            *slot = Some(self.opts.connect().await?);
         }
         let conn = slot.as_mut().expect("connected above");
         match claim_query(sql, holder, lease_until, orgs).fetch_optional(&mut *conn).await {
@@ -159,8 +158,8 @@ impl Catalog {
     /// one by one, a job of an org only some know waits for one of them, not a failure and a
     /// retry hours later. One statement.
     pub async fn claim(&self, holder: &str, lease_until: &str, orgs: &[&str]) -> Result<Option<JobRow>> {
-        if self.postgres {
-            return self.claims.claim(&self.claim_sql(), holder, lease_until, orgs).await;
+        if let Some(claims) = &self.claims {
+            return claims.claim(&self.claim_sql(), holder, lease_until, orgs).await;
         }
         let r = claim_query(&self.claim_sql(), holder, lease_until, orgs).fetch_optional(&self.pool).await?;
         Ok(r.as_ref().map(job_row))

@@ -49,8 +49,8 @@ pub struct Catalog {
     pub postgres: bool,
     /// The catalog's location with any password removed, for messages.
     pub display: String,
-    /// PostgreSQL: the connection job claims go over (see `jobs::Claims`).
-    claims: std::sync::Arc<jobs::Claims>,
+    /// PostgreSQL's: the connection job claims go over (see `jobs::Claims`).
+    claims: Option<std::sync::Arc<jobs::Claims>>,
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -121,7 +121,7 @@ impl Catalog {
             .connect_with(opts.clone())
             .await
             .with_context(|| format!("cannot open catalog {display}"))?;
-        let claims = std::sync::Arc::new(jobs::Claims::new(postgres.then_some(opts)));
+        let claims = postgres.then(|| std::sync::Arc::new(jobs::Claims::new(opts)));
         Ok(Catalog { pool, postgres, display, claims })
     }
 
