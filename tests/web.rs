@@ -784,6 +784,15 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     let a = site.json(&format!("/api/v1/orgs/acme/archives/{id2}"), &tok).await;
     assert_eq!(a["status"], "failed");
     assert!(a["error"].as_str().unwrap().contains("interrupted"), "{a}");
+    // The list pages by cursor, newest first.
+    let first = site.json("/api/v1/orgs/acme/archives?limit=1", &tok).await;
+    assert_eq!(first["archives"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["archives"][0]["id"], id2);
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
+    let second = site.json(&format!("/api/v1/orgs/acme/archives?limit=1&cursor={cursor}"), &tok).await;
+    assert_eq!((second["archives"][0]["id"].as_i64(), &second["next_cursor"]), (Some(id), &Value::Null), "{second}");
+    let (s, e) = site.get("/api/v1/orgs/acme/archives?cursor=zz", &tok).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
 
     // Back up now: refused within 5 minutes of the last backup, with the reason.
     let ov = site.json("/api/v1/orgs/acme/overview", &tok).await;
@@ -829,6 +838,81 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     let html = r.text().await.unwrap();
     assert!(html.contains("<h1>Overview</h1>") && html.contains("Not backed up now:"), "{html}");
     assert!(html.contains("already queued"), "{html}");
+
+    // Logs: the daemon's jobs, filtered by result and paged, each with its readable log.
+    let jobs = site.json("/api/v1/orgs/acme/jobs", &tok).await;
+    let listed: Vec<i64> = jobs["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    assert_eq!(listed, vec![bj, job + 1, job], "newest first: {jobs}");
+    assert_eq!((jobs["jobs"][2]["kind"].as_str(), jobs["jobs"][2]["result"].as_str()), (Some("archive"), Some("ok")));
+    assert!(jobs["jobs"][2]["seconds"].as_i64().is_some(), "{jobs}");
+    let queued = site.json("/api/v1/orgs/acme/jobs?result=queued", &tok).await;
+    assert_eq!(queued["jobs"].as_array().unwrap().len(), 1, "{queued}");
+    assert_eq!(queued["jobs"][0]["id"], bj);
+    let first = site.json("/api/v1/orgs/acme/jobs?limit=2", &tok).await;
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    let rest = site.json(&format!("/api/v1/orgs/acme/jobs?limit=2&cursor={cursor}"), &tok).await;
+    assert_eq!(rest["jobs"].as_array().unwrap().len(), 1, "{rest}");
+    assert_eq!((rest["jobs"][0]["id"].as_i64(), &rest["next_cursor"]), (Some(job), &Value::Null));
+    let one = site.json(&format!("/api/v1/orgs/acme/jobs/{job}"), &tok).await;
+    let lines: Vec<&str> = one["lines"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(lines.len() >= 2 && lines[0].starts_with("started on "), "{one}");
+    let (_, html) = site.get("/orgs/acme/logs", &Auth::Cookie(&cookie)).await;
+    assert!(html.replace("&#x2f;", "/").contains(&format!("<a href=\"/orgs/acme/jobs/{job}\">{job}</a>")), "{html}");
+    let (s, html) = site.get(&format!("/orgs/acme/jobs/{job}"), &Auth::Cookie(&cookie)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&format!("Job {job}: archive")) && html.contains(lines[0]), "{html}");
+    // Another org's admin finds none of them, by acme's URLs or its own.
+    let other = site.session("admin@globex.test", OTHER_PW).await;
+    for p in [
+        format!("/api/v1/orgs/acme/jobs/{job}"),
+        format!("/api/v1/orgs/globex/jobs/{job}"),
+        format!("/orgs/globex/jobs/{job}"),
+        "/api/v1/orgs/acme/jobs".into(),
+    ] {
+        let (s, body) = site.get(&p, &Auth::Cookie(&other)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "GET {p} as globex's admin: {body}");
+    }
+    assert_eq!(site.json("/api/v1/orgs/globex/jobs", &Auth::Cookie(&other)).await["jobs"], json!([]));
+}
+
+/// What axum refuses by itself (a method a route does not take, an id that is not a number,
+/// an address that names nothing, a query that does not parse) is answered like the rest:
+/// JSON under /api/, a page elsewhere, saying what to fix.
+async fn refusals_are_json_or_a_page(b: Backend) {
+    let (env, token) = setup(b).await;
+    let site = serve(&env).await;
+    let tok = Auth::Token(&token);
+    let r = tok.apply(site.http.get(site.url("/api/v1/orgs/acme/backup-now"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "POST");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["status"], 405);
+    assert_eq!(e["error"]["message"], "GET /api/v1/orgs/acme/backup-now: this address takes POST");
+    for (p, status, says) in [
+        ("/api/v1/orgs/acme/archives/first", StatusCode::BAD_REQUEST, "first"),
+        ("/api/v1/orgs/acme/types/x/cycles/1/records", StatusCode::BAD_REQUEST, "x"),
+        ("/api/v1/orgs/acme/nothing-here", StatusCode::NOT_FOUND, "not found"),
+        ("/api/v2/orgs", StatusCode::NOT_FOUND, "not found"),
+    ] {
+        let (s, body) = site.get(p, &tok).await;
+        assert_eq!(s, status, "GET {p}: {body}");
+        let e: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("GET {p}: not JSON: {body}"));
+        assert_eq!(e["error"]["status"], status.as_u16());
+        assert!(e["error"]["message"].as_str().unwrap().contains(says), "GET {p}: {e}");
+    }
+    let cookie = site.session("admin@acme.test", ADMIN_PW).await;
+    let c = Auth::Cookie(&cookie);
+    for (p, status) in [
+        ("/orgs/acme/archives/first", StatusCode::BAD_REQUEST),
+        ("/orgs/acme/logs?jobs_cursor=1&source=a&source=b", StatusCode::BAD_REQUEST),
+        ("/orgs/acme/nothing-here", StatusCode::NOT_FOUND),
+    ] {
+        let r = c.apply(site.http.get(site.url(p))).send().await.unwrap();
+        assert_eq!(r.status(), status, "GET {p}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "GET {p}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("<h1>") && html.contains("Back to the start"), "GET {p}: the error page: {html}");
+    }
 }
 
 /// A Trello card deleted at the app comes back through the API, as a copy with the same
@@ -921,6 +1005,7 @@ both_backends!(
     openapi_is_true,
     archives_api_and_isolation,
     daemon_builds_archives_and_backs_up_now,
+    refusals_are_json_or_a_page,
     a_deleted_card_comes_back_through_the_api
 );
 

@@ -33,6 +33,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .merge(ops::routes())
         .merge(downloads::routes())
         .merge(web::routes())
+        .fallback(web::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(server_timing))
 }

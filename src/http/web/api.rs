@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/orgs/{org}/types/{ty}/records/{sid}/restore"),
     ("GET", "/api/v1/orgs/{org}/deleted"),
     ("GET", "/api/v1/orgs/{org}/logs"),
+    ("GET", "/api/v1/orgs/{org}/jobs"),
+    ("GET", "/api/v1/orgs/{org}/jobs/{id}"),
     ("GET", "/api/v1/orgs/{org}/audit"),
     ("GET", "/api/v1/orgs/{org}/archives"),
     ("POST", "/api/v1/orgs/{org}/archives"),
@@ -60,6 +62,8 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/orgs/{org}/types/{ty}/records/{sid}/restore", post(restore))
         .route("/api/v1/orgs/{org}/deleted", get(deleted))
         .route("/api/v1/orgs/{org}/logs", get(logs))
+        .route("/api/v1/orgs/{org}/jobs", get(jobs))
+        .route("/api/v1/orgs/{org}/jobs/{id}", get(job))
         .route("/api/v1/orgs/{org}/audit", get(audit))
         .route("/api/v1/orgs/{org}/archives", get(archives).post(order_archive))
         .route("/api/v1/orgs/{org}/archives/quote", get(archive_quote))
@@ -67,11 +71,6 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/orgs/{org}/archives/{id}/rename", post(rename_archive))
         .route("/api/v1/orgs/{org}/archives/{id}/download", get(download_archive))
         .route("/api/v1/orgs/{org}/archives/{id}/delete", post(delete_archive))
-        .fallback(not_found)
-}
-
-async fn not_found() -> ApiError {
-    ApiError(WebError::NotFound)
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -240,6 +239,21 @@ async fn logs(
     ok(views::logs(&s, &org, &query(q)?).await?)
 }
 
+async fn jobs(
+    State(s): S,
+    Path(org): Path<String>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    auth::org_access(&s, &headers, &org).await?;
+    ok(views::jobs(&s, &org, &query(q)?).await?)
+}
+
+async fn job(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap) -> ApiResult {
+    auth::org_access(&s, &headers, &org).await?;
+    ok(views::job(&s, &org, id).await?)
+}
+
 #[derive(Deserialize, Default)]
 struct CursorQuery {
     cursor: Option<String>,
@@ -257,9 +271,15 @@ async fn audit(
     ok(views::audit(&s, &org, q.cursor.as_deref(), q.limit).await?)
 }
 
-async fn archives(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn archives(
+    State(s): S,
+    Path(org): Path<String>,
+    q: Result<Query<CursorQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
     auth::org_access(&s, &headers, &org).await?;
-    ok(json!({ "archives": archives::list(&s, &org).await.map_err(WebError::from)?, "next_cursor": null }))
+    let q = query(q)?;
+    ok(archives::list(&s, &org, q.cursor.as_deref(), views::limit(q.limit)?).await?)
 }
 
 #[derive(Deserialize, Default)]

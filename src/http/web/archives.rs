@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{self, Proof, Who};
-use super::views::{When, tz, when};
+use super::views::{self, When, tz, when};
 use super::{Archives, WebError};
 use crate::archive::{self, ArchiveInfo, Request, quote::Quote};
 use crate::config::Config;
@@ -47,11 +47,25 @@ fn view(state: &HttpState, org: &str, a: ArchiveInfo) -> ArchiveView {
     }
 }
 
-/// The org's archives, newest first.
-pub async fn list(state: &HttpState, org: &str) -> Result<Vec<ArchiveView>> {
-    let mut all = archive::list(&state.vault, &state.config, org).await?;
-    all.reverse();
-    Ok(all.into_iter().map(|a| view(state, org, a)).collect())
+#[derive(Debug, Serialize)]
+pub struct ArchivesPage {
+    pub archives: Vec<ArchiveView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The org's archives, newest first, `limit` a page, after the page `cursor` ended.
+pub async fn list(state: &HttpState, org: &str, cursor: Option<&str>, limit: usize) -> Result<ArchivesPage, WebError> {
+    let before = views::id_cursor(cursor)?;
+    let all = archive::list(&state.vault, &state.config, org).await?;
+    let mut archives: Vec<ArchiveView> = all
+        .into_iter()
+        .rev()
+        .filter(|a| before.is_none_or(|b| a.id < b))
+        .take(limit + 1)
+        .map(|a| view(state, org, a))
+        .collect();
+    let next_cursor = views::page_end(&mut archives, limit, |a| a.archive.id.to_string());
+    Ok(ArchivesPage { archives, next_cursor })
 }
 
 /// Archive `id` of `org`, or 404.

@@ -76,7 +76,62 @@ impl Default for WebState {
 }
 
 pub fn routes() -> Router<Arc<HttpState>> {
-    Router::new().merge(pages::routes()).merge(api::routes())
+    Router::new().merge(pages::routes()).merge(api::routes()).layer(axum::middleware::from_fn(uniform_errors))
+}
+
+/// An address that names nothing: a JSON error under `/api/`, the error page elsewhere.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError(WebError::NotFound).into_response()
+    } else {
+        PageError(WebError::NotFound).into_response()
+    }
+}
+
+/// Whether `path` is one of `pattern`'s (`{name}` matches any one segment).
+fn same_route(pattern: &str, path: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    a.len() == b.len() && a.iter().zip(&b).all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
+}
+
+/// axum's own refusals (a method a route does not take, an id that is not a number, a query
+/// or form that does not parse) come as bare text; they are answered like the handlers' own:
+/// JSON under `/api/`, the error page elsewhere, with the same status and what to fix.
+async fn uniform_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let r = next.run(req).await;
+    let s = r.status();
+    let plain = r.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(s.is_client_error() || s.is_server_error()) || !plain {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let message = if s == StatusCode::METHOD_NOT_ALLOWED {
+        // (axum adds its Allow header outside this layer; the API's routes are listed.)
+        let allow: Vec<&str> = api::ROUTES.iter().filter(|(_, p)| same_route(p, &path)).map(|(m, _)| *m).collect();
+        if allow.is_empty() {
+            format!("{method} {path}: this address does not take {method}")
+        } else {
+            format!("{method} {path}: this address takes {}", allow.join(", "))
+        }
+    } else {
+        let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        if text.is_empty() { s.canonical_reason().unwrap_or("refused").to_lowercase() } else { text }
+    };
+    let mut out = if path.starts_with("/api/") {
+        let body = serde_json::json!({"error": {"status": s.as_u16(), "message": message}});
+        (s, Json(body)).into_response()
+    } else {
+        let ctx = minijinja::context! { status => s.as_u16(), message => message, title => "Error" };
+        (s, Html(pages::render("error.html", ctx).unwrap_or_else(|_| "error".into()))).into_response()
+    };
+    for h in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&h) {
+            out.headers_mut().insert(h, v.clone());
+        }
+    }
+    out
 }
 
 pub use auth::{Who, org_access};

@@ -33,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("recovery.html", include_str!("templates/recovery.html")),
     ("restored.html", include_str!("templates/restored.html")),
     ("logs.html", include_str!("templates/logs.html")),
+    ("job.html", include_str!("templates/job.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("archives.html", include_str!("templates/archives.html")),
     ("archive_fields.html", include_str!("templates/archive_fields.html")),
@@ -110,6 +111,7 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/orgs/{org}/types/{ty}/records/{sid}/restore", post(restore))
         .route("/orgs/{org}/recovery", get(recovery))
         .route("/orgs/{org}/logs", get(logs))
+        .route("/orgs/{org}/jobs/{id}", get(job))
         .route("/orgs/{org}/audit", get(audit))
         .route("/orgs/{org}/archives", get(archives).post(order_archive))
         .route("/orgs/{org}/archives/new", get(new_archive))
@@ -402,16 +404,54 @@ async fn restore(
     Ok(r)
 }
 
-async fn logs(State(s): S, Path(org): Path<String>, Query(q): Query<LogQuery>, headers: HeaderMap) -> PageResult {
+#[derive(Deserialize, Default)]
+struct LogsPageQuery {
+    source: Option<String>,
+    result: Option<String>,
+    cursor: Option<String>,
+    /// The jobs' list pages apart from the cycles' (`cursor`).
+    jobs_cursor: Option<String>,
+}
+
+async fn logs(State(s): S, Path(org): Path<String>, Query(p): Query<LogsPageQuery>, headers: HeaderMap) -> PageResult {
     let (who, _) = auth::org_access(&s, &headers, &org).await?;
-    let l = views::logs(&s, &org, &q).await?;
+    let q = LogQuery { source: p.source, result: p.result, cursor: p.cursor, limit: None };
+    // A result only jobs have (queued, running) shows no cycle, and "warn" no failed job.
+    let cycles_result = q.result.as_deref().filter(|r| ["ok", "warn", "error"].contains(r));
+    let in_cycles = q.result.is_none() || q.result.as_deref() == Some("") || cycles_result.is_some();
+    let l = if in_cycles {
+        views::logs(&s, &org, &LogQuery { result: cycles_result.map(str::to_string), ..q.clone() }).await?
+    } else {
+        views::LogsPage { cycles: Vec::new(), sources: Vec::new(), next_cursor: None }
+    };
+    let j = views::jobs(&s, &org, &LogQuery { cursor: p.jobs_cursor.clone(), ..q.clone() }).await?;
+    let mut sources: Vec<String> = s
+        .config
+        .orgs
+        .iter()
+        .filter(|o| o.sid.get_ref() == &org)
+        .flat_map(|o| o.sources.iter().map(|src| src.name.get_ref().clone()))
+        .chain(l.sources.iter().cloned())
+        .collect();
+    sources.sort();
+    sources.dedup();
     let summary = views::org_summary(&s, &org);
     let ctx = context! {
         title => "Logs",
         logs => sv(&l),
-        q => context! { source => q.source, result => q.result },
+        jobs => sv(&j),
+        sources => sources,
+        q => context! { source => q.source, result => q.result, cursor => q.cursor, jobs_cursor => p.jobs_cursor },
     };
     page("logs.html", merge(frame(&who, Some(&summary), "logs"), ctx))
+}
+
+async fn job(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap) -> PageResult {
+    let (who, _) = auth::org_access(&s, &headers, &org).await?;
+    let j = views::job(&s, &org, id).await?;
+    let summary = views::org_summary(&s, &org);
+    let ctx = context! { title => format!("Job {id}"), job => sv(&j) };
+    page("job.html", merge(frame(&who, Some(&summary), "logs"), ctx))
 }
 
 async fn audit(State(s): S, Path(org): Path<String>, Query(p): Query<Paging>, headers: HeaderMap) -> PageResult {
@@ -425,6 +465,7 @@ async fn audit(State(s): S, Path(org): Path<String>, Query(p): Query<Paging>, he
 #[derive(Deserialize, Default)]
 struct ArchivesQuery {
     deleted: Option<i64>,
+    cursor: Option<String>,
 }
 
 async fn archives(
@@ -434,7 +475,7 @@ async fn archives(
     headers: HeaderMap,
 ) -> PageResult {
     let (who, _) = auth::org_access(&s, &headers, &org).await?;
-    let list = archives::list(&s, &org).await?;
+    let list = archives::list(&s, &org, q.cursor.as_deref(), views::PAGE).await?;
     let summary = views::org_summary(&s, &org);
     let message = q.deleted.map(|id| format!("Archive {id} is deleted: its links stop working."));
     let ctx = context! {

@@ -64,6 +64,26 @@ pub fn parse_cursor(c: Option<&str>) -> Result<Option<String>, WebError> {
     }
 }
 
+/// A cursor over items keyed by id, newest first: the id the last page ended before.
+pub fn id_cursor(c: Option<&str>) -> Result<Option<i64>, WebError> {
+    match parse_cursor(c)? {
+        None => Ok(None),
+        Some(c) => {
+            c.parse().map(Some).map_err(|_| WebError::BadRequest("the cursor is not one this server gave".into()))
+        }
+    }
+}
+
+/// Keeps the first `limit` of `items` (fetched `limit + 1` to know): the cursor of the next
+/// page, keyed by `key` of this page's last item, if there is one.
+pub fn page_end<T>(items: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Option<String> {
+    if items.len() <= limit {
+        return None;
+    }
+    items.truncate(limit);
+    items.last().map(|t| cursor_of(&key(t)))
+}
+
 pub fn limit(l: Option<usize>) -> Result<usize, WebError> {
     match l {
         None => Ok(PAGE),
@@ -653,7 +673,7 @@ pub struct LogsPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct LogQuery {
     pub source: Option<String>,
     /// ok, warn or error
@@ -707,15 +727,134 @@ pub async fn logs(state: &HttpState, org: &str, q: &LogQuery) -> Result<LogsPage
         .filter(|c| result.is_none_or(|r| r == c.result))
         .collect();
     cycles.sort_by_key(|c| std::cmp::Reverse(c.cycle));
-    if let Some(c) = parse_cursor(q.cursor.as_deref())? {
-        let c: i64 = c.parse().map_err(|_| WebError::BadRequest("the cursor is not one this server gave".into()))?;
+    if let Some(c) = id_cursor(q.cursor.as_deref())? {
         cycles.retain(|x| x.cycle < c);
     }
-    let limit = limit(q.limit)?;
-    let more = cycles.len() > limit;
-    cycles.truncate(limit);
-    let next_cursor = if more { cycles.last().map(|c| cursor_of(&c.cycle.to_string())) } else { None };
+    let next_cursor = page_end(&mut cycles, limit(q.limit)?, |c| c.cycle.to_string());
     Ok(LogsPage { cycles, sources, next_cursor })
+}
+
+/// One of the daemon's jobs of an org (a backup cycle, a mirror, an archive build, a
+/// restore...), as the Logs page lists it.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub source: Option<String>,
+    /// queued, running, done or failed.
+    pub state: String,
+    /// ok, warn (done, with warnings in its log), error (failed), or the state while it runs.
+    pub result: String,
+    pub manual: bool,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub created: When,
+    pub started: Option<When>,
+    pub finished: Option<When>,
+    pub seconds: Option<i64>,
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobsPage {
+    pub jobs: Vec<JobView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobLineView {
+    pub at: When,
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobDetail {
+    pub job: JobView,
+    pub lines: Vec<JobLineView>,
+}
+
+fn job_view(j: crate::vault::catalog::JobRow, worst: Option<&str>, tz: chrono_tz::Tz) -> JobView {
+    let result = match (j.state.as_str(), worst) {
+        ("failed", _) => "error",
+        ("done", Some(w)) => w,
+        ("done", None) => "ok",
+        (s, _) => s,
+    }
+    .to_string();
+    let at = |t: &Option<String>| t.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let seconds = match (at(&j.started_at), at(&j.finished_at)) {
+        (Some(a), Some(b)) => Some((b - a).num_seconds()),
+        _ => None,
+    };
+    JobView {
+        id: j.id,
+        kind: j.kind,
+        source: j.source,
+        state: j.state,
+        result,
+        manual: j.manual,
+        attempts: j.attempts,
+        max_attempts: j.max_attempts,
+        created: when_str(&j.created_at, tz),
+        started: j.started_at.as_deref().map(|t| when_str(t, tz)),
+        finished: j.finished_at.as_deref().map(|t| when_str(t, tz)),
+        seconds,
+        outcome: j.outcome,
+    }
+}
+
+/// The org's jobs, newest first, filtered by source and result (`LogQuery`'s).
+pub async fn jobs(state: &HttpState, org: &str, q: &LogQuery) -> Result<JobsPage, WebError> {
+    let result = q.result.as_deref().filter(|r| !r.is_empty());
+    if let Some(r) = result
+        && !["ok", "warn", "error", "queued", "running"].contains(&r)
+    {
+        return Err(WebError::BadRequest(format!("result {r:?}: use ok, warn, error, queued or running")));
+    }
+    let source = q.source.as_deref().filter(|s| !s.is_empty());
+    let before = id_cursor(q.cursor.as_deref())?;
+    let limit = limit(q.limit)?;
+    let catalog = &state.vault.catalog;
+    let mut worst: HashMap<i64, &str> = HashMap::new();
+    let levels = catalog.job_log_levels(org).await?;
+    for (job, level) in &levels {
+        let w = worst.entry(*job).or_insert("warn");
+        if level == "error" {
+            *w = "error";
+        }
+    }
+    let tz = tz(state, org);
+    let mut jobs: Vec<JobView> = catalog
+        .jobs(Some(org), i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|j| before.is_none_or(|b| j.id < b) && source.is_none_or(|s| j.source.as_deref() == Some(s)))
+        .map(|j| {
+            let w = worst.get(&j.id).copied();
+            job_view(j, w, tz)
+        })
+        .filter(|j| result.is_none_or(|r| r == j.result))
+        .take(limit + 1)
+        .collect();
+    let next_cursor = page_end(&mut jobs, limit, |j| j.id.to_string());
+    Ok(JobsPage { jobs, next_cursor })
+}
+
+/// One job of the org with its log, oldest line first; another org's job is `NotFound`.
+pub async fn job(state: &HttpState, org: &str, id: i64) -> Result<JobDetail, WebError> {
+    let j = state.vault.catalog.job(id).await?.filter(|j| j.org.as_deref() == Some(org)).ok_or(WebError::NotFound)?;
+    let tz = tz(state, org);
+    let lines: Vec<JobLineView> = state
+        .vault
+        .read_job_log(Some(id), Some(org))
+        .await?
+        .into_iter()
+        .map(|l| JobLineView { at: when_str(&l.at, tz), level: l.level, message: l.message })
+        .collect();
+    let worst = result_of(lines.iter().map(|l| l.level.clone()));
+    let worst = (worst != "ok").then_some(worst);
+    Ok(JobDetail { job: job_view(j, worst.as_deref(), tz), lines })
 }
 
 #[derive(Debug, Serialize)]
@@ -737,12 +876,7 @@ pub async fn audit(
     cursor: Option<&str>,
     l: Option<usize>,
 ) -> Result<AuditPage, WebError> {
-    let before = match parse_cursor(cursor)? {
-        Some(c) => {
-            Some(c.parse::<i64>().map_err(|_| WebError::BadRequest("the cursor is not one this server gave".into()))?)
-        }
-        None => None,
-    };
+    let before = id_cursor(cursor)?;
     let limit = limit(l)?;
     let tz = tz(state, org);
     let mut entries: Vec<AuditView> = state
@@ -752,11 +886,6 @@ pub async fn audit(
         .into_iter()
         .map(|e| AuditView { local: when_str(&e.at, tz), entry: e })
         .collect();
-    let next_cursor = if entries.len() > limit {
-        entries.truncate(limit);
-        entries.last().map(|e| cursor_of(&e.entry.id.to_string()))
-    } else {
-        None
-    };
+    let next_cursor = page_end(&mut entries, limit, |e| e.entry.id.to_string());
     Ok(AuditPage { entries, next_cursor })
 }

@@ -383,6 +383,17 @@ impl Catalog {
             .collect())
     }
 
+    /// The jobs of `org` whose logs hold a warning or an error, with that level (one row per
+    /// job and level): what the dashboard's Logs filter by result, without opening the logs.
+    pub async fn job_log_levels(&self, org: &str) -> Result<Vec<(i64, String)>> {
+        let rows =
+            sqlx::query("SELECT DISTINCT job_id, level FROM job_log WHERE org = $1 AND level IN ('warn', 'error')")
+                .bind(org)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Records the due run of `org` on `local_date` and queues its job, in one transaction,
     /// unless that run is already recorded (a doubled tick, another daemon): then nothing.
     /// Returns the new job's id.
