@@ -875,6 +875,74 @@ async fn daemon_builds_archives_and_backs_up_now(b: Backend) {
     assert_eq!(site.json("/api/v1/orgs/globex/jobs", &Auth::Cookie(&other)).await["jobs"], json!([]));
 }
 
+/// Accounts as an operator manages them from the CLI: an operator sees every org; a new
+/// password or a removal ends the user's sessions; a session ends after its idle time; behind
+/// TLS the session cookie is `Secure`.
+async fn accounts_are_managed_from_the_cli(b: Backend) {
+    let (env, _) = setup(b).await;
+    let with_password = |args: &[&str], pw: &str| {
+        let o = env.cmd(args).env("DAYBOOK_USER_PASSWORD", pw).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (ok, e) = with_password(&["user", "add", "--email", "ops@host.test", "--role", "operator"], "operator pass 3");
+    assert!(ok, "{e}");
+    let (ok, e) = with_password(
+        &["user", "add", "--org", "acme", "--email", "o2@host.test", "--role", "operator"],
+        "x pass 5555",
+    );
+    assert!(!ok && e.contains("leave out --org"), "{e}");
+    let users: Value = serde_json::from_str(&env.ok(&["user", "list", "--json"])).unwrap();
+    let ops = users.as_array().unwrap().iter().find(|u| u["email"] == "ops@host.test").cloned().unwrap();
+    assert_eq!((ops["role"].as_str(), &ops["org"]), (Some("operator"), &Value::Null), "{users}");
+
+    let site = serve(&env).await;
+    let op = site.session("ops@host.test", "operator pass 3").await;
+    let orgs = site.json("/api/v1/orgs", &Auth::Cookie(&op)).await;
+    let sids: Vec<&str> = orgs["orgs"].as_array().unwrap().iter().map(|o| o["sid"].as_str().unwrap()).collect();
+    assert_eq!(sids, ["acme", "globex"]);
+    for org in ["acme", "globex"] {
+        site.json(&format!("/api/v1/orgs/{org}/snapshots"), &Auth::Cookie(&op)).await;
+    }
+
+    // A new password ends the user's sessions; the old one no longer signs in.
+    let admin = site.session("admin@acme.test", ADMIN_PW).await;
+    site.json("/api/v1/me", &Auth::Cookie(&admin)).await;
+    let (ok, e) = with_password(&["user", "reset-password", "--email", "admin@acme.test"], "a new acme pass 4");
+    assert!(ok, "{e}");
+    assert_eq!(site.get("/api/v1/me", &Auth::Cookie(&admin)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(site.sign_in("admin@acme.test", ADMIN_PW).await.status(), StatusCode::FORBIDDEN);
+    let admin = site.session("admin@acme.test", "a new acme pass 4").await;
+    site.json("/api/v1/me", &Auth::Cookie(&admin)).await;
+
+    // A session last seen longer ago than web.idle_minutes (60) has ended, and is gone.
+    let cfg = load(&env, &site.base);
+    let catalog = daybook::vault::catalog::Catalog::connect(&cfg.vault.catalog, &cfg.base).await.unwrap();
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin.strip_prefix("daybook_session=").unwrap()));
+    let idle =
+        (chrono::Utc::now() - chrono::Duration::minutes(61)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    catalog.touch_session(&hash, &idle).await.unwrap();
+    let (s, e) = site.get("/api/v1/me", &Auth::Cookie(&admin)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{e}");
+    assert!(catalog.session(&hash).await.unwrap().is_none(), "an ended session is deleted");
+
+    // A removed user's sessions end, and they cannot sign in.
+    let g = site.session("admin@globex.test", OTHER_PW).await;
+    env.ok(&["user", "remove", "--email", "admin@globex.test"]);
+    assert_eq!(site.get("/api/v1/orgs/globex/overview", &Auth::Cookie(&g)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(site.sign_in("admin@globex.test", OTHER_PW).await.status(), StatusCode::FORBIDDEN);
+    let users: Value = serde_json::from_str(&env.ok(&["user", "list", "--json"])).unwrap();
+    assert!(!users.to_string().contains("admin@globex.test"), "{users}");
+
+    // Behind TLS (web.behind_tls), the cookie is Secure.
+    let (listener, base) = bind().await;
+    let mut tls = (*load(&env, &base)).clone();
+    tls.web.behind_tls = true;
+    let site = start(listener, base, Arc::new(tls), web::WebState::default()).await;
+    let r = site.sign_in("ops@host.test", "operator pass 3").await;
+    let c = set_cookie(&r, "daybook_session").expect("signed in");
+    assert!(c.ends_with("; Secure") && c.contains("HttpOnly"), "{c}");
+}
+
 /// What axum refuses by itself (a method a route does not take, an id that is not a number,
 /// an address that names nothing, a query that does not parse) is answered like the rest:
 /// JSON under /api/, a page elsewhere, saying what to fix.
@@ -1006,6 +1074,7 @@ both_backends!(
     archives_api_and_isolation,
     daemon_builds_archives_and_backs_up_now,
     refusals_are_json_or_a_page,
+    accounts_are_managed_from_the_cli,
     a_deleted_card_comes_back_through_the_api
 );
 
