@@ -735,35 +735,34 @@ impl Vault {
         history: bool,
         make: MakeVersion<T>,
     ) -> BoxStream<'_, Result<T>> {
-        self.stream_groups(ty, cycle, history, |group, plain, starts| {
-            Ok((Arc::new(plain.to_vec()), Arc::new(starts.clone()), group))
-        })
-        .map(move |r| match r {
-            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-            Ok((plain, starts, group)) => {
-                let mut group = group.into_iter();
-                let batches = std::iter::from_fn(move || {
-                    let b: Vec<_> = group.by_ref().take(DECODED_AT_ONCE).collect();
-                    (!b.is_empty()).then_some(b)
-                });
-                futures::stream::iter(batches)
-                    .map(move |b| {
-                        let (plain, starts) = (plain.clone(), starts.clone());
-                        async move {
-                            let decode = move || b.into_iter().map(|(p, at)| make(p, &plain[at], &starts)).collect();
-                            tokio::task::spawn_blocking(decode).await?
-                        }
-                    })
-                    .buffered(2)
-                    .flat_map(|r: Result<Vec<T>>| match r {
-                        Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
-                        Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                    })
-                    .boxed()
-            }
-        })
-        .flatten()
-        .boxed()
+        self.stream_groups(ty, cycle, history, |group, plain, starts| Ok((Arc::new(plain), starts, group)))
+            .map(move |r| match r {
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                Ok((plain, starts, group)) => {
+                    let mut group = group.into_iter();
+                    let batches = std::iter::from_fn(move || {
+                        let b: Vec<_> = group.by_ref().take(DECODED_AT_ONCE).collect();
+                        (!b.is_empty()).then_some(b)
+                    });
+                    futures::stream::iter(batches)
+                        .map(move |b| {
+                            let (plain, starts) = (plain.clone(), starts.clone());
+                            async move {
+                                let decode =
+                                    move || b.into_iter().map(|(p, at)| make(p, &plain[at], &starts)).collect();
+                                tokio::task::spawn_blocking(decode).await?
+                            }
+                        })
+                        .buffered(2)
+                        .flat_map(|r: Result<Vec<T>>| match r {
+                            Ok(v) => futures::stream::iter(v.into_iter().map(Ok)).boxed(),
+                            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                        })
+                        .boxed()
+                }
+            })
+            .flatten()
+            .boxed()
     }
 
     /// `selection`'s versions grouped by the chunk that holds them, in store order: each
@@ -1036,13 +1035,18 @@ const DECODED_AT_ONCE: usize = 512;
 
 /// Makes a stream's item from one chunk's picked versions (each with its place in the chunk's
 /// plaintext, already checked), the plaintext, and the cycles' start times.
+/// (Both owned: a maker may keep them past the call, as `stream_of` does, without a copy.)
 trait MakeGroup<T>:
-    Fn(Vec<(Picked, std::ops::Range<usize>)>, &[u8], &HashMap<i64, String>) -> Result<T> + Copy + Send + Sync + 'static
+    Fn(Vec<(Picked, std::ops::Range<usize>)>, Vec<u8>, Arc<HashMap<i64, String>>) -> Result<T>
+    + Copy
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T, F> MakeGroup<T> for F where
-    F: Fn(Vec<(Picked, std::ops::Range<usize>)>, &[u8], &HashMap<i64, String>) -> Result<T>
+    F: Fn(Vec<(Picked, std::ops::Range<usize>)>, Vec<u8>, Arc<HashMap<i64, String>>) -> Result<T>
         + Copy
         + Send
         + Sync
@@ -1083,7 +1087,7 @@ async fn read_group<T: Send + 'static, F: MakeGroup<T>>(
     group: Vec<Picked>,
     make: F,
 ) -> Result<T> {
-    let Some(first) = group.first() else { return make(Vec::new(), &[], &starts) };
+    let Some(first) = group.first() else { return make(Vec::new(), Vec::new(), starts) };
     let sealed = reader.fetch_chunk(&org, first.blob.loc.pack, first.blob.loc.chunk).await?;
     tokio::task::spawn_blocking(move || {
         let (pack, chunk) = (group[0].blob.loc.pack, group[0].blob.loc.chunk);
@@ -1102,7 +1106,7 @@ async fn read_group<T: Send + 'static, F: MakeGroup<T>>(
                 Ok((p, at))
             })
             .collect::<Result<Vec<_>>>()?;
-        make(placed, &plain, &starts)
+        make(placed, plain, starts)
     })
     .await?
 }

@@ -79,13 +79,14 @@ pub fn routes() -> Router<Arc<HttpState>> {
     Router::new().merge(pages::routes()).merge(api::routes()).layer(axum::middleware::from_fn(uniform_errors))
 }
 
-/// An address that names nothing: a JSON error under `/api/`, the error page elsewhere.
+/// A refusal of a request for `path`: a JSON error under `/api/`, the error page elsewhere.
+fn refusal(path: &str, e: WebError) -> Response {
+    if path.starts_with("/api/") { ApiError(e).into_response() } else { PageError(e).into_response() }
+}
+
+/// An address that names nothing.
 pub async fn not_found(uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/api/") {
-        ApiError(WebError::NotFound).into_response()
-    } else {
-        PageError(WebError::NotFound).into_response()
-    }
+    refusal(uri.path(), WebError::NotFound)
 }
 
 /// Whether `path` is one of `pattern`'s (`{name}` matches any one segment).
@@ -119,13 +120,7 @@ async fn uniform_errors(req: axum::extract::Request, next: axum::middleware::Nex
         let text = String::from_utf8_lossy(&text).trim().to_string();
         if text.is_empty() { s.canonical_reason().unwrap_or("refused").to_lowercase() } else { text }
     };
-    let mut out = if path.starts_with("/api/") {
-        let body = serde_json::json!({"error": {"status": s.as_u16(), "message": message}});
-        (s, Json(body)).into_response()
-    } else {
-        let ctx = minijinja::context! { status => s.as_u16(), message => message, title => "Error" };
-        (s, Html(pages::render("error.html", ctx).unwrap_or_else(|_| "error".into()))).into_response()
-    };
+    let mut out = refusal(&path, WebError::Status(s, message));
     for h in [header::ALLOW, header::RETRY_AFTER] {
         if let Some(v) = parts.headers.get(&h) {
             out.headers_mut().insert(h, v.clone());
@@ -165,6 +160,10 @@ pub enum WebError {
     Refused(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+    /// A refusal axum made itself (a method a route does not take, a path or query that does
+    /// not parse): its status, and what to fix.
+    #[error("{1}")]
+    Status(StatusCode, String),
 }
 
 impl WebError {
@@ -177,6 +176,7 @@ impl WebError {
             WebError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Status(s, _) => *s,
         }
     }
 

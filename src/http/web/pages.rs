@@ -416,11 +416,10 @@ struct LogsPageQuery {
 async fn logs(State(s): S, Path(org): Path<String>, Query(p): Query<LogsPageQuery>, headers: HeaderMap) -> PageResult {
     let (who, _) = auth::org_access(&s, &headers, &org).await?;
     let q = LogQuery { source: p.source, result: p.result, cursor: p.cursor, limit: None };
-    // A result only jobs have (queued, running) shows no cycle, and "warn" no failed job.
-    let cycles_result = q.result.as_deref().filter(|r| ["ok", "warn", "error"].contains(r));
-    let in_cycles = q.result.is_none() || q.result.as_deref() == Some("") || cycles_result.is_some();
+    // A result only jobs have (queued, running) shows no cycle.
+    let in_cycles = q.result.as_deref().filter(|r| !r.is_empty()).is_none_or(|r| ["ok", "warn", "error"].contains(&r));
     let l = if in_cycles {
-        views::logs(&s, &org, &LogQuery { result: cycles_result.map(str::to_string), ..q.clone() }).await?
+        views::logs(&s, &org, &q).await?
     } else {
         views::LogsPage { cycles: Vec::new(), sources: Vec::new(), next_cursor: None }
     };
