@@ -146,7 +146,9 @@ impl Site {
 
     async fn get(&self, p: &str, auth: &Auth<'_>) -> (StatusCode, String) {
         let r = auth.apply(self.http.get(self.url(p))).send().await.unwrap();
-        (r.status(), r.text().await.unwrap())
+        let (s, body) = (r.status(), r.text().await.unwrap());
+        answers_as_documented("get", p, s, &body);
+        (s, body)
     }
 
     async fn json(&self, p: &str, auth: &Auth<'_>) -> Value {
@@ -161,9 +163,94 @@ impl Site {
             rq = rq.header("x-csrf-token", c);
         }
         let r = rq.send().await.unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap())
+        let (s, body) = (r.status(), r.text().await.unwrap());
+        answers_as_documented("post", p, s, &body);
+        (s, serde_json::from_str(&body).unwrap_or_else(|e| panic!("POST {p} answered {s} with no JSON ({e}): {body}")))
     }
+}
+
+/// schemas/openapi.json, and a validator per body schema of schemas/api.schema.json.
+struct Spec {
+    paths: serde_json::Map<String, Value>,
+    bodies: Value,
+    validators: std::sync::Mutex<std::collections::HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+fn spec() -> &'static Spec {
+    static SPEC: std::sync::OnceLock<Spec> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let open: Value = serde_json::from_str(include_str!("../schemas/openapi.json")).unwrap();
+        Spec {
+            paths: open["paths"].as_object().unwrap().clone(),
+            // Read when first needed (not built in), so that DAYBOOK_BLESS can write it first.
+            bodies: serde_json::from_str(
+                &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/api.schema.json")).unwrap(),
+            )
+            .unwrap(),
+            validators: Default::default(),
+        }
+    })
+}
+
+impl Spec {
+    /// The documented route a request path falls under: its literal segments equal, any
+    /// segment for a `{param}`; the most literal one wins (`archives/quote` over `{id}`).
+    fn route(&self, path: &str) -> Option<&serde_json::Map<String, Value>> {
+        let segs: Vec<&str> = path.split('/').collect();
+        let literal = |t: &str| !t.starts_with('{');
+        self.paths
+            .iter()
+            .filter(|(t, _)| {
+                let ts: Vec<&str> = t.split('/').collect();
+                ts.len() == segs.len() && ts.iter().zip(&segs).all(|(t, s)| !literal(t) || t == s)
+            })
+            .max_by_key(|(t, _)| t.split('/').filter(|t| literal(t)).count())
+            .map(|(_, ops)| ops.as_object().unwrap())
+    }
+
+    fn validator(&self, name: &str) -> Arc<jsonschema::Validator> {
+        let mut v = self.validators.lock().unwrap();
+        v.entry(name.to_string())
+            .or_insert_with(|| {
+                let schema = json!({"$ref": format!("#/$defs/{name}"), "$defs": self.bodies["$defs"]});
+                Arc::new(jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("schema {name}: {e}")))
+            })
+            .clone()
+    }
+}
+
+/// Every answer under /api/ the tests get is checked against what schemas/openapi.json
+/// documents for its route, method and status (or its `default`), so the file cannot say
+/// less or other than the server does.
+fn answers_as_documented(method: &str, url_path: &str, status: StatusCode, body: &str) {
+    let path = url_path.split('?').next().unwrap();
+    if !path.starts_with("/api/") {
+        return;
+    }
+    let spec = spec();
+    let Some(ops) = spec.route(path) else {
+        // An address the API does not have answers the documented error body.
+        return answers_as(spec, "Error", method, url_path, status, body);
+    };
+    let Some(op) = ops.get(method) else {
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {url_path}: not documented, answered {status}");
+        return answers_as(spec, "Error", method, url_path, status, body);
+    };
+    let responses = &op["responses"];
+    let r = responses.get(status.as_str()).or_else(|| responses.get("default")).unwrap();
+    let r#ref = r["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{method} {url_path}: the documented {status} answer names no body schema"));
+    let name = r#ref.strip_prefix("api.schema.json#/$defs/").expect("refs into api.schema.json");
+    answers_as(spec, name, method, url_path, status, body)
+}
+
+fn answers_as(spec: &Spec, name: &str, method: &str, url_path: &str, status: StatusCode, body: &str) {
+    let v: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{method} {url_path} answered {status} with no JSON ({e}): {body}"));
+    let errors: Vec<String> =
+        spec.validator(name).iter_errors(&v).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "{method} {url_path} answered {status} unlike its schema {name}: {errors:?}\n{body}");
 }
 
 enum Auth<'a> {
@@ -550,6 +637,22 @@ async fn openapi_is_true(b: Backend) {
     let mut served: Vec<String> = web::api::ROUTES.iter().map(|(m, p)| format!("{m} {p}")).collect();
     served.sort();
     assert_eq!(documented, served);
+    // The bodies' schemas are those of the types the handlers use.
+    let generated = web::openapi::document();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/api.schema.json");
+    if std::env::var_os("DAYBOOK_BLESS").is_some() {
+        std::fs::write(&file, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
+    }
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        committed == generated,
+        "schemas/api.schema.json is not what the API's types give: rerun with DAYBOOK_BLESS=1 to rewrite it, \
+         and look at the diff"
+    );
+    for name in spec["paths"].to_string().split("api.schema.json#/$defs/").skip(1) {
+        let name = name.split('"').next().unwrap();
+        assert!(generated["$defs"].get(name).is_some(), "openapi.json names {name}, which api.schema.json lacks");
+    }
     // Each GET answers 200 with the ids of a real record.
     let snaps = site.json("/api/v1/orgs/acme/snapshots", &Auth::Token(&token)).await;
     let t = acme_tasks(&snaps);
@@ -655,10 +758,11 @@ async fn archives_api_and_isolation(b: Backend) {
     );
 
     // Download: a fresh signed link, which serves the zip.
-    let r =
-        tok.apply(site.http.get(site.url(&format!("/api/v1/orgs/acme/archives/{id}/download")))).send().await.unwrap();
+    let download = format!("/api/v1/orgs/acme/archives/{id}/download");
+    let r = tok.apply(site.http.get(site.url(&download))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let link = r.headers()[LOCATION].to_str().unwrap().to_string();
+    answers_as_documented("get", &download, StatusCode::SEE_OTHER, &r.text().await.unwrap());
     assert!(link.starts_with(&site.url("/downloads/")), "{link}");
     let zip = site.http.get(&link).send().await.unwrap();
     assert_eq!(zip.status(), StatusCode::OK);

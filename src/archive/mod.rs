@@ -41,7 +41,7 @@ struct Meta {
 }
 
 /// An archive as `list` and `show` present it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ArchiveInfo {
     pub id: i64,
     pub org: String,
@@ -70,7 +70,7 @@ pub struct ArchiveInfo {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PartInfo {
     pub part: i64,
     pub size: i64,

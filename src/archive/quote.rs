@@ -16,7 +16,7 @@ const ENTRY_OVERHEAD: u64 = 30 + 46;
 /// What deflate leaves of records' JSON, about (for the zip's size; the price does not use it).
 const JSON_RATIO: f64 = 0.35;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Quote {
     pub org: String,
     pub history: bool,

@@ -30,7 +30,7 @@ pub struct RecoverFilter {
     pub until: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Deleted {
     pub sid: String,
     /// Its data type in the vault.

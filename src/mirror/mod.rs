@@ -721,7 +721,7 @@ async fn prepare(
 }
 
 /// `mirror status`: per target and data type, the cycle mirrored, when, requests, errors.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StatusRow {
     pub org: String,
     pub target: String,

@@ -11,7 +11,7 @@ const TOTP_AAD: &str = "daybook totp v1";
 const AUDIT_AAD: &[u8] = b"daybook audit v1";
 
 /// An audit entry as an org's admins read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: String,

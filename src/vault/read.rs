@@ -122,7 +122,7 @@ pub struct SnapshotInfo {
 }
 
 /// A file a stored version refers to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoredFile {
     /// The connector's key for it (how the app names the attachment).
     pub key: String,
@@ -224,7 +224,7 @@ pub struct Lines {
 }
 
 /// A record and where it belongs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RecordInfo {
     pub sid: String,
     pub org: String,

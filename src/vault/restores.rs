@@ -17,7 +17,7 @@ struct Sealed {
 }
 
 /// A copy made of a record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RestoreInfo {
     pub at: String,
     pub version: u32,

@@ -14,8 +14,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::archives;
 use super::auth::{self, CSRF_HEADER, Proof};
@@ -73,6 +73,42 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/api/v1/orgs/{org}/archives/{id}/delete", post(delete_archive))
 }
 
+/// Who the request is signed in as.
+#[derive(Serialize, JsonSchema)]
+pub struct Me {
+    /// A user's email, or "token NAME".
+    pub actor: String,
+    pub role: auth::Role,
+    /// The user's org; none for an operator, who sees every org.
+    pub org: Option<String>,
+    pub second_factor: bool,
+    /// What a session sends as X-CSRF-Token on each state-changing call (none for a token).
+    pub csrf_token: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Orgs {
+    pub orgs: Vec<views::OrgSummary>,
+}
+
+/// Per data type, one row per day, newest first.
+#[derive(Serialize, JsonSchema)]
+pub struct Snapshots {
+    pub types: Vec<views::TypeDays>,
+}
+
+/// A signed link that downloads the archive's part (also in Location).
+#[derive(Serialize, JsonSchema)]
+pub struct DownloadLink {
+    pub url: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ArchiveDeleted {
+    /// The archive's id.
+    pub deleted: i64,
+}
+
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q).map_err(|e| ApiError(WebError::BadRequest(format!("query: {}", e.body_text()))))
 }
@@ -95,18 +131,18 @@ fn ok<T: serde::Serialize>(v: T) -> ApiResult {
 async fn me(State(s): S, headers: HeaderMap) -> ApiResult {
     let who = auth::who(&s, &headers).await?;
     let csrf = who.csrf();
-    ok(json!({
-        "actor": who.actor,
-        "role": who.role,
-        "org": who.org,
-        "second_factor": who.totp_enrolled,
-        "csrf_token": if csrf.is_empty() { None } else { Some(csrf) },
-    }))
+    ok(Me {
+        csrf_token: if csrf.is_empty() { None } else { Some(csrf.to_string()) },
+        actor: who.actor,
+        role: who.role,
+        org: who.org,
+        second_factor: who.totp_enrolled,
+    })
 }
 
 async fn orgs(State(s): S, headers: HeaderMap) -> ApiResult {
     let who = auth::who(&s, &headers).await?;
-    ok(json!({ "orgs": views::orgs(&s, &who).await? }))
+    ok(Orgs { orgs: views::orgs(&s, &who).await? })
 }
 
 async fn overview(State(s): S, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -154,7 +190,7 @@ async fn snapshots(
     }
     let after = views::parse_cursor(q.cursor.as_deref())?;
     let types = views::snapshots(&s, &org, only, after.as_deref(), views::limit(q.limit)?).await?;
-    ok(json!({ "types": types }))
+    ok(Snapshots { types })
 }
 
 #[derive(Deserialize, Default)]
@@ -195,14 +231,17 @@ async fn record(
     ok(views::record(&s, &org, &t, &sid, q.v, q.from).await?)
 }
 
-#[derive(Deserialize, Default)]
+/// Which version to restore (the last with content by default), and the proof of identity:
+/// the second factor's code, or the password when none is enrolled.
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RestoreBody {
-    version: Option<i64>,
+pub struct RestoreBody {
+    pub version: Option<i64>,
+    /// Restore although a copy was made already.
     #[serde(default)]
-    again: bool,
-    code: Option<String>,
-    password: Option<String>,
+    pub again: bool,
+    pub code: Option<String>,
+    pub password: Option<String>,
 }
 
 async fn restore(
@@ -336,18 +375,19 @@ async fn download_archive(
     let (who, _) = auth::org_access(&s, &headers, &org).await?;
     let part = query(q)?.part.unwrap_or(1);
     let url = archives::download(&s, &who, &org, id, part).await?;
-    let mut r = Json(json!({ "url": url })).into_response();
+    let mut r = Json(DownloadLink { url: url.clone() }).into_response();
     *r.status_mut() = axum::http::StatusCode::SEE_OTHER;
     r.headers_mut().insert(axum::http::header::LOCATION, url.parse().map_err(anyhow::Error::from)?);
     r.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("a header value"));
     Ok(r)
 }
 
-#[derive(Deserialize, Default)]
+/// The proof of identity: the second factor's code, or the password when none is enrolled.
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ProofBody {
-    code: Option<String>,
-    password: Option<String>,
+pub struct ProofBody {
+    pub code: Option<String>,
+    pub password: Option<String>,
 }
 
 async fn delete_archive(State(s): S, Path((org, id)): Path<(String, i64)>, headers: HeaderMap, b: Bytes) -> ApiResult {
@@ -355,5 +395,5 @@ async fn delete_archive(State(s): S, Path((org, id)): Path<(String, i64)>, heade
     who.check_csrf(csrf(&headers))?;
     let b: ProofBody = body(&b)?;
     archives::delete(&s, &who, &org, id, &Proof { code: b.code, password: b.password }).await?;
-    ok(json!({ "deleted": id }))
+    ok(ArchiveDeleted { deleted: id })
 }

@@ -18,7 +18,7 @@ use crate::vault::Vault;
 use crate::vault::catalog::Lease;
 
 /// An archive as the list and the detail show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ArchiveView {
     #[serde(flatten)]
     pub archive: ArchiveInfo,
@@ -47,7 +47,7 @@ fn view(state: &HttpState, org: &str, a: ArchiveInfo) -> ArchiveView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ArchivesPage {
     pub archives: Vec<ArchiveView>,
     pub next_cursor: Option<String>,
@@ -75,7 +75,7 @@ pub async fn show(state: &HttpState, org: &str, id: i64) -> Result<ArchiveView, 
 }
 
 /// What an order is made of (the page's form and the API's body).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Order {
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct Order {
     pub accept_price: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct QuoteView {
     #[serde(flatten)]
     pub quote: Quote,
@@ -127,7 +127,7 @@ pub async fn quote(state: &HttpState, org: &str, day: Option<&str>, history: boo
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Ordered {
     pub archive: ArchiveView,
     /// The daemon's job that builds it, when one was queued.
@@ -186,7 +186,7 @@ pub async fn order(state: &HttpState, who: &Who, org: &str, o: &Order) -> Result
     Ok(Ordered { archive: show(state, org, id).await?, job })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rename {
     #[serde(default)]

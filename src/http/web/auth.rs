@@ -26,7 +26,7 @@ pub const PRE_COOKIE: &str = "daybook_pre";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const MIN_PASSWORD: usize = 12;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees one org.

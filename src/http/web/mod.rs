@@ -12,6 +12,7 @@
 pub mod api;
 pub mod archives;
 pub mod auth;
+pub mod openapi;
 pub mod pages;
 pub mod users;
 pub mod views;
@@ -31,7 +32,7 @@ use crate::connectors::Connector;
 pub type SendFactory = dyn Fn(&SourceConfig) -> anyhow::Result<Box<dyn Connector>> + Send + Sync;
 
 /// The backups queued on request (a job per source).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct JobRef {
     pub jobs: Vec<i64>,
 }
@@ -204,6 +205,20 @@ impl WebError {
 /// A refusal answered as JSON: `{"error": {"status": 404, "message": "..."}}`.
 pub struct ApiError(pub WebError);
 
+/// Every refusal of the API, whatever its status.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Error {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status, again.
+    pub status: u16,
+    /// What was refused and what to do about it, as a person reads it.
+    pub message: String,
+}
+
 impl<E: Into<WebError>> From<E> for ApiError {
     fn from(e: E) -> Self {
         ApiError(e.into())
@@ -213,7 +228,7 @@ impl<E: Into<WebError>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.0.status();
-        let body = serde_json::json!({"error": {"status": status.as_u16(), "message": self.0.message()}});
+        let body = Error { error: ErrorDetail { status: status.as_u16(), message: self.0.message() } };
         let mut r = (status, Json(body)).into_response();
         self.0.retry_after(&mut r);
         r

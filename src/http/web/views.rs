@@ -23,7 +23,7 @@ pub const PAGE: usize = 50;
 pub const MAX_PAGE: usize = 500;
 
 /// An instant, and how the org's people read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct When {
     pub utc: String,
     pub local: String,
@@ -92,7 +92,7 @@ pub fn limit(l: Option<usize>) -> Result<usize, WebError> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct OrgSummary {
     pub sid: String,
     pub name: String,
@@ -119,7 +119,7 @@ pub async fn orgs(state: &HttpState, who: &super::Who) -> Result<Vec<OrgSummary>
     Ok(out)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TypeCount {
     pub id: i64,
     pub name: String,
@@ -132,7 +132,7 @@ pub struct TypeCount {
     pub deleted: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct LastBackup {
     pub cycle: i64,
     pub at: When,
@@ -141,7 +141,7 @@ pub struct LastBackup {
     pub summary: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SourceOverview {
     pub name: String,
     pub kind: String,
@@ -149,7 +149,7 @@ pub struct SourceOverview {
     pub types: Vec<TypeCount>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Overview {
     pub org: OrgSummary,
     pub sources: Vec<SourceOverview>,
@@ -224,7 +224,7 @@ pub async fn overview(state: &HttpState, org: &str) -> Result<Overview> {
     Ok(Overview { org: org_summary(state, org), sources, mirrors, next_run, can_back_up_now: state.web.jobs.is_some() })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Day {
     pub day: String,
     pub cycle: i64,
@@ -235,7 +235,7 @@ pub struct Day {
     pub deleted: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct TypeDays {
     pub id: i64,
     pub source: String,
@@ -289,7 +289,7 @@ pub async fn org_type(state: &HttpState, org: &str, ty: i64) -> Result<TypeInfo,
     state.vault.types(Some(org)).await?.into_iter().find(|t| t.id.0 == ty).ok_or(WebError::NotFound)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RecordRow {
     pub sid: String,
     pub source_id: String,
@@ -299,7 +299,7 @@ pub struct RecordRow {
     pub label: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RecordsPage {
     pub type_id: i64,
     pub source: String,
@@ -387,7 +387,7 @@ pub async fn records_at(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VersionRow {
     pub version: u32,
     pub deleted: bool,
@@ -397,7 +397,7 @@ pub struct VersionRow {
     pub size: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct FieldChange {
     pub field: String,
     /// JSON text of the value (None: the field was not there).
@@ -405,14 +405,14 @@ pub struct FieldChange {
     pub after: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VersionDiff {
     pub from: u32,
     pub to: u32,
     pub fields: Vec<FieldChange>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RecordView {
     pub record: RecordInfo,
     pub type_id: i64,
@@ -511,7 +511,7 @@ pub async fn record(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DeletedRow {
     #[serde(flatten)]
     pub record: Deleted,
@@ -521,7 +521,7 @@ pub struct DeletedRow {
     pub restores: Vec<RestoreInfo>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DeletedPage {
     pub records: Vec<DeletedRow>,
     pub next_cursor: Option<String>,
@@ -583,7 +583,7 @@ pub async fn deleted(state: &HttpState, org: &str, q: &DeletedQuery) -> Result<D
     Ok(DeletedPage { records, next_cursor, data_types })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RestoreDone {
     pub sid: String,
     pub type_id: i64,
@@ -648,7 +648,7 @@ async fn tell(state: &HttpState, who: &super::Who, r: &RecordInfo, end: RestoreE
     crate::daemon::notify::restore_finished(Some(email), Some(&who.actor), &r.sid, &r.source, end).await.ok()
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct LogLineView {
     pub at: When,
     pub level: String,
@@ -657,7 +657,7 @@ pub struct LogLineView {
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CycleLog {
     pub cycle: i64,
     pub at: When,
@@ -666,7 +666,7 @@ pub struct CycleLog {
     pub lines: Vec<LogLineView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct LogsPage {
     pub cycles: Vec<CycleLog>,
     pub sources: Vec<String>,
@@ -736,7 +736,7 @@ pub async fn logs(state: &HttpState, org: &str, q: &LogQuery) -> Result<LogsPage
 
 /// One of the daemon's jobs of an org (a backup cycle, a mirror, an archive build, a
 /// restore...), as the Logs page lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct JobView {
     pub id: i64,
     pub kind: String,
@@ -755,20 +755,20 @@ pub struct JobView {
     pub outcome: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct JobsPage {
     pub jobs: Vec<JobView>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct JobLineView {
     pub at: When,
     pub level: String,
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct JobDetail {
     pub job: JobView,
     pub lines: Vec<JobLineView>,
@@ -857,13 +857,13 @@ pub async fn job(state: &HttpState, org: &str, id: i64) -> Result<JobDetail, Web
     Ok(JobDetail { job: job_view(j, worst.as_deref(), tz), lines })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditView>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditView {
     #[serde(flatten)]
     pub entry: crate::vault::access::AuditEntry,
