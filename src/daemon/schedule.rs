@@ -294,6 +294,62 @@ mod tests {
         assert_eq!(c.next_due(utc("2026-12-05T12:00:00Z")).unwrap().1, utc("2026-12-07T09:30:00Z"));
     }
 
+    /// The runs from `from`, each found by `next_due` after the one before: (local date, UTC).
+    fn runs(s: &Schedule, from: &str, n: usize) -> Vec<(String, DateTime<Utc>)> {
+        let mut t = utc(from);
+        (0..n)
+            .map(|_| {
+                let (d, at) = s.next_due(t).unwrap();
+                t = at;
+                (d.to_string(), at)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_a_day_across_daylight_saving_changes() {
+        // New York, 2027: clocks go from 02:00 to 03:00 on 14 March, from 02:00 back to 01:00
+        // on 7 November. A run set inside the gap runs when the gap ends; one set in the hour
+        // that happens twice runs the first time; neither day is skipped or run twice.
+        let daily = |at: &str| {
+            Schedule::of(&org(&format!(
+                "timezone = \"America/New_York\"\n[orgs.schedule]\nat = \"{at}\"\nwindow_minutes = 0\n"
+            )))
+            .unwrap()
+        };
+        let spring = runs(&daily("02:30"), "2027-03-12T12:00:00Z", 4);
+        assert_eq!(
+            spring,
+            vec![
+                ("2027-03-13".to_string(), utc("2027-03-13T07:30:00Z")),
+                ("2027-03-14".to_string(), utc("2027-03-14T07:00:00Z")),
+                ("2027-03-15".to_string(), utc("2027-03-15T06:30:00Z")),
+                ("2027-03-16".to_string(), utc("2027-03-16T06:30:00Z")),
+            ]
+        );
+        let fall = runs(&daily("01:30"), "2027-11-05T12:00:00Z", 3);
+        assert_eq!(
+            fall,
+            vec![
+                ("2027-11-06".to_string(), utc("2027-11-06T05:30:00Z")),
+                ("2027-11-07".to_string(), utc("2027-11-07T05:30:00Z")),
+                ("2027-11-08".to_string(), utc("2027-11-08T06:30:00Z")),
+            ]
+        );
+        // The same through cron, whose days come from croner.
+        let cron = |c: &str| {
+            Schedule::of(&org(&format!("timezone = \"America/New_York\"\n[orgs.schedule]\ncron = \"{c}\"\n"))).unwrap()
+        };
+        let days = |v: Vec<(String, DateTime<Utc>)>| v.into_iter().map(|(d, _)| d).collect::<Vec<_>>();
+        assert_eq!(
+            days(runs(&cron("30 2 * * *"), "2027-03-12T12:00:00Z", 4)),
+            ["2027-03-13", "2027-03-14", "2027-03-15", "2027-03-16"]
+        );
+        let fall = runs(&cron("30 1 * * *"), "2027-11-05T12:00:00Z", 3);
+        assert_eq!(days(fall.clone()), ["2027-11-06", "2027-11-07", "2027-11-08"]);
+        assert_eq!(fall[1].1 - fall[0].1, TimeDelta::hours(24), "the first 01:30 of 7 November: {fall:?}");
+    }
+
     #[test]
     fn the_window_spreads_orgs_and_keeps_each_in_place() {
         let mut per_minute = [0u32; 60];
