@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::{Backend, Env, task};
 use daybook::config::Config;
 use daybook::daemon::schedule::{TestClock, Ticker};
-use daybook::vault::catalog::Catalog;
+use daybook::vault::catalog::{Catalog, NewJob};
 use serde_json::{Value, json};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -112,6 +112,7 @@ both_backends!(
     sigterm_parks_a_running_job_for_the_next_daemon,
     a_restore_job_makes_the_copy_and_emails_the_requester,
     a_429_from_an_app_shows_in_metrics,
+    drift_found_by_a_whole_read_warns_in_the_job,
     scheduled_cycles_apply_retention
 );
 
@@ -645,6 +646,44 @@ async fn a_restore_job_makes_the_copy_and_emails_the_requester(b: Backend) {
         env.json(&["status"])["failed"].as_array().unwrap().iter().any(|j| j["id"] == again)
     });
     assert_eq!(f.with(|a| a.cards.iter().filter(|c| c["name"] == "Launch the rocket").count()), 1, "no second copy");
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).success(), "{}", d.log_text());
+}
+
+/// A change the app's change feed missed, found by the whole read, makes the backup job a
+/// warning (its log says what), as it is in the cycle's backup log, not a plain success.
+async fn drift_found_by_a_whole_read_warns_in_the_job(b: Backend) {
+    let f = fake_trello::Fake::start();
+    let card = f.with(|a| {
+        let board = a.board("Roadmap", None);
+        let list = a.list(&board, "To do");
+        a.card(&list, "Launch")
+    });
+    let mut env = Env::new(b).await;
+    let port = free_port();
+    trello_org(&mut env, &f, port, "[engine]\nfull_every_days = 0\n");
+    env.ok(&["init"]);
+    env.ok(&["backup"]);
+    // Changed without Trello moving its dateLastActivity: only a whole read sees it.
+    f.with(|a| a.card_mut(&card)["desc"] = "changed quietly".into());
+    let catalog = Catalog::connect(&env.catalog, env.path()).await.unwrap();
+    let backup = NewJob {
+        kind: "backup".into(),
+        org: Some("acme".into()),
+        source: None,
+        args: "{}".into(),
+        manual: false,
+        max_attempts: 1,
+    };
+    let job = catalog.enqueue(&backup).await.unwrap();
+    let mut d = Daemon::start(&env, "daemon", None);
+    until("the backup job's end", 60, || job_messages(&env, job).iter().any(|m| m.starts_with("done in ")));
+    let log = env.json(&["logs", "--job", &job.to_string()]);
+    let lines = log.as_array().unwrap();
+    let warned: Vec<&Value> = lines.iter().filter(|l| l["level"] == "warn").collect();
+    assert_eq!(warned.len(), 1, "one warning, the cards' drift: {lines:?}");
+    let m = warned[0]["message"].as_str().unwrap();
+    assert!(m.contains("trello/") && m.contains("drift: 1 changes"), "{m}");
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30).success(), "{}", d.log_text());
 }

@@ -306,37 +306,11 @@ mod tests {
             .collect()
     }
 
+    /// tests/daemon.rs follows every/at through both changes with a ticking clock; this is
+    /// cron's side, whose days come from croner. New York, 2027: 02:00 becomes 03:00 on 14
+    /// March, and 02:00 goes back to 01:00 on 7 November.
     #[test]
-    fn a_run_a_day_across_daylight_saving_changes() {
-        // New York, 2027: clocks go from 02:00 to 03:00 on 14 March, from 02:00 back to 01:00
-        // on 7 November. A run set inside the gap runs when the gap ends; one set in the hour
-        // that happens twice runs the first time; neither day is skipped or run twice.
-        let daily = |at: &str| {
-            Schedule::of(&org(&format!(
-                "timezone = \"America/New_York\"\n[orgs.schedule]\nat = \"{at}\"\nwindow_minutes = 0\n"
-            )))
-            .unwrap()
-        };
-        let spring = runs(&daily("02:30"), "2027-03-12T12:00:00Z", 4);
-        assert_eq!(
-            spring,
-            vec![
-                ("2027-03-13".to_string(), utc("2027-03-13T07:30:00Z")),
-                ("2027-03-14".to_string(), utc("2027-03-14T07:00:00Z")),
-                ("2027-03-15".to_string(), utc("2027-03-15T06:30:00Z")),
-                ("2027-03-16".to_string(), utc("2027-03-16T06:30:00Z")),
-            ]
-        );
-        let fall = runs(&daily("01:30"), "2027-11-05T12:00:00Z", 3);
-        assert_eq!(
-            fall,
-            vec![
-                ("2027-11-06".to_string(), utc("2027-11-06T05:30:00Z")),
-                ("2027-11-07".to_string(), utc("2027-11-07T05:30:00Z")),
-                ("2027-11-08".to_string(), utc("2027-11-08T06:30:00Z")),
-            ]
-        );
-        // The same through cron, whose days come from croner.
+    fn cron_runs_once_a_local_day_across_daylight_saving_changes() {
         let cron = |c: &str| {
             Schedule::of(&org(&format!("timezone = \"America/New_York\"\n[orgs.schedule]\ncron = \"{c}\"\n"))).unwrap()
         };
@@ -348,6 +322,10 @@ mod tests {
         let fall = runs(&cron("30 1 * * *"), "2027-11-05T12:00:00Z", 3);
         assert_eq!(days(fall.clone()), ["2027-11-06", "2027-11-07", "2027-11-08"]);
         assert_eq!(fall[1].1 - fall[0].1, TimeDelta::hours(24), "the first 01:30 of 7 November: {fall:?}");
+        // Dublin: 01:00 becomes 02:00 on 28 March 2027.
+        let dublin =
+            Schedule::of(&org("timezone = \"Europe/Dublin\"\n[orgs.schedule]\ncron = \"30 1 * * *\"\n")).unwrap();
+        assert_eq!(days(runs(&dublin, "2027-03-26T12:00:00Z", 3)), ["2027-03-27", "2027-03-28", "2027-03-29"]);
     }
 
     #[test]

@@ -300,6 +300,15 @@ async fn backup(ctx: JobCtx) -> Result<Outcome> {
             s.live, s.added, s.changed, s.deleted, s.files_fetched, s.stored_bytes
         );
         match &t.error {
+            // What the change feed missed is in the snapshot now, but says the app's feed
+            // cannot be trusted alone: the job warns, as the cycle's backup log does.
+            None if s.drift > 0 => {
+                let line = format!(
+                    "{}/{}: {counts}; drift: {} changes the incremental reads had missed, caught by the full read",
+                    t.source, t.data_type, s.drift
+                );
+                ctx.log("warn", &format!("drift {}: {counts}", s.drift), &line).await?
+            }
             None => {
                 ctx.log("info", &format!("ok: {counts}"), &format!("{}/{}: {counts}", t.source, t.data_type)).await?
             }
