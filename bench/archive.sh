@@ -76,7 +76,8 @@ h_versions=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ar
 same_content() {
   local id=$1 dir="$work/content-$1"
   "$bin" archive download "$id" --to "$work/a-$id.zip" >/dev/null
-  mkdir -p "$dir" && (cd "$dir" && unzip -q "$work/a-$id.zip") && rm "$work/a-$id.zip"
+  # Past archive.part_bytes it comes in parts (a-ID.part1.zip, ...), each a zip of its own.
+  mkdir -p "$dir" && (cd "$dir" && for z in "$work/a-$id".*zip; do unzip -q -o "$z"; done) && rm "$work/a-$id".*zip
   sync
   local s mb
   read -r s mb < <(cd "$dir" && measure zip -q -r "$work/z-$id.zip" .)

@@ -431,6 +431,13 @@ impl Vault {
     /// A data type's state at a cycle (its last snapshot at or before it), and what the
     /// reading of it cost: the deltas on top of its last checkpoint.
     pub(crate) async fn state_at(&self, ty: TypeId, cycle: Option<i64>) -> Result<(Arc<State>, Chain)> {
+        self.load_state(ty, cycle, true).await
+    }
+
+    /// The state, from the cache or read, and remembered only if `remember`: a reader that
+    /// walks a data type once (a stream of all its records) would otherwise hold the state
+    /// beside what it picked from it, twice the memory for the largest data types.
+    async fn load_state(&self, ty: TypeId, cycle: Option<i64>, remember: bool) -> Result<(Arc<State>, Chain)> {
         let chain = self.catalog.page_chain(ty.0, cycle.unwrap_or(i64::MAX)).await?;
         let Some(last) = chain.last() else { return Ok((Arc::default(), Chain::default())) };
         if let Some(cached) = self.cached_state(ty.0, last.cycle) {
@@ -453,7 +460,9 @@ impl Vault {
             }
         }
         let state = Arc::new(state);
-        self.keep_state(ty.0, last.cycle, state.clone(), info);
+        if remember {
+            self.keep_state(ty.0, last.cycle, state.clone(), info);
+        }
         Ok((state, info))
     }
 
@@ -660,7 +669,8 @@ impl Vault {
                 }
             }
         } else {
-            let (state, _) = self.state_at(ty, Some(cycle.0)).await?;
+            let (state, _) = self.load_state(ty, Some(cycle.0), false).await?;
+            out.reserve_exact(state.live_count());
             out.extend(state.live().map(|(k, e)| Picked::current(k, e)));
         }
         out.sort_by_key(|p| p.blob.loc);

@@ -50,11 +50,28 @@ fn env() -> &'static Environment<'static> {
         e.add_filter("local", |at: String, tz: String| -> String {
             views::when_str(&at, tz.parse().unwrap_or(chrono_tz::UTC)).local
         });
+        // `{{ n | num }}`: a count with its thousands grouped (264,445), as tables are read.
+        e.add_filter("num", |n: i64| -> String { grouped(n) });
         for (name, text) in TEMPLATES {
             e.add_template(name, text).expect("the built-in templates parse");
         }
         e
     })
+}
+
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn sv<T: serde::Serialize>(v: T) -> minijinja::Value {
