@@ -156,8 +156,11 @@ async fn three_daemons_split_a_day_of_thirty_orgs() {
         let starts: Vec<&String> = lines.iter().filter(|m| m.starts_with("started on ")).collect();
         let dones = lines.iter().filter(|m| m.starts_with("done in ")).count();
         assert_eq!(dones, 1, "job {} finished {dones} times: {lines:?}", j.id);
-        assert_eq!(starts.len() as i64, j.attempts, "job {}: {lines:?}", j.id);
-        if starts.len() > 1 {
+        // An attempt claimed by the killed daemon's other worker in the moment before it died
+        // has no line yet: at most one attempt is silent, and only when another followed.
+        let silent = j.attempts - starts.len() as i64;
+        assert!(silent == 0 || (silent == 1 && j.attempts > 1), "job {} ({} attempts): {lines:?}", j.id, j.attempts);
+        if j.attempts > 1 {
             let who: BTreeSet<_> = starts.iter().map(|s| s.split(',').next().unwrap().to_string()).collect();
             assert_eq!(who.len(), starts.len(), "job {} was taken up by another daemon: {lines:?}", j.id);
             taken_up += 1;
