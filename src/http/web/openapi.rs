@@ -13,10 +13,15 @@ use super::{api, archives, views};
 /// (`additionalProperties: false`), so a field added to an answer is a field documented.
 pub fn document() -> Value {
     let mut g = SchemaSettings::draft2020_12().into_generator();
-    macro_rules! named {
+    // The bodies the API reads: a request may leave out what is optional.
+    let mut requests = Vec::new();
+    macro_rules! answers {
         ($($t:ty),* $(,)?) => { $( g.subschema_for::<$t>(); )* };
     }
-    named!(
+    macro_rules! requests {
+        ($($t:ty),* $(,)?) => { $( g.subschema_for::<$t>(); requests.push(<$t as schemars::JsonSchema>::schema_name()); )* };
+    }
+    answers!(
         super::Error,
         api::Me,
         api::Orgs,
@@ -25,7 +30,6 @@ pub fn document() -> Value {
         api::Snapshots,
         views::RecordsPage,
         views::RecordView,
-        api::RestoreBody,
         views::RestoreDone,
         views::DeletedPage,
         views::LogsPage,
@@ -33,20 +37,17 @@ pub fn document() -> Value {
         views::JobDetail,
         views::AuditPage,
         archives::ArchivesPage,
-        archives::Order,
         archives::Ordered,
         archives::QuoteView,
         archives::ArchiveView,
-        archives::Rename,
         api::DownloadLink,
-        api::ProofBody,
         api::ArchiveDeleted,
     );
+    requests!(api::RestoreBody, archives::Order, archives::Rename, api::ProofBody);
     let mut defs = g.take_definitions(true);
     for (name, v) in defs.iter_mut() {
-        // An answer has each of its fields, null when there is nothing; a request may leave out
-        // what is optional.
-        let answer = !REQUESTS.contains(&name.as_str());
+        // An answer has each of its fields, null when there is nothing.
+        let answer = !requests.iter().any(|r| r == name);
         close(v, answer);
     }
     let mut doc = Map::new();
@@ -55,9 +56,6 @@ pub fn document() -> Value {
     doc.insert("$defs".into(), Value::Object(defs));
     Value::Object(doc)
 }
-
-/// The bodies the API reads.
-const REQUESTS: &[&str] = &["RestoreBody", "Order", "Rename", "ProofBody"];
 
 fn close(v: &mut Value, answer: bool) {
     match v {
